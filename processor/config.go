@@ -1,0 +1,134 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+// Config configures a Processor. The zero value is valid: it processes the
+// default topology with 8 workers.
+type Config struct {
+	// Topology names the streams. Defaults to stream.Topology's defaults.
+	Topology stream.Topology
+	// Group is the durable consumer shared by every process of the group.
+	// Defaults to "reactor".
+	Group string
+	// FilterSubjects restricts the group to some subjects. Defaults to all.
+	FilterSubjects []string
+	// Workers bounds concurrent handler calls. Defaults to 8.
+	Workers int
+	// Prefetch is how many messages are pulled ahead of the workers. Their
+	// AckWait runs while they wait, so it stays near Workers. Defaults to
+	// Workers.
+	Prefetch int
+	// AckWait is how long a delivery may go unacknowledged before the server
+	// redelivers it. Heartbeats extend it while a handler runs. Defaults to
+	// 30s.
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries; the last failed one is dead-lettered.
+	// Defaults to 5.
+	MaxDeliver int
+	// MaxAckPending bounds unacknowledged deliveries across the whole group.
+	// Defaults to max(1000, 2*(Workers+Prefetch)).
+	MaxAckPending int
+	// BackoffBase is the first retry delay of a plain error; it doubles with
+	// each delivery, up to BackoffMax, with jitter. Defaults to 1s.
+	BackoffBase time.Duration
+	// BackoffMax caps the retry delay. Defaults to 5m.
+	BackoffMax time.Duration
+	// Heartbeat is how often a running handler's message is marked in
+	// progress. Defaults to AckWait/3. Negative disables heartbeats.
+	Heartbeat time.Duration
+	// ShutdownTimeout is how long Run waits for in-flight handlers after its
+	// context is cancelled before cancelling theirs. Defaults to 30s.
+	ShutdownTimeout time.Duration
+	// DoubleAck waits for the server to confirm each ack. Defaults to false:
+	// it costs a round trip per message.
+	DoubleAck bool
+	// Logger logs outcome decisions and lifecycle events. Defaults to
+	// discarding them.
+	Logger *slog.Logger
+	// OnOutcome, if set, is called after each message is settled, from the
+	// worker that settled it. It must be fast and safe for concurrent use.
+	OnOutcome func(Result)
+}
+
+func (c Config) withDefaults() Config {
+	c.Topology = c.Topology.WithDefaults()
+	if c.Group == "" {
+		c.Group = "reactor"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = c.Workers
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = max(1000, 2*(c.Workers+c.Prefetch))
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = c.AckWait / 3
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.MaxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("max deliver %d: must be at least 1 (dead-lettering needs a last delivery)", c.MaxDeliver))
+	}
+	if c.MaxAckPending < c.Workers+c.Prefetch {
+		errs = append(errs, fmt.Errorf("max ack pending %d is below workers+prefetch %d: workers would starve", c.MaxAckPending, c.Workers+c.Prefetch))
+	}
+	if c.Heartbeat > 0 && c.Heartbeat >= c.AckWait {
+		errs = append(errs, fmt.Errorf("heartbeat %s must be shorter than ack wait %s", c.Heartbeat, c.AckWait))
+	}
+	if c.BackoffMax < c.BackoffBase {
+		errs = append(errs, fmt.Errorf("backoff max %s is below backoff base %s", c.BackoffMax, c.BackoffBase))
+	}
+	for _, f := range c.FilterSubjects {
+		if _, _, err := parsePattern(f); err != nil {
+			errs = append(errs, fmt.Errorf("filter subject: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("processor: invalid config: %w", err)
+	}
+	return nil
+}
+
+// ConsumerSpec is the durable consumer this config needs, derived from the
+// same fields the workers use so the two cannot drift apart.
+func (c Config) ConsumerSpec() stream.ConsumerSpec {
+	c = c.withDefaults()
+	return stream.ConsumerSpec{
+		Name:           c.Group,
+		AckWait:        c.AckWait,
+		MaxDeliver:     c.MaxDeliver,
+		MaxAckPending:  c.MaxAckPending,
+		FilterSubjects: c.FilterSubjects,
+	}
+}

@@ -1,0 +1,221 @@
+package processor
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// delivery is one message in the hands of a worker. Exactly one party
+// settles it (acks, naks or terminates): the worker, or a shutdown that ran
+// out of patience.
+type delivery struct {
+	msg     jetstream.Msg
+	settled atomic.Bool
+}
+
+// settle claims the right to acknowledge d; it reports false if someone
+// already did.
+func (d *delivery) settle() bool { return d.settled.CompareAndSwap(false, true) }
+
+func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
+	d := &delivery{msg: msg}
+	if p.stopping.Load() {
+		_ = msg.Nak() // not started: let another worker or the next run have it now
+		return
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery: nothing to ack, nothing to retry.
+		p.log.Error("message without JetStream metadata", "subject", msg.Subject(), "err", err)
+		return
+	}
+	m := &Message{
+		subject:   msg.Subject(),
+		data:      msg.Data(),
+		header:    msg.Headers(),
+		stream:    meta.Stream,
+		sequence:  meta.Sequence.Stream,
+		delivered: int(meta.NumDelivered),
+		timestamp: meta.Timestamp,
+	}
+	p.inflight.Store(d, struct{}{})
+	p.running.Add(1)
+	stopHeartbeat := p.heartbeat(d)
+	start := time.Now()
+	herr := p.call(ctx, m)
+	elapsed := time.Since(start)
+	stopHeartbeat()
+	p.running.Add(-1)
+	p.inflight.Delete(d)
+	if !d.settle() {
+		return // a shutdown nak'ed it already
+	}
+	p.settle(ctx, d, m, herr, start, elapsed)
+}
+
+// call runs the handler, turning a panic into a *PanicError.
+func (p *Processor) call(ctx context.Context, m *Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = newPanicError(v)
+		}
+	}()
+	return p.h.Process(ctx, m)
+}
+
+// heartbeat marks d in progress every Heartbeat while its handler runs, so
+// that a handler may run far longer than AckWait. It returns the stop
+// function.
+func (p *Processor) heartbeat(d *delivery) func() {
+	if p.cfg.Heartbeat <= 0 {
+		return func() {}
+	}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	t = time.AfterFunc(p.cfg.Heartbeat, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if err := d.msg.InProgress(); err != nil {
+			p.log.Debug("in-progress heartbeat failed", "err", err)
+		}
+		t.Reset(p.cfg.Heartbeat)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
+}
+
+// settle applies the outcome of herr to the message, and logs it once.
+func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr error, start time.Time, elapsed time.Duration) {
+	dec := classify(herr, m.delivered, p.cfg.MaxDeliver, p.backoff, randJitter())
+	if herr != nil && context.Cause(ctx) == ErrShutdown && dec.outcome == OutcomeRetry {
+		dec.delay = 0 // cancelled by shutdown, not failed: redeliver at once
+	}
+	pattern := p.pattern(m.subject)
+	var err error
+	switch dec.outcome {
+	case OutcomeAck, OutcomeDrop:
+		err = p.ack(ctx, d.msg)
+	case OutcomeRetry:
+		err = d.msg.NakWithDelay(dec.delay)
+	case OutcomeDeadLetter:
+		fallback := start
+		if m.delivered > 1 {
+			fallback = m.timestamp
+		}
+		first := p.attempts.firstAttempt(m.sequence, fallback)
+		if err = p.deadLetter(ctx, d.msg, m, herr, pattern, first, start); err != nil {
+			// The DLQ refused it: keep the alert in the work queue.
+			dec = decision{outcome: OutcomeRetry, delay: p.backoff.delay(m.delivered, randJitter())}
+			p.log.Error("dead-letter failed, alert stays queued", "subject", m.subject, "seq", m.sequence, "err", err)
+			err = d.msg.NakWithDelay(dec.delay)
+		}
+	}
+	if dec.outcome == OutcomeRetry {
+		p.attempts.record(m.sequence, start)
+	} else if m.delivered > 1 {
+		p.attempts.forget(m.sequence)
+	}
+	p.logOutcome(m, pattern, dec, herr, err, elapsed)
+	if p.cfg.OnOutcome != nil {
+		p.cfg.OnOutcome(Result{Message: m, Pattern: pattern, Outcome: dec.outcome, Delay: dec.delay, Err: herr, Duration: elapsed})
+	}
+}
+
+func (p *Processor) ack(ctx context.Context, msg jetstream.Msg) error {
+	if p.cfg.DoubleAck {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return msg.DoubleAck(actx)
+	}
+	return msg.Ack()
+}
+
+func (p *Processor) pattern(subject string) string {
+	if r, ok := p.h.(interface{ Pattern(string) string }); ok {
+		return r.Pattern(subject)
+	}
+	return ""
+}
+
+func (p *Processor) logOutcome(m *Message, pattern string, dec decision, herr, ackErr error, elapsed time.Duration) {
+	level := slog.LevelDebug
+	switch {
+	case ackErr != nil || dec.outcome == OutcomeDeadLetter:
+		level = slog.LevelError
+	case dec.outcome == OutcomeRetry:
+		level = slog.LevelWarn
+	}
+	ctx := context.Background()
+	if !p.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("outcome", dec.outcome.String()),
+		slog.String("subject", m.subject),
+		slog.Uint64("seq", m.sequence),
+		slog.Int("delivered", m.delivered),
+		slog.String("pattern", pattern),
+		slog.Duration("duration", elapsed),
+	}
+	if dec.outcome == OutcomeRetry {
+		attrs = append(attrs, slog.Duration("retry_in", dec.delay))
+	}
+	if herr != nil {
+		attrs = append(attrs, slog.String("err", herr.Error()))
+	}
+	if ackErr != nil {
+		attrs = append(attrs, slog.String("ack_err", ackErr.Error()))
+	}
+	p.log.LogAttrs(ctx, level, "alert "+dec.outcome.String(), attrs...)
+}
+
+// attemptLog remembers when this process first tried each message that is
+// being retried, for the dead letter's first-attempt header. It is bounded:
+// past maxAttempts entries new ones are not recorded, and a dead letter whose
+// first attempt is unknown (made by another process, or not recorded) falls
+// back to the time the message was queued.
+type attemptLog struct {
+	mu    sync.Mutex
+	first map[uint64]time.Time
+}
+
+const maxAttempts = 100_000
+
+func (a *attemptLog) record(seq uint64, at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.first[seq]; !ok && len(a.first) < maxAttempts {
+		a.first[seq] = at
+	}
+}
+
+// firstAttempt returns the recorded first attempt of seq, or fallback.
+func (a *attemptLog) firstAttempt(seq uint64, fallback time.Time) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t, ok := a.first[seq]; ok {
+		return t
+	}
+	return fallback
+}
+
+func (a *attemptLog) forget(seq uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.first, seq)
+}

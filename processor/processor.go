@@ -1,0 +1,222 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+// ErrShutdown is the cause of the handlers' context when a shutdown runs out
+// of patience: their messages are nak'ed for immediate redelivery.
+var ErrShutdown = errors.New("processor: shutting down")
+
+// Result describes one settled message, for OnOutcome.
+type Result struct {
+	Message  *Message
+	Pattern  string
+	Outcome  Outcome
+	Delay    time.Duration // for OutcomeRetry
+	Err      error         // the handler's error, nil on success
+	Duration time.Duration // time spent in the handler
+}
+
+// Processor runs a pool of workers over the durable consumer of a group and
+// settles every message according to its handler's result.
+type Processor struct {
+	js      jetstream.JetStream
+	h       Handler
+	cfg     Config
+	backoff backoff
+	log     *slog.Logger
+
+	stopping atomic.Bool
+	inflight sync.Map // *delivery -> struct{}
+	attempts attemptLog
+	running  atomic.Int64
+}
+
+// New returns a Processor that hands every message of cfg's group to h,
+// usually a *Router.
+func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Processor{
+		js:       js,
+		h:        h,
+		cfg:      cfg,
+		backoff:  backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
+		log:      cfg.Logger.With("stream", cfg.Topology.Work, "consumer", cfg.Group),
+		attempts: attemptLog{first: make(map[uint64]time.Time)},
+	}, nil
+}
+
+// InFlight is the number of handlers running now.
+func (p *Processor) InFlight() int { return int(p.running.Load()) }
+
+// Run ensures the topology, then processes messages until ctx is cancelled.
+// Cancelling ctx is a soft stop: no more messages are pulled, messages not
+// yet started are nak'ed, and running handlers get ShutdownTimeout to
+// finish. Then their context is cancelled with ErrShutdown and whatever did
+// not finish is nak'ed for immediate redelivery. Run returns nil after a
+// shutdown, or the error that kept it from starting.
+func (p *Processor) Run(ctx context.Context) error {
+	if err := stream.EnsureStreams(ctx, p.js, p.cfg.Topology); err != nil {
+		return fmt.Errorf("processor: %w", err)
+	}
+	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer hcancel(ErrShutdown)
+	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
+	dispatch := func(msg jetstream.Msg) {
+		if p.stopping.Load() {
+			_ = msg.Nak()
+			return
+		}
+		workers.Go(func() { p.handle(hctx, msg) })
+	}
+
+	p.log.Info("processor started", "workers", p.cfg.Workers, "prefetch", p.cfg.Prefetch, "ack_wait", p.cfg.AckWait, "max_deliver", p.cfg.MaxDeliver)
+	err := p.loop(ctx, dispatch)
+	p.stopping.Store(true)
+	p.shutdown(workers, hcancel)
+	return err
+}
+
+// loop consumes until ctx is done, recreating the consumer whenever it is
+// lost.
+func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg)) error {
+	for {
+		cc, restart, err := p.consume(ctx, dispatch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			p.stopping.Store(true)
+			drain(cc)
+			return nil
+		case reason := <-restart:
+			p.log.Warn("consumer lost, recreating it", "err", reason)
+			cc.Stop()
+		}
+	}
+}
+
+// consume binds the durable consumer, retrying until ctx is done, and starts
+// pulling. The restart channel reports that the consumer is gone.
+func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg)) (jetstream.ConsumeContext, <-chan error, error) {
+	restart := make(chan error, 1)
+	signal := func(err error) {
+		select {
+		case restart <- err:
+		default:
+		}
+	}
+	wait := 100 * time.Millisecond
+	for {
+		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.cfg.ConsumerSpec())
+		if err == nil {
+			cc, err := cons.Consume(dispatch,
+				jetstream.PullMaxMessages(p.cfg.Prefetch),
+				jetstream.PullHeartbeat(5*time.Second),
+				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+					p.consumeError(ctx, cons, err, signal)
+				}))
+			if err == nil {
+				return cc, restart, nil
+			}
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.Code == 400 {
+			return nil, nil, fmt.Errorf("processor: %w", err) // a config the server refuses: retrying will not help
+		}
+		p.log.Warn("cannot bind consumer, retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// consumeError sorts the errors Consume reports: a deleted consumer stops
+// Consume for good and must be recreated; missing heartbeats may mean the
+// same, so the consumer is looked up.
+func (p *Processor) consumeError(ctx context.Context, cons jetstream.Consumer, err error, restart func(error)) {
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerDeleted),
+		errors.Is(err, jetstream.ErrConsumerNotFound),
+		errors.Is(err, jetstream.ErrBadRequest):
+		restart(err)
+	case errors.Is(err, jetstream.ErrNoHeartbeat):
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+			restart(ierr)
+			return
+		}
+		p.log.Debug("consumer heartbeat missed", "err", err)
+	default:
+		p.log.Debug("consume", "err", err)
+	}
+}
+
+// drain stops pulling and waits until every buffered message went through
+// dispatch, which naks them while stopping.
+func drain(cc jetstream.ConsumeContext) {
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+		cc.Stop()
+	}
+}
+
+// shutdown waits for running handlers, then cancels them and naks what is
+// left.
+func (p *Processor) shutdown(workers *pool.Pool, hcancel context.CancelCauseFunc) {
+	done := make(chan struct{})
+	go func() {
+		workers.Wait()
+		close(done)
+	}()
+	n := p.InFlight()
+	if n > 0 {
+		p.log.Info("draining in-flight alerts", "in_flight", n, "timeout", p.cfg.ShutdownTimeout)
+	}
+	select {
+	case <-done:
+		p.log.Info("processor stopped")
+		return
+	case <-time.After(p.cfg.ShutdownTimeout):
+	}
+	p.log.Warn("shutdown timeout: cancelling handlers", "in_flight", p.InFlight())
+	hcancel(ErrShutdown)
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		// Handlers that ignore their context keep running; their messages
+		// are nak'ed now and whatever they report later is ignored.
+	}
+	p.inflight.Range(func(k, _ any) bool {
+		if d := k.(*delivery); d.settle() {
+			_ = d.msg.Nak()
+		}
+		return true
+	})
+	p.log.Info("processor stopped")
+}
