@@ -1,0 +1,299 @@
+package handlers
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The config is decoded by walking yaml.v3's nodes rather than by
+// reflection: every error then names the line, the field and what was
+// expected (`line 4: unknown field "comand" in exec (did you mean
+// "command"?)`), and values that need the environment are expanded where
+// their line is known.
+
+// UnmarshalYAML decodes the top level of a config file.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	return decodeMapping(n, "the config", fields{
+		"handlers": func(v *yaml.Node) error {
+			if v.Kind != yaml.SequenceNode {
+				return typeError(v, "handlers", "a list of handlers")
+			}
+			c.Handlers = make([]Entry, len(v.Content))
+			for i, item := range v.Content {
+				if err := c.Handlers[i].UnmarshalYAML(item); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"print": func(v *yaml.Node) error {
+			return decodeMapping(v, "print", fields{"format": str(&c.Print.Format, "print.format")})
+		},
+	})
+}
+
+// UnmarshalYAML decodes one entry of handlers.
+func (e *Entry) UnmarshalYAML(n *yaml.Node) error {
+	n = resolve(n)
+	e.line = n.Line
+	return decodeMapping(n, "handler", fields{
+		"on":    str(&e.On, "on"),
+		"print": boolean(&e.Print, "print"),
+		"exec": func(v *yaml.Node) error {
+			e.Exec = new(ExecConfig)
+			return e.Exec.UnmarshalYAML(v)
+		},
+		"webhook": func(v *yaml.Node) error {
+			e.Webhook = new(WebhookConfig)
+			return e.Webhook.UnmarshalYAML(v)
+		},
+	})
+}
+
+// UnmarshalYAML decodes an exec action, expanding ${VAR} in env.
+func (x *ExecConfig) UnmarshalYAML(n *yaml.Node) error {
+	return decodeMapping(n, "exec", fields{
+		"command": func(v *yaml.Node) error {
+			if v.Kind == yaml.ScalarNode {
+				return lineErrorf(v, `exec.command must be a list: the program and its arguments, e.g. ["/usr/local/bin/page", "--team", "ops"] (no shell; use ["sh", "-c", "..."] for one)`)
+			}
+			return strList(&x.Command, "exec.command")(v)
+		},
+		"env":                  strMap(&x.Env, "exec.env", true),
+		"dir":                  str(&x.Dir, "exec.dir"),
+		"timeout":              duration(&x.Timeout, "exec.timeout"),
+		"permanent_exit_codes": intList(&x.PermanentExitCodes, "exec.permanent_exit_codes"),
+	})
+}
+
+// UnmarshalYAML decodes a webhook action, expanding ${VAR} in url and
+// headers.
+func (w *WebhookConfig) UnmarshalYAML(n *yaml.Node) error {
+	return decodeMapping(n, "webhook", fields{
+		"url": func(v *yaml.Node) error {
+			if err := str(&w.URL, "webhook.url")(v); err != nil {
+				return err
+			}
+			return expandAt(v, &w.URL, "webhook.url")
+		},
+		"headers": strMap(&w.Headers, "webhook.headers", true),
+		"timeout": duration(&w.Timeout, "webhook.timeout"),
+	})
+}
+
+// fields maps the keys of a mapping to their decoders.
+type fields map[string]func(v *yaml.Node) error
+
+// decodeMapping decodes mapping n with one decoder per known key. Unknown
+// and repeated keys are errors.
+func decodeMapping(n *yaml.Node, what string, fs fields) error {
+	n = resolve(n)
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return nil // "print:" with nothing after it
+	}
+	if n.Kind != yaml.MappingNode {
+		return typeError(n, what, "a mapping of fields")
+	}
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		dec, ok := fs[k.Value]
+		if !ok {
+			return lineErrorf(k, "unknown field %q in %s%s", k.Value, what, suggest(k.Value, fs))
+		}
+		if line, dup := seen[k.Value]; dup {
+			return lineErrorf(k, "field %q set twice in %s (first at line %d)", k.Value, what, line)
+		}
+		seen[k.Value] = k.Line
+		if err := dec(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func str(dst *string, what string) func(*yaml.Node) error {
+	return func(v *yaml.Node) error {
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+			return typeError(v, what, "a string")
+		}
+		*dst = v.Value
+		return nil
+	}
+}
+
+func boolean(dst *bool, what string) func(*yaml.Node) error {
+	return func(v *yaml.Node) error {
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
+			return typeError(v, what, "true or false")
+		}
+		return v.Decode(dst)
+	}
+}
+
+func duration(dst *time.Duration, what string) func(*yaml.Node) error {
+	return func(v *yaml.Node) error {
+		want := `a duration such as "30s" or "500ms"`
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+			return typeError(v, what, want)
+		}
+		d, err := time.ParseDuration(v.Value)
+		if err != nil || d <= 0 {
+			return lineErrorf(v, "%s: %q is not %s", what, v.Value, "a positive duration such as \"30s\" or \"500ms\"")
+		}
+		*dst = d
+		return nil
+	}
+}
+
+func strList(dst *[]string, what string) func(*yaml.Node) error {
+	return func(v *yaml.Node) error {
+		if v.Kind != yaml.SequenceNode {
+			return typeError(v, what, "a list of strings")
+		}
+		out := make([]string, len(v.Content))
+		for i, item := range v.Content {
+			if err := str(&out[i], fmt.Sprintf("%s[%d]", what, i))(resolve(item)); err != nil {
+				return err
+			}
+		}
+		*dst = out
+		return nil
+	}
+}
+
+func intList(dst *[]int, what string) func(*yaml.Node) error {
+	return func(v *yaml.Node) error {
+		if v.Kind != yaml.SequenceNode {
+			return typeError(v, what, "a list of integers")
+		}
+		out := make([]int, len(v.Content))
+		for i, item := range v.Content {
+			item = resolve(item)
+			n, err := strconv.Atoi(item.Value)
+			if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!int" || err != nil {
+				return typeError(item, fmt.Sprintf("%s[%d]", what, i), "an integer")
+			}
+			out[i] = n
+		}
+		*dst = out
+		return nil
+	}
+}
+
+// strMap decodes a mapping of strings; numbers and booleans are taken as
+// written. With expand, ${VAR} in values is expanded.
+func strMap(dst *map[string]string, what string, expand bool) func(*yaml.Node) error {
+	return func(v *yaml.Node) error {
+		if v.Kind != yaml.MappingNode {
+			return typeError(v, what, "a mapping of names to strings")
+		}
+		out := make(map[string]string, len(v.Content)/2)
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			k, val := resolve(v.Content[i]), resolve(v.Content[i+1])
+			if k.Kind != yaml.ScalarNode || k.Value == "" {
+				return typeError(k, what, "names that are non-empty strings")
+			}
+			if _, dup := out[k.Value]; dup {
+				return lineErrorf(k, "%s: %q set twice", what, k.Value)
+			}
+			key := what + "." + k.Value
+			if val.Kind != yaml.ScalarNode || val.ShortTag() == "!!null" {
+				return typeError(val, key, "a string")
+			}
+			s := val.Value
+			if expand {
+				if err := expandAt(val, &s, key); err != nil {
+					return err
+				}
+			}
+			out[k.Value] = s
+		}
+		*dst = out
+		return nil
+	}
+}
+
+// expandAt expands ${VAR} in *s, read from node v, in place.
+func expandAt(v *yaml.Node, s *string, what string) error {
+	x, err := expandEnv(*s)
+	if err != nil {
+		return lineErrorf(v, "%s: %v", what, err)
+	}
+	*s = x
+	return nil
+}
+
+// resolve follows aliases (*anchor) to the node they name.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func typeError(v *yaml.Node, what, want string) error {
+	return lineErrorf(v, "%s must be %s, got %s", what, want, describeNode(v))
+}
+
+// describeNode names what v holds, for an error: `"page" (a string)`.
+func describeNode(v *yaml.Node) string {
+	switch v.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	kind := map[string]string{"!!str": "a string", "!!int": "an integer", "!!float": "a number",
+		"!!bool": "a boolean", "!!null": "nothing"}[v.ShortTag()]
+	if kind == "" {
+		kind = v.ShortTag()
+	}
+	if v.ShortTag() == "!!null" {
+		return kind
+	}
+	return fmt.Sprintf("%q (%s)", v.Value, kind)
+}
+
+func lineErrorf(v *yaml.Node, format string, args ...any) error {
+	return fmt.Errorf("line %d: "+format, append([]any{v.Line}, args...)...)
+}
+
+// suggest returns ` (did you mean "x"?)` for the known key nearest to key,
+// if it is near enough to be a typo.
+func suggest(key string, fs fields) string {
+	best, bestDist := "", 3 // at most two edits away
+	for k := range fs {
+		if d := editDistance(key, k); d < bestDist || (d == bestDist && k < best) {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
