@@ -1,0 +1,127 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/reactor-alerts/reactor/processor"
+)
+
+// Deps are what the handlers built by Register use from the outside world.
+// The zero value is valid.
+type Deps struct {
+	// Out receives the print actions' lines, one Write per line, serialised
+	// across all of them. Defaults to os.Stdout.
+	Out io.Writer
+	// Logger receives debug records from exec and webhook actions; outcomes
+	// are logged by the processor, which decides them. Defaults to
+	// discarding.
+	Logger *slog.Logger
+	// HTTPClient sends webhook requests. Defaults to a client of its own,
+	// with connect, TLS and idle timeouts (each request is bounded by its
+	// webhook's timeout as well).
+	HTTPClient *http.Client
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Out == nil {
+		d.Out = os.Stdout
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.HTTPClient == nil {
+		d.HTTPClient = newHTTPClient()
+	}
+	return d
+}
+
+// newHTTPClient returns a client for webhooks: a transport of its own, so
+// that reactor's connections are not shared with other users of
+// http.DefaultTransport.
+func newHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+	}}
+}
+
+// Register adds a handler to r for every entry of cfg (the default route if
+// it has none). It checks cfg first, and the patterns against those r has
+// already, so it returns an error rather than letting r panic, and registers
+// nothing if it fails.
+func Register(r *processor.Router, cfg Config, deps Deps) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("handlers: %w", err)
+	}
+	existing := r.Patterns()
+	for i, e := range cfg.Handlers {
+		if slices.Contains(existing, e.On) {
+			return fmt.Errorf("handlers: %s: pattern %q is already registered", e.where(i), e.On)
+		}
+	}
+	deps = deps.withDefaults()
+	out := SyncWriter(deps.Out)
+	for _, e := range cfg.Handlers {
+		r.Handle(e.On, newChain(e, cfg.Print, deps, out))
+	}
+	return nil
+}
+
+// action is one step of an entry, given the alert decoded once.
+type action interface {
+	handle(ctx context.Context, m *processor.Message, a Alert) error
+}
+
+// chain is the handler of one entry: decode, then each action in order,
+// stopping at the first failure.
+type chain []action
+
+func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
+	var c chain
+	if e.Print {
+		c = append(c, &Print{Out: out, Format: pc.Format})
+	}
+	if x := e.Exec; x != nil {
+		c = append(c, &Exec{
+			Command: x.Command, Env: x.Env, Dir: x.Dir, Timeout: x.Timeout,
+			PermanentExitCodes: x.PermanentExitCodes, Logger: deps.Logger,
+		})
+	}
+	if x := e.Webhook; x != nil {
+		c = append(c, &Webhook{
+			URL: x.URL, Headers: x.Headers, Timeout: x.Timeout,
+			Client: deps.HTTPClient, Logger: deps.Logger,
+		})
+	}
+	return c
+}
+
+// Process decodes the alert and runs the entry's actions.
+func (c chain) Process(ctx context.Context, m *processor.Message) error {
+	a, err := Decode(m)
+	if err != nil {
+		return err
+	}
+	for _, act := range c {
+		if err := act.handle(ctx, m, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
