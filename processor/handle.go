@@ -80,6 +80,8 @@ func (p *Processor) heartbeat(d *delivery) func() {
 		stopped bool
 		t       *time.Timer
 	)
+	mu.Lock()
+	defer mu.Unlock()
 	t = time.AfterFunc(p.cfg.Heartbeat, func() {
 		mu.Lock()
 		defer mu.Unlock()

@@ -76,18 +76,41 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
+
+	// Workers is a fixed pool of long-lived goroutines fed by an unbuffered
+	// channel: dispatch blocks until a worker is free, which holds back the
+	// consumer's callback and so the pulls. Nothing waits in a queue of ours.
+	work := make(chan jetstream.Msg)
+	quit := make(chan struct{})
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
+	for range p.cfg.Workers {
+		workers.Go(func() {
+			for {
+				select {
+				case msg := <-work:
+					p.handle(hctx, msg)
+				case <-quit:
+					return
+				}
+			}
+		})
+	}
 	dispatch := func(msg jetstream.Msg) {
 		if p.stopping.Load() {
-			_ = msg.Nak()
+			_ = msg.Nak() // buffered but not started: redeliver now
 			return
 		}
-		workers.Go(func() { p.handle(hctx, msg) })
+		select {
+		case work <- msg:
+		case <-quit:
+			_ = msg.Nak()
+		}
 	}
 
 	p.log.Info("processor started", "workers", p.cfg.Workers, "prefetch", p.cfg.Prefetch, "ack_wait", p.cfg.AckWait, "max_deliver", p.cfg.MaxDeliver)
 	err := p.loop(ctx, dispatch)
 	p.stopping.Store(true)
+	close(quit)
 	p.shutdown(workers, hcancel)
 	return err
 }

@@ -1,0 +1,471 @@
+package processor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// bundle is what most tests need: a server with the topology, a router and a
+// way to run a processor on them.
+type bundle struct {
+	t      *testing.T
+	conn   *stream.Conn
+	topo   stream.Topology
+	router *processor.Router
+	cfg    processor.Config
+
+	mu       sync.Mutex
+	outcomes []processor.Result
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	conn, topo := streamtest.NewTopology(t)
+	b := &bundle{t: t, conn: conn, topo: topo, router: processor.NewRouter()}
+	b.cfg = processor.Config{
+		Topology:        topo,
+		Workers:         4,
+		AckWait:         2 * time.Second,
+		MaxDeliver:      3,
+		BackoffBase:     10 * time.Millisecond,
+		BackoffMax:      50 * time.Millisecond,
+		ShutdownTimeout: 5 * time.Second,
+		OnOutcome: func(r processor.Result) {
+			b.mu.Lock()
+			b.outcomes = append(b.outcomes, r)
+			b.mu.Unlock()
+		},
+	}
+	return b
+}
+
+// start runs a processor until the returned stop function is called (or the
+// test ends), and returns stop.
+func (b *bundle) start() (stop func()) {
+	b.t.Helper()
+	p, err := processor.New(b.conn.JS, b.router, b.cfg)
+	if err != nil {
+		b.t.Fatalf("new processor: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.t.Errorf("run: %v", err)
+			}
+		})
+	}
+	b.t.Cleanup(stop)
+	return stop
+}
+
+func (b *bundle) publish(n int, subject string) {
+	b.t.Helper()
+	for i := range n {
+		streamtest.Publish(b.t, b.conn, subject, fmt.Sprintf("%s-%d", subject, i), []byte(fmt.Sprintf(`{"n":%d}`, i)))
+	}
+}
+
+func (b *bundle) count(o processor.Outcome) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, r := range b.outcomes {
+		if r.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+func (b *bundle) streamMsgs(name string) uint64 {
+	b.t.Helper()
+	s, err := b.conn.JS.Stream(context.Background(), name)
+	if err != nil {
+		b.t.Fatalf("stream %s: %v", name, err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		b.t.Fatalf("stream info %s: %v", name, err)
+	}
+	return info.State.Msgs
+}
+
+func (b *bundle) deadLetters() []stream.DeadLetter {
+	b.t.Helper()
+	ctx := context.Background()
+	s, err := b.conn.JS.Stream(ctx, b.topo.DLQ)
+	if err != nil {
+		b.t.Fatalf("dlq: %v", err)
+	}
+	info, _ := s.Info(ctx)
+	var out []stream.DeadLetter
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			b.t.Fatalf("get dlq %d: %v", seq, err)
+		}
+		out = append(out, stream.ParseDeadLetter(raw.Subject, raw.Data, raw.Header))
+	}
+	return out
+}
+
+func TestHappyPathEachAlertHandledOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	b.router.On("alerts.>", func(_ context.Context, m *processor.Message) error {
+		mu.Lock()
+		seen[m.ID()]++
+		mu.Unlock()
+		return nil
+	})
+	const n = 200
+	b.publish(n, "alerts.cpu")
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) == n }, "%d alerts acked", n)
+	streamtest.Eventually(t, 5*time.Second, func() bool { return b.streamMsgs(b.topo.Work) == 0 }, "work stream empty")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != n {
+		t.Fatalf("handled %d distinct alerts, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("alert %s handled %d times, want 1", id, c)
+		}
+	}
+	if got := b.streamMsgs(b.topo.History); got != n {
+		t.Errorf("history has %d alerts, want %d (acks must not delete history)", got, n)
+	}
+}
+
+func TestRetryThenSuccess(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var calls atomic.Int32
+	var lastDelivered atomic.Int32
+	b.router.On("alerts.flaky", func(_ context.Context, m *processor.Message) error {
+		lastDelivered.Store(int32(m.Delivered()))
+		if calls.Add(1) <= 2 {
+			return errors.New("downstream unavailable")
+		}
+		return nil
+	})
+	b.publish(1, "alerts.flaky")
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) == 1 }, "acked")
+	if got := calls.Load(); got != 3 {
+		t.Errorf("handler called %d times, want 3", got)
+	}
+	if got := lastDelivered.Load(); got != 3 {
+		t.Errorf("last delivery count %d, want 3", got)
+	}
+	if got := b.count(processor.OutcomeRetry); got != 2 {
+		t.Errorf("%d retries, want 2", got)
+	}
+	if got := b.streamMsgs(b.topo.DLQ); got != 0 {
+		t.Errorf("DLQ has %d messages, want 0", got)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.router.On("alerts.bad", func(context.Context, *processor.Message) error {
+		return processor.Permanent(errors.New("malformed alert"))
+	})
+	b.router.On("alerts.broken", func(context.Context, *processor.Message) error {
+		return errors.New("always fails")
+	})
+	b.router.On("alerts.drop", func(context.Context, *processor.Message) error {
+		return processor.ErrDrop
+	})
+	b.publish(1, "alerts.bad")
+	b.publish(1, "alerts.broken")
+	b.publish(1, "alerts.drop")
+	b.publish(1, "alerts.unrouted.x")
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 3 }, "3 dead letters")
+	streamtest.Eventually(t, 5*time.Second, func() bool { return b.streamMsgs(b.topo.Work) == 0 }, "work stream empty")
+	if got := b.count(processor.OutcomeDrop); got != 1 {
+		t.Errorf("%d dropped, want 1", got)
+	}
+	dls := b.deadLetters()
+	if len(dls) != 3 {
+		t.Fatalf("DLQ has %d dead letters, want 3", len(dls))
+	}
+	bySubject := map[string]stream.DeadLetter{}
+	for _, d := range dls {
+		bySubject[d.Subject] = d
+	}
+	tests := []struct {
+		subject, reason, errText, pattern string
+		deliveries                        int
+	}{
+		{"alerts.bad", stream.ReasonPermanent, "malformed alert", "alerts.bad", 1},
+		{"alerts.broken", stream.ReasonMaxDeliveries, "always fails", "alerts.broken", 3},
+		{"alerts.unrouted.x", stream.ReasonNoHandler, "no handler", "", 1},
+	}
+	for _, tt := range tests {
+		d, ok := bySubject[tt.subject]
+		if !ok {
+			t.Errorf("no dead letter for %s", tt.subject)
+			continue
+		}
+		if d.Reason != tt.reason || !strings.Contains(d.Error, tt.errText) || d.Pattern != tt.pattern || d.Deliveries != tt.deliveries {
+			t.Errorf("%s: reason=%q error=%q pattern=%q deliveries=%d, want %q, ~%q, %q, %d",
+				tt.subject, d.Reason, d.Error, d.Pattern, d.Deliveries, tt.reason, tt.errText, tt.pattern, tt.deliveries)
+		}
+		if d.Stream != b.topo.Work || d.Sequence == 0 || d.Group != "reactor" || d.MsgID == "" || !strings.HasPrefix(d.Origin, b.topo.History+" ") {
+			t.Errorf("%s: stream=%q seq=%d group=%q msgid=%q origin=%q", tt.subject, d.Stream, d.Sequence, d.Group, d.MsgID, d.Origin)
+		}
+		if d.FirstAttempt.IsZero() || d.LastAttempt.IsZero() || d.LastAttempt.Before(d.FirstAttempt) || d.Queued.IsZero() {
+			t.Errorf("%s: first=%v last=%v queued=%v", tt.subject, d.FirstAttempt, d.LastAttempt, d.Queued)
+		}
+		if string(d.Data) != `{"n":0}` {
+			t.Errorf("%s: payload %q not kept", tt.subject, d.Data)
+		}
+	}
+	if d := bySubject["alerts.broken"]; !d.LastAttempt.After(d.FirstAttempt) {
+		t.Errorf("retried dead letter: last attempt %v not after first %v", d.LastAttempt, d.FirstAttempt)
+	}
+}
+
+func TestPanicIsRetriedThenDeadLetteredWithStack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.router.On("alerts.panic", func(context.Context, *processor.Message) error {
+		panic("handler bug")
+	})
+	b.router.On("alerts.ok", func(context.Context, *processor.Message) error { return nil })
+	b.publish(1, "alerts.panic")
+	b.publish(5, "alerts.ok")
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 1 }, "dead letter")
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) == 5 }, "the process survived and handled the rest")
+	d := b.deadLetters()[0]
+	if d.Deliveries != 3 || !strings.Contains(d.Error, "panic: handler bug") || !strings.Contains(d.Error, "goroutine") {
+		t.Errorf("dead letter deliveries=%d error=%q: want 3 deliveries and the panic with its stack", d.Deliveries, d.Error)
+	}
+}
+
+func TestDLQPublishFailureKeepsAlert(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var fail atomic.Bool
+	fail.Store(true)
+	b.router.On("alerts.x", func(context.Context, *processor.Message) error {
+		if fail.Load() {
+			return processor.Permanent(errors.New("bad"))
+		}
+		return nil
+	})
+	ctx := context.Background()
+	if err := b.conn.JS.DeleteStream(ctx, b.topo.DLQ); err != nil {
+		t.Fatal(err)
+	}
+	// A full DLQ that refuses new messages. Run leaves its limits alone.
+	full := jetstream.StreamConfig{
+		Name: b.topo.DLQ, Subjects: []string{"dlq.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew,
+		Duplicates: b.topo.DuplicateWindow, Replicas: 1, Description: "reactor: dead letters, with the reason in their headers",
+	}
+	if _, err := b.conn.JS.CreateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	streamtest.Publish(t, b.conn, "dlq.filler", "filler", []byte("x"))
+	b.publish(1, "alerts.x")
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeRetry) >= 2 }, "dead-letter failures turn into retries")
+	if got := b.streamMsgs(b.topo.Work); got != 1 {
+		t.Fatalf("work stream has %d alerts, want the 1 that could not be dead-lettered", got)
+	}
+	if got := b.count(processor.OutcomeDeadLetter); got != 0 {
+		t.Fatalf("%d dead-lettered into a full DLQ", got)
+	}
+	fail.Store(false)
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) == 1 }, "handled later")
+	if got := b.streamMsgs(b.topo.Work); got != 0 {
+		t.Errorf("work stream has %d alerts after success, want 0", got)
+	}
+}
+
+func TestLongHandlerHeartbeat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		heartbeat     time.Duration
+		wantRedeliver bool
+	}{
+		{"heartbeat keeps it", 0, false},
+		{"no heartbeat redelivers", -1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.cfg.AckWait = 500 * time.Millisecond
+			b.cfg.Heartbeat = tt.heartbeat
+			b.cfg.MaxDeliver = 10
+			var calls atomic.Int32
+			b.router.On("alerts.slow", func(ctx context.Context, m *processor.Message) error {
+				calls.Add(1)
+				select {
+				case <-time.After(3 * b.cfg.AckWait):
+				case <-ctx.Done():
+				}
+				return nil
+			})
+			b.publish(1, "alerts.slow")
+			b.start()
+			streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) >= 1 }, "acked")
+			redelivered := calls.Load() > 1
+			if redelivered != tt.wantRedeliver {
+				t.Errorf("handler called %d times: redelivered=%v, want %v", calls.Load(), redelivered, tt.wantRedeliver)
+			}
+		})
+	}
+}
+
+func TestShutdownNaksUnfinished(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.cfg.Workers = 16
+	b.cfg.ShutdownTimeout = 200 * time.Millisecond
+	b.cfg.AckWait = 30 * time.Second // a nak, not an ack timeout, must bring them back
+	release := make(chan struct{})
+	var started atomic.Int32
+	var handled sync.Map
+	b.router.On("alerts.slow", func(ctx context.Context, m *processor.Message) error {
+		select {
+		case <-release:
+			handled.Store(m.ID(), true)
+			return nil
+		default:
+		}
+		started.Add(1)
+		<-ctx.Done() // never finishes before the shutdown cancels it
+		return ctx.Err()
+	})
+	const n = 40
+	b.publish(n, "alerts.slow")
+	stop := b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return started.Load() == 16 }, "16 in flight")
+	stop()
+	close(release)
+	b.outcomes = nil
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) == n }, "every alert handled after restart")
+	for i := range n {
+		if _, ok := handled.Load(fmt.Sprintf("alerts.slow-%d", i)); !ok {
+			t.Errorf("alert %d lost", i)
+		}
+	}
+}
+
+func TestRestartOnSameDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	open := func() *stream.Conn {
+		conn, err := stream.Open(context.Background(), stream.Config{Embedded: stream.ServerConfig{DataDir: dir, DontListen: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	run := func(conn *stream.Conn, until func() bool) {
+		r := processor.NewRouter()
+		r.On("alerts.>", func(_ context.Context, m *processor.Message) error {
+			mu.Lock()
+			seen[m.ID()] = true
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			return nil
+		})
+		// Deliveries the stopped server had not recorded as settled come
+		// back after AckWait: keep it short.
+		p, err := processor.New(conn.JS, r, processor.Config{Workers: 4, ShutdownTimeout: time.Second, AckWait: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		streamtest.Eventually(t, 30*time.Second, until, "progress")
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	const n = 2000
+	conn := open()
+	if err := stream.EnsureStreams(context.Background(), conn.JS, stream.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		msgs[i] = nats.NewMsg(fmt.Sprintf("alerts.load.%d", i%7))
+		msgs[i].Header.Set(nats.MsgIdHdr, fmt.Sprintf("id-%d", i))
+		msgs[i].Data = []byte("x")
+	}
+	if failed := stream.NewPublisher(conn.JS, stream.PublisherConfig{}).PublishBatch(context.Background(), msgs, nil); failed != 0 {
+		t.Fatalf("%d publishes failed", failed)
+	}
+	run(conn, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= n/4 })
+	_ = conn.Close() // stops the embedded server mid-backlog
+	mu.Lock()
+	first := len(seen)
+	mu.Unlock()
+	if first >= n {
+		t.Fatalf("backlog done before the restart (%d): the test proves nothing", first)
+	}
+	conn = open()
+	defer conn.Close()
+	run(conn, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == n })
+}
+
+func TestConsumerDeletedIsRecreated(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var handled atomic.Int32
+	b.router.On("alerts.>", func(context.Context, *processor.Message) error {
+		handled.Add(1)
+		return nil
+	})
+	b.publish(5, "alerts.a")
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return handled.Load() == 5 }, "first batch")
+	if err := b.conn.JS.DeleteConsumer(context.Background(), b.topo.Work, "reactor"); err != nil {
+		t.Fatal(err)
+	}
+	b.publish(5, "alerts.b")
+	streamtest.Eventually(t, 20*time.Second, func() bool { return handled.Load() == 10 }, "processing resumed after the consumer was deleted (handled %d)", handled.Load())
+}
