@@ -161,7 +161,7 @@ func matchTokens(tokens []string, subject string) bool {
 			return false
 		}
 		if tok == ">" {
-			return true
+			return validTail(subject)
 		}
 		head, rest, more := subject, "", false
 		if j := strings.IndexByte(subject, '.'); j >= 0 {
@@ -176,6 +176,11 @@ func matchTokens(tokens []string, subject string) bool {
 		subject = rest
 	}
 	return false // the subject has more tokens than the pattern
+}
+
+// validTail reports whether s is one or more non-empty tokens.
+func validTail(s string) bool {
+	return s != "" && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
 }
 
 // parsePattern validates a subject pattern and returns its tokens and ranks.

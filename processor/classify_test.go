@@ -1,0 +1,88 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	b := backoff{base: time.Second, max: 10 * time.Second}
+	plain := errors.New("boom")
+	tests := []struct {
+		name       string
+		err        error
+		delivered  int
+		maxDeliver int
+		jitter     float64
+		want       decision
+	}{
+		{"success", nil, 1, 5, 0, decision{outcome: OutcomeAck}},
+		{"success on last delivery", nil, 5, 5, 0, decision{outcome: OutcomeAck}},
+		{"drop", ErrDrop, 1, 5, 0, decision{outcome: OutcomeDrop}},
+		{"wrapped drop", fmt.Errorf("dup: %w", ErrDrop), 1, 5, 0, decision{outcome: OutcomeDrop}},
+		{"plain first delivery, no jitter", plain, 1, 5, 0, decision{outcome: OutcomeRetry, delay: 500 * time.Millisecond}},
+		{"plain first delivery, max jitter", plain, 1, 5, 0.999, decision{outcome: OutcomeRetry, delay: 500*time.Millisecond + 499500*time.Microsecond}},
+		{"plain doubles", plain, 3, 5, 0, decision{outcome: OutcomeRetry, delay: 2 * time.Second}},
+		{"plain capped at max", plain, 4, 50, 0, decision{outcome: OutcomeRetry, delay: 4 * time.Second}},
+		{"plain far past the cap", plain, 40, 50, 0, decision{outcome: OutcomeRetry, delay: 5 * time.Second}},
+		{"plain on last delivery", plain, 5, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"plain past last delivery", plain, 6, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"retry after", Retry(42*time.Second, plain), 1, 5, 0.5, decision{outcome: OutcomeRetry, delay: 42 * time.Second}},
+		{"wrapped retry after", fmt.Errorf("x: %w", Retry(time.Second, nil)), 2, 5, 0, decision{outcome: OutcomeRetry, delay: time.Second}},
+		{"negative retry after", Retry(-time.Second, nil), 1, 5, 0, decision{outcome: OutcomeRetry, delay: 0}},
+		{"retry after on last delivery", Retry(time.Second, plain), 5, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"permanent", Permanent(plain), 1, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"wrapped permanent", fmt.Errorf("decode: %w", Permanent(plain)), 1, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"no handler", Permanent(ErrNoHandler), 1, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"panic", newPanicError("bug"), 1, 5, 0, decision{outcome: OutcomeRetry, delay: 500 * time.Millisecond}},
+		{"panic on last delivery", newPanicError("bug"), 5, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"max deliver 1", plain, 1, 1, 0, decision{outcome: OutcomeDeadLetter}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := classify(tt.err, tt.delivered, tt.maxDeliver, b, tt.jitter)
+			if got != tt.want {
+				t.Errorf("classify(%v, delivered %d/%d) = %+v, want %+v", tt.err, tt.delivered, tt.maxDeliver, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBackoffJitterBounds(t *testing.T) {
+	t.Parallel()
+	b := backoff{base: 100 * time.Millisecond, max: time.Second}
+	for delivered := 1; delivered < 10; delivered++ {
+		lo, hi := b.delay(delivered, 0), b.delay(delivered, 0.999999)
+		if lo <= 0 || hi < lo || hi > b.max {
+			t.Errorf("delivered %d: delay range [%s, %s] outside (0, %s]", delivered, lo, hi, b.max)
+		}
+		if next := b.delay(delivered+1, 0); next < lo {
+			t.Errorf("delivered %d: delay shrank from %s to %s", delivered, lo, next)
+		}
+	}
+}
+
+func TestDeadLetterReason(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err       error
+		delivered int
+		want      string
+	}{
+		{Permanent(errors.New("bad")), 1, "permanent"},
+		{Permanent(ErrNoHandler), 1, "no_handler"},
+		{errors.New("flaky"), 5, "max_deliveries"},
+		{newPanicError("x"), 5, "max_deliveries"},
+	}
+	for _, tt := range tests {
+		if got := deadLetterReason(tt.err, tt.delivered, 5); got != tt.want {
+			t.Errorf("deadLetterReason(%v, %d) = %q, want %q", tt.err, tt.delivered, got, tt.want)
+		}
+	}
+}
