@@ -1,0 +1,73 @@
+package stream
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestDeadLetterRoundTrip(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 3, 0, 0, 123, time.UTC)
+	in := DeadLetter{
+		Subject:      "alerts.cpu",
+		Data:         []byte(`{"summary":"hot"}`),
+		Header:       nats.Header{"Traceparent": {"00-abc-def-01"}, "Nats-Msg-Id": {"drop-me"}},
+		Reason:       ReasonMaxDeliveries,
+		Error:        "panic: boom\ngoroutine 1 [running]:\n\tmain.go:1 \\ done",
+		Pattern:      "alerts.>",
+		Stream:       "ALERTS_WORK",
+		Sequence:     42,
+		Origin:       "ALERTS 40",
+		Group:        "reactor",
+		Deliveries:   5,
+		FirstAttempt: now,
+		LastAttempt:  now.Add(time.Minute),
+		Queued:       now.Add(-time.Second),
+		MsgID:        "abc",
+	}
+	msg := in.Msg("dlq.alerts.cpu")
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				t.Errorf("header %s has a line break: %q", k, v)
+			}
+		}
+	}
+	if msg.Header.Get("Nats-Msg-Id") != "" {
+		t.Errorf("original Nats-Msg-Id copied into the dead letter")
+	}
+	out := ParseDeadLetter(msg.Subject, msg.Data, msg.Header)
+	if out.Error != in.Error || out.Reason != in.Reason || out.Sequence != 42 || out.Deliveries != 5 ||
+		!out.FirstAttempt.Equal(in.FirstAttempt) || !out.LastAttempt.Equal(in.LastAttempt) || !out.Queued.Equal(in.Queued) ||
+		out.Subject != in.Subject || out.Origin != in.Origin || out.MsgID != in.MsgID || out.Header.Get("Traceparent") != "00-abc-def-01" {
+		t.Errorf("round trip:\n got %+v\nwant %+v", out, in)
+	}
+}
+
+func TestTruncateLongError(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", maxErrorHeader+100)
+	msg := DeadLetter{Error: long}.Msg("dlq.x")
+	if got := len(msg.Header.Get(HeaderError)); got > maxErrorHeader+64 {
+		t.Errorf("error header is %d bytes, want it truncated near %d", got, maxErrorHeader)
+	}
+}
+
+func TestOriginOf(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"ALERTS 42 > > alerts.cpu": "ALERTS 42",
+		"ALERTS:abc 7":             "ALERTS 7",
+		"":                         "",
+		"garbage":                  "",
+	} {
+		h := nats.Header{}
+		h.Set("Nats-Stream-Source", in)
+		if got := OriginOf(h); got != want {
+			t.Errorf("OriginOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
