@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -52,6 +54,10 @@ type Config struct {
 	// Logger logs outcome decisions and lifecycle events. Defaults to
 	// discarding them.
 	Logger *slog.Logger
+	// TracerProvider makes the consumer span around each handler call, in
+	// the trace of the alert's traceparent header. Defaults to the global
+	// provider of go.opentelemetry.io/otel (a no-op unless one is installed).
+	TracerProvider trace.TracerProvider
 	// OnOutcome, if set, is called after each message is settled, from the
 	// worker that settled it. It must be fast and safe for concurrent use.
 	OnOutcome func(Result)

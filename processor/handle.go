@@ -46,6 +46,7 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 	p.inflight.Store(d, struct{}{})
 	p.running.Add(1)
 	stopHeartbeat := p.heartbeat(d)
+	ctx, span := p.startSpan(ctx, m)
 	start := time.Now()
 	herr := p.call(ctx, m)
 	elapsed := time.Since(start)
@@ -53,9 +54,10 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 	p.running.Add(-1)
 	p.inflight.Delete(d)
 	if !d.settle() {
+		endSpan(span, OutcomeRetry, herr)
 		return // a shutdown nak'ed it already
 	}
-	p.settle(ctx, d, m, herr, start, elapsed)
+	endSpan(span, p.settle(ctx, d, m, herr, start, elapsed), herr)
 }
 
 // call runs the handler, turning a panic into a *PanicError.
@@ -102,7 +104,7 @@ func (p *Processor) heartbeat(d *delivery) func() {
 }
 
 // settle applies the outcome of herr to the message, and logs it once.
-func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr error, start time.Time, elapsed time.Duration) {
+func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr error, start time.Time, elapsed time.Duration) Outcome {
 	dec := classify(herr, m.delivered, p.cfg.MaxDeliver, p.backoff, randJitter())
 	if herr != nil && context.Cause(ctx) == ErrShutdown && dec.outcome == OutcomeRetry {
 		dec.delay = 0 // cancelled by shutdown, not failed: redeliver at once
@@ -136,6 +138,7 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr er
 	if p.cfg.OnOutcome != nil {
 		p.cfg.OnOutcome(Result{Message: m, Pattern: pattern, Outcome: dec.outcome, Delay: dec.delay, Err: herr, Duration: elapsed})
 	}
+	return dec.outcome
 }
 
 func (p *Processor) ack(ctx context.Context, msg jetstream.Msg) error {

@@ -42,6 +42,7 @@ type Processor struct {
 	inflight sync.Map // *delivery -> struct{}
 	attempts attemptLog
 	running  atomic.Int64
+	bound    atomic.Bool
 }
 
 // New returns a Processor that hands every message of cfg's group to h,
@@ -60,6 +61,12 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 		attempts: attemptLog{first: make(map[uint64]time.Time)},
 	}, nil
 }
+
+// Ready reports whether the processor is bound to its consumer and pulling.
+func (p *Processor) Ready() bool { return p.bound.Load() }
+
+// Config returns the processor's configuration, with defaults applied.
+func (p *Processor) Config() Config { return p.cfg }
 
 // InFlight is the number of handlers running now.
 func (p *Processor) InFlight() int { return int(p.running.Load()) }
@@ -126,12 +133,15 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg)) erro
 			}
 			return err
 		}
+		p.bound.Store(true)
 		select {
 		case <-ctx.Done():
+			p.bound.Store(false)
 			p.stopping.Store(true)
 			drain(cc)
 			return nil
 		case reason := <-restart:
+			p.bound.Store(false)
 			p.log.Warn("consumer lost, recreating it", "err", reason)
 			cc.Stop()
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/reactor-alerts/reactor/processor"
@@ -468,4 +469,66 @@ func TestConsumerDeletedIsRecreated(t *testing.T) {
 	}
 	b.publish(5, "alerts.b")
 	streamtest.Eventually(t, 20*time.Second, func() bool { return handled.Load() == 10 }, "processing resumed after the consumer was deleted (handled %d)", handled.Load())
+}
+
+func TestTraceparentReachesHandlerAndDeadLetter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	traces := make(chan string, 1)
+	b.router.On("alerts.traced", func(ctx context.Context, m *processor.Message) error {
+		sc := trace.SpanContextFromContext(ctx)
+		traces <- sc.TraceID().String()
+		return processor.Permanent(errors.New("for the DLQ"))
+	})
+	msg := nats.NewMsg("alerts.traced")
+	msg.Header.Set(nats.MsgIdHdr, "traced-1")
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	msg.Header.Set("traceparent", parent) // lower case, as other publishers write it
+	if _, err := stream.NewPublisher(b.conn.JS, stream.PublisherConfig{}).Publish(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	b.start()
+	if got := <-traces; got != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("handler saw trace id %q, want the publisher's", got)
+	}
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 1 }, "dead letter")
+	if got := stream.Traceparent(b.deadLetters()[0].Header); got != parent {
+		t.Errorf("dead letter traceparent %q, want %q", got, parent)
+	}
+}
+
+func TestPublishAddsTraceparent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.publish(1, "alerts.x")
+	s, _ := b.conn.JS.Stream(context.Background(), b.topo.History)
+	raw, err := s.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := stream.Traceparent(raw.Header)
+	if !trace.SpanContextFromContext(stream.ExtractTrace(context.Background(), raw.Header)).IsValid() {
+		t.Errorf("stored alert has traceparent %q, want a valid W3C one", tp)
+	}
+}
+
+func TestReadyOnceBound(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p, err := processor.New(b.conn.JS, b.router, b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Ready() {
+		t.Fatal("ready before Run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	streamtest.Eventually(t, 10*time.Second, p.Ready, "ready after binding the consumer")
+	cancel()
+	<-done
+	if p.Ready() {
+		t.Error("still ready after Run returned")
+	}
 }

@@ -56,12 +56,14 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 var ErrNoMsgID = errors.New("stream: message has no Nats-Msg-Id")
 
 // Publish stores msg, which must carry a Nats-Msg-Id header, and waits for
-// the PubAck, retrying with the same id on timeouts and disconnects.
+// the PubAck, retrying with the same id on timeouts and disconnects. A msg
+// without a W3C traceparent header gets one (see EnsureTraceparent).
 func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	id := msg.Header.Get(nats.MsgIdHdr)
 	if id == "" {
 		return nil, ErrNoMsgID
 	}
+	EnsureTraceparent(ctx, msg.Header)
 	wait := p.cfg.RetryWait
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -157,6 +159,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []*nats.Msg, done fun
 			failed++
 			continue
 		}
+		EnsureTraceparent(ctx, msg.Header)
 		if len(window) == cap(window) {
 			finish(<-window)
 		}

@@ -1,0 +1,49 @@
+package processor
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+const tracerName = "github.com/reactor-alerts/reactor/processor"
+
+// startSpan continues the alert's trace (its traceparent header) with a
+// consumer span around the handler. With no tracer provider installed the
+// span is a no-op that still carries the publisher's trace context, so
+// handlers can read it with trace.SpanContextFromContext.
+func (p *Processor) startSpan(ctx context.Context, m *Message) (context.Context, trace.Span) {
+	ctx = stream.ExtractTrace(ctx, m.header)
+	tp := p.cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	ctx, span := tp.Tracer(tracerName).Start(ctx, "reactor process "+m.subject, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", m.subject),
+			attribute.String("messaging.message.id", m.ID()),
+			attribute.Int64("messaging.nats.stream_sequence", int64(m.sequence)),
+			attribute.Int("messaging.nats.delivered", m.delivered),
+		)
+	}
+	return ctx, span
+}
+
+// endSpan records the outcome on span and ends it.
+func endSpan(span trace.Span, outcome Outcome, err error) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("reactor.outcome", outcome.String()))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
+}
