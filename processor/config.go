@@ -31,8 +31,10 @@ type Config struct {
 	// redelivers it. Heartbeats extend it while a handler runs. Defaults to
 	// 30s.
 	AckWait time.Duration
-	// MaxDeliver bounds deliveries; the last failed one is dead-lettered.
-	// Defaults to 5.
+	// MaxDeliver bounds deliveries; the last failed one is dead-lettered,
+	// and one that comes back past it without an outcome (the handler
+	// crashed the process or outlived AckWait) is dead-lettered without
+	// running the handler again. Defaults to 5.
 	MaxDeliver int
 	// MaxAckPending bounds unacknowledged deliveries across the whole group.
 	// Defaults to max(1000, 2*(Workers+Prefetch)).
@@ -131,9 +133,13 @@ func (c Config) validate() error {
 func (c Config) ConsumerSpec() stream.ConsumerSpec {
 	c = c.withDefaults()
 	return stream.ConsumerSpec{
-		Name:           c.Group,
-		AckWait:        c.AckWait,
-		MaxDeliver:     c.MaxDeliver,
+		Name:    c.Group,
+		AckWait: c.AckWait,
+		// Unlimited on the server: dead-lettering is ours. A server-side
+		// limit would strand an alert whose dead-lettering failed on its
+		// last delivery (the server stops delivering and only emits an
+		// advisory). The processor enforces MaxDeliver itself.
+		MaxDeliver:     -1,
 		MaxAckPending:  c.MaxAckPending,
 		FilterSubjects: c.FilterSubjects,
 	}

@@ -15,6 +15,10 @@ var ErrDrop = errors.New("processor: drop message")
 // message's subject. Such messages are dead-lettered, never dropped.
 var ErrNoHandler = errors.New("processor: no handler")
 
+// ErrMaxDeliveries is the reason given for a message that came back more
+// often than MaxDeliver without its handler reaching an outcome.
+var ErrMaxDeliveries = errors.New("processor: too many deliveries")
+
 // RetryError asks for redelivery after a given delay. Build it with Retry.
 type RetryError struct {
 	After time.Duration

@@ -2,6 +2,8 @@ package processor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -48,7 +50,15 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 	stopHeartbeat := p.heartbeat(d)
 	ctx, span := p.startSpan(ctx, m)
 	start := time.Now()
-	herr := p.call(ctx, m)
+	var herr error
+	if m.delivered > p.cfg.MaxDeliver {
+		// Deliveries past the limit without an outcome: the handler crashed
+		// the process or outlived its ack wait each time. Running it again
+		// could crash again; dead-letter it instead.
+		herr = fmt.Errorf("%w: delivered %d times without an outcome (max deliver %d): the handler may crash the process or outlive the ack wait", ErrMaxDeliveries, m.delivered, p.cfg.MaxDeliver)
+	} else {
+		herr = p.call(ctx, m)
+	}
 	elapsed := time.Since(start)
 	stopHeartbeat()
 	p.running.Add(-1)
@@ -123,10 +133,12 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr er
 		}
 		first := p.attempts.firstAttempt(m.sequence, fallback)
 		if err = p.deadLetter(ctx, d.msg, m, herr, pattern, first, start); err != nil {
-			// The DLQ refused it: keep the alert in the work queue.
+			// The DLQ refused it: keep the alert in the work queue. The
+			// server's MaxDeliver is unlimited, so it comes back.
 			dec = decision{outcome: OutcomeRetry, delay: p.backoff.delay(m.delivered, randJitter())}
-			p.log.Error("dead-letter failed, alert stays queued", "subject", m.subject, "seq", m.sequence, "err", err)
-			err = d.msg.NakWithDelay(dec.delay)
+			if nakErr := d.msg.NakWithDelay(dec.delay); nakErr != nil {
+				err = errors.Join(err, nakErr)
+			}
 		}
 	}
 	if dec.outcome == OutcomeRetry {
@@ -136,7 +148,7 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr er
 	}
 	p.logOutcome(m, pattern, dec, herr, err, elapsed)
 	if p.cfg.OnOutcome != nil {
-		p.cfg.OnOutcome(Result{Message: m, Pattern: pattern, Outcome: dec.outcome, Delay: dec.delay, Err: herr, Duration: elapsed})
+		p.cfg.OnOutcome(Result{Message: m, Pattern: pattern, Outcome: dec.outcome, Delay: dec.delay, Err: herr, SettleErr: err, Duration: elapsed})
 	}
 	return dec.outcome
 }
@@ -184,7 +196,7 @@ func (p *Processor) logOutcome(m *Message, pattern string, dec decision, herr, a
 		attrs = append(attrs, slog.String("err", herr.Error()))
 	}
 	if ackErr != nil {
-		attrs = append(attrs, slog.String("ack_err", ackErr.Error()))
+		attrs = append(attrs, slog.String("settle_err", ackErr.Error()))
 	}
 	p.log.LogAttrs(ctx, level, "alert "+dec.outcome.String(), attrs...)
 }

@@ -27,6 +27,10 @@ type Result struct {
 	Delay    time.Duration // for OutcomeRetry
 	Err      error         // the handler's error, nil on success
 	Duration time.Duration // time spent in the handler
+	// SettleErr is a failure to acknowledge, nak or dead-letter the
+	// message. A failed dead-letter publish is nak'ed instead: Outcome is
+	// then OutcomeRetry and SettleErr says why.
+	SettleErr error
 }
 
 // Processor runs a pool of workers over the durable consumer of a group and

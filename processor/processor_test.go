@@ -532,3 +532,69 @@ func TestReadyOnceBound(t *testing.T) {
 		t.Error("still ready after Run returned")
 	}
 }
+
+func TestDLQFailureOnLastDeliveryDoesNotStrandAlert(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.router.On("alerts.x", func(context.Context, *processor.Message) error {
+		return errors.New("always fails")
+	})
+	ctx := context.Background()
+	if err := b.conn.JS.DeleteStream(ctx, b.topo.DLQ); err != nil {
+		t.Fatal(err)
+	}
+	full := jetstream.StreamConfig{
+		Name: b.topo.DLQ, Subjects: []string{"dlq.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew,
+		Duplicates: b.topo.DuplicateWindow, Replicas: 1, Description: "reactor: dead letters, with the reason in their headers",
+	}
+	if _, err := b.conn.JS.CreateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	streamtest.Publish(t, b.conn, "dlq.filler", "filler", []byte("x"))
+	b.publish(1, "alerts.x")
+	b.start()
+	// Past MaxDeliver (3), dead-lettering keeps failing and the alert keeps
+	// coming back: the server does not give up on it.
+	streamtest.Eventually(t, 10*time.Second, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, r := range b.outcomes {
+			if r.Message.Delivered() > 3 && r.SettleErr != nil {
+				return true
+			}
+		}
+		return false
+	}, "delivery past max deliver after a failed dead-letter")
+	full.MaxMsgs = -1
+	if _, err := b.conn.JS.UpdateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 1 }, "dead-lettered once the DLQ has room")
+	streamtest.Eventually(t, 5*time.Second, func() bool { return b.streamMsgs(b.topo.Work) == 0 }, "work stream empty")
+}
+
+func TestPoisonAlertIsDeadLetteredWithoutRunningAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.cfg.MaxDeliver = 1
+	b.cfg.Heartbeat = -1
+	b.cfg.AckWait = 300 * time.Millisecond
+	var calls atomic.Int32
+	release := make(chan struct{})
+	b.router.On("alerts.poison", func(ctx context.Context, _ *processor.Message) error {
+		calls.Add(1)
+		<-release // outlives its ack wait, as a handler that crashes the process would
+		return nil
+	})
+	b.publish(1, "alerts.poison")
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 1 }, "dead-lettered on redelivery")
+	close(release)
+	if got := calls.Load(); got != 1 {
+		t.Errorf("handler ran %d times, want 1", got)
+	}
+	d := b.deadLetters()[0]
+	if d.Reason != stream.ReasonMaxDeliveries || !strings.Contains(d.Error, "without an outcome") {
+		t.Errorf("dead letter reason %q error %q", d.Reason, d.Error)
+	}
+}

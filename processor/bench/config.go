@@ -1,0 +1,168 @@
+// Package bench is reactor's load-test engine, the library behind
+// `reactor bench`. It publishes alerts to JetStream while the real
+// processor.Processor and processor.Router handle them with a synthetic
+// handler, and reports what happened: publish and processing rates,
+// publish→ack latency, redeliveries, dead letters, memory, and, above all,
+// whether every published alert was settled (lost and duplicate ids).
+//
+// By default it runs against a fresh embedded server in a temporary
+// directory, reached in-process only and removed afterwards. Against an
+// external server (Config.Conn.URL) it creates streams with names of its own
+// (REACTOR_BENCH_<run>_...) on subjects of its own, and deletes them after
+// the run, so it never touches the streams of a real deployment.
+//
+// Failure injection is deterministic: a hash of each alert's index decides
+// whether it fails, panics or fails permanently, so the number of dead
+// letters to expect is known before the run and checked after it.
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+// Config describes one load test. The zero value is valid: 100,000 alerts of
+// 256 bytes, published as fast as possible, handled by 16 workers with a
+// no-op handler, on a fresh embedded server.
+type Config struct {
+	// Conn says where JetStream lives. With an empty URL a fresh embedded
+	// server is started in a temporary directory (Conn.Embedded.DataDir is
+	// ignored) without a client listener, and removed afterwards.
+	Conn stream.Config
+	// Msgs is the number of alerts to publish. Defaults to 100,000.
+	Msgs int
+	// Size is the payload size in bytes. Defaults to 256.
+	Size int
+	// Publishers is the number of goroutines publishing. Defaults to 1.
+	Publishers int
+	// Rate is the total publish rate in alerts per second. Defaults to 0:
+	// as fast as the server takes them.
+	Rate float64
+	// Workers is the processor's worker count. Defaults to 16.
+	Workers int
+	// Work is the simulated handler latency, spent in time.Sleep: it models
+	// a handler waiting on I/O (a webhook, a command), which holds a worker
+	// but not a CPU. Defaults to 0: a no-op handler.
+	Work time.Duration
+	// FailRate is the fraction of alerts whose handler returns a plain
+	// error on the first delivery: they are retried, then succeed.
+	FailRate float64
+	// PanicRate is the fraction of alerts whose handler panics on the first
+	// delivery: they are retried, then succeed.
+	PanicRate float64
+	// PermanentRate is the fraction of alerts whose handler returns a
+	// permanent error on every delivery: they are dead-lettered.
+	PermanentRate float64
+	// Raw also runs the same load through bare nats.go jetstream (one pull
+	// consumer, Workers goroutines, ack only) and reports the ratio.
+	Raw bool
+	// SyncAlways makes the embedded server fsync every write. Only for the
+	// embedded server: an external server's sync policy is its own.
+	SyncAlways bool
+	// DoubleAck waits for the server to confirm every ack.
+	DoubleAck bool
+	// Backlog publishes every alert before processing starts, and measures
+	// processing from the moment the workers start. Defaults to false:
+	// publishing and processing overlap.
+	Backlog bool
+	// DrainTimeout is how long the run waits without any alert being
+	// settled, once publishing is done, before it counts the unsettled ones
+	// as lost. Defaults to 60s (longer than the processor's 30s AckWait, so a
+	// lost ack is redelivered in time).
+	DrainTimeout time.Duration
+	// Seed varies which alerts the failure injection picks. Defaults to 1.
+	Seed uint64
+	// OnProgress, if set, is called every ProgressInterval while a phase
+	// runs, and once at its end.
+	OnProgress func(Progress)
+	// ProgressInterval defaults to 200ms.
+	ProgressInterval time.Duration
+	// Logger receives the processor's and the server's logs. Defaults to
+	// discarding them.
+	Logger *slog.Logger
+}
+
+// Progress is a snapshot of a running phase.
+type Progress struct {
+	Phase     string // "reactor" or "raw"
+	Msgs      int
+	Published int // with a PubAck
+	Settled   int // acked or dead-lettered, each id once
+	Done      bool
+}
+
+// Processor settings of the bench: MaxDeliver leaves room for the one
+// injected failure per alert and for redeliveries after a lost ack; the tiny
+// backoff keeps retries from dominating the run.
+const (
+	benchMaxDeliver  = 10
+	benchBackoffBase = time.Millisecond
+	benchBackoffMax  = 10 * time.Millisecond
+	benchGroup       = "bench"
+)
+
+func (c Config) withDefaults() Config {
+	if c.Msgs == 0 {
+		c.Msgs = 100_000
+	}
+	if c.Size == 0 {
+		c.Size = 256
+	}
+	if c.Publishers <= 0 {
+		c.Publishers = 1
+	}
+	if c.Workers <= 0 {
+		c.Workers = 16
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 60 * time.Second
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Msgs < 0 {
+		errs = append(errs, fmt.Errorf("msgs %d: must be positive", c.Msgs))
+	}
+	if c.Size < 0 || c.Size > 1<<20 {
+		errs = append(errs, fmt.Errorf("size %d: must be between 0 and 1 MiB", c.Size))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate %g: must not be negative", c.Rate))
+	}
+	if c.Work < 0 {
+		errs = append(errs, fmt.Errorf("work %s: must not be negative", c.Work))
+	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"fail rate", c.FailRate}, {"panic rate", c.PanicRate}, {"permanent rate", c.PermanentRate}} {
+		if r.v < 0 || r.v > 1 {
+			errs = append(errs, fmt.Errorf("%s %g: must be between 0 and 1", r.name, r.v))
+		}
+	}
+	if sum := c.FailRate + c.PanicRate + c.PermanentRate; sum > 1 {
+		errs = append(errs, fmt.Errorf("fail, panic and permanent rates add up to %g: more than 1", sum))
+	}
+	if c.SyncAlways && c.Conn.URL != "" {
+		errs = append(errs, errors.New("sync-always applies to the embedded server only: an external server's sync policy is set in its own config"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bench: invalid config: %w", err)
+	}
+	return nil
+}
