@@ -1,0 +1,108 @@
+// Package metrics exposes a processor's work as Prometheus metrics, with the
+// health and readiness endpoints operations teams probe.
+//
+//	m := metrics.New(prometheus.NewRegistry())
+//	cfg.OnOutcome = m.Observe
+//	p, _ := processor.New(js, router, cfg)
+//	m.WatchProcessor(p)
+//	go metrics.Serve(ctx, "127.0.0.1:9464", m, p.Ready)
+package metrics
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/reactor-alerts/reactor/processor"
+)
+
+// Metrics holds reactor's collectors, registered on one registry.
+type Metrics struct {
+	reg          *prometheus.Registry
+	handled      *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	redeliveries prometheus.Counter
+	settleErrors *prometheus.CounterVec
+}
+
+// New registers reactor's metrics, with the Go and process collectors, on
+// reg.
+func New(reg *prometheus.Registry) *Metrics {
+	m := &Metrics{
+		reg: reg,
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reactor_alerts_handled_total",
+			Help: "Alerts settled, by outcome (ok, retried, dead_lettered, dropped) and handler pattern.",
+		}, []string{"outcome", "pattern"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "reactor_handler_duration_seconds",
+			Help:    "Time spent in handlers, by pattern.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5ms .. ~131s
+		}, []string{"pattern"}),
+		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reactor_redeliveries_total",
+			Help: "Deliveries of alerts that had been delivered before.",
+		}),
+		settleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reactor_settle_errors_total",
+			Help: "Failures to acknowledge or dead-letter an alert, by outcome; a failed dead-letter publish counts under retried.",
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.handled, m.duration, m.redeliveries, m.settleErrors)
+	registerOnce(reg, collectors.NewGoCollector())
+	registerOnce(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is the registry the metrics are on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Observe counts one settled alert. Use it as processor.Config.OnOutcome.
+func (m *Metrics) Observe(r processor.Result) {
+	pattern := r.Pattern
+	if pattern == "" {
+		pattern = "none"
+	}
+	m.handled.WithLabelValues(r.Outcome.String(), pattern).Inc()
+	m.duration.WithLabelValues(pattern).Observe(r.Duration.Seconds())
+	if r.Message.Delivered() > 1 {
+		m.redeliveries.Inc()
+	}
+	if r.SettleErr != nil {
+		m.settleErrors.WithLabelValues(r.Outcome.String()).Inc()
+	}
+}
+
+// WatchProcessor adds gauges read from p at scrape time: workers busy and
+// readiness.
+func (m *Metrics) WatchProcessor(p *processor.Processor) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "reactor_inflight_alerts",
+			Help: "Alerts whose handler is running now.",
+		}, func() float64 { return float64(p.InFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "reactor_workers",
+			Help: "Size of the worker pool.",
+		}, func() float64 { return float64(p.Config().Workers) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "reactor_ready",
+			Help: "1 when the processor is bound to its consumer and pulling.",
+		}, func() float64 {
+			if p.Ready() {
+				return 1
+			}
+			return 0
+		}),
+	)
+}
+
+func registerOnce(reg *prometheus.Registry, c prometheus.Collector) {
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if !errors.As(err, &already) {
+			panic(err)
+		}
+	}
+}

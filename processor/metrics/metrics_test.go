@@ -1,0 +1,153 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
+
+	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/processor/metrics"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestMetricsAfterKnownWorkload(t *testing.T) {
+	t.Parallel()
+	conn, topo := streamtest.NewTopology(t)
+	m := metrics.New(prometheus.NewRegistry())
+	var settled atomic.Int32
+	var failedOnce atomic.Bool
+	r := processor.NewRouter()
+	r.On("alerts.ok", func(context.Context, *processor.Message) error { return nil })
+	r.On("alerts.bad", func(context.Context, *processor.Message) error { return processor.Permanent(errors.New("bad")) })
+	r.On("alerts.flaky", func(context.Context, *processor.Message) error {
+		if failedOnce.CompareAndSwap(false, true) {
+			return errors.New("flaky")
+		}
+		return nil
+	})
+	p, err := processor.New(conn.JS, r, processor.Config{
+		Topology: topo, Workers: 2, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+		OnOutcome: func(res processor.Result) { m.Observe(res); settled.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WatchProcessor(p)
+
+	ln, err := metrics.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error)
+	go func() { served <- metrics.Serve(ctx, ln, m, p.Ready) }()
+
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("healthz = %d, want 200", code)
+	}
+	if code, _ := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("readyz before the consumer is bound = %d, want 503", code)
+	}
+
+	for i := range 10 {
+		streamtest.Publish(t, conn, "alerts.ok", fmt.Sprint("ok-", i), []byte("x"))
+	}
+	streamtest.Publish(t, conn, "alerts.bad", "bad", []byte("x"))
+	streamtest.Publish(t, conn, "alerts.flaky", "flaky", []byte("x"))
+	ran := make(chan error)
+	go func() { ran <- p.Run(ctx) }()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return settled.Load() == 13 }, "13 outcomes")
+	if code, _ := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz while running = %d, want 200", code)
+	}
+
+	_, body := get(t, base+"/metrics")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	value := func(name string, labels map[string]string) float64 {
+		for _, mt := range families[name].GetMetric() {
+			match := true
+			for _, lp := range mt.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					match = false
+				}
+			}
+			if match {
+				if c := mt.GetCounter(); c != nil {
+					return c.GetValue()
+				}
+				if g := mt.GetGauge(); g != nil {
+					return g.GetValue()
+				}
+				if h := mt.GetHistogram(); h != nil {
+					return float64(h.GetSampleCount())
+				}
+			}
+		}
+		return -1
+	}
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"reactor_alerts_handled_total", map[string]string{"outcome": "ok", "pattern": "alerts.ok"}, 10},
+		{"reactor_alerts_handled_total", map[string]string{"outcome": "dead_lettered", "pattern": "alerts.bad"}, 1},
+		{"reactor_alerts_handled_total", map[string]string{"outcome": "retried", "pattern": "alerts.flaky"}, 1},
+		{"reactor_alerts_handled_total", map[string]string{"outcome": "ok", "pattern": "alerts.flaky"}, 1},
+		{"reactor_redeliveries_total", nil, 1},
+		{"reactor_handler_duration_seconds", map[string]string{"pattern": "alerts.ok"}, 10},
+		{"reactor_workers", nil, 2},
+		{"reactor_ready", nil, 1},
+	}
+	for _, tt := range tests {
+		if got := value(tt.name, tt.labels); got != tt.want {
+			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+	if _, ok := families["go_goroutines"]; !ok {
+		t.Error("Go runtime metrics missing")
+	}
+	for name := range families {
+		if strings.HasPrefix(name, "reactor_") && families[name].GetType().String() == "COUNTER" && !strings.HasSuffix(name, "_total") {
+			t.Errorf("counter %s does not end in _total", name)
+		}
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Error(err)
+	}
+	if err := <-served; err != nil {
+		t.Error(err)
+	}
+}
