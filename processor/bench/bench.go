@@ -1,0 +1,332 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+// Run executes the load test cfg describes: the reactor phase, then the raw
+// phase if asked. Lost or duplicate alerts are reported, not returned as an
+// error; the error is for a run that could not be carried out (no server, a
+// refused topology, ctx cancelled).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	conn, cleanup, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+
+	run := runID()
+	rep := &Report{Settings: settings(cfg)}
+	rep.Phase, err = runPhase(ctx, conn.JS, cfg, run, "reactor")
+	if err != nil {
+		return rep, err
+	}
+	if cfg.Raw {
+		raw, err := runPhase(ctx, conn.JS, cfg, run, "raw")
+		rep.Raw = &raw
+		if err != nil {
+			return rep, err
+		}
+		if raw.ProcessRate > 0 {
+			rep.Ratio = rep.ProcessRate / raw.ProcessRate
+		}
+	}
+	return rep, nil
+}
+
+// connect opens cfg.Conn, starting a fresh embedded server in a temporary
+// directory when there is no URL. cleanup closes the connection, stops the
+// server and removes its directory.
+func connect(ctx context.Context, cfg Config) (*stream.Conn, func(), error) {
+	sc := cfg.Conn
+	if sc.Name == "" {
+		sc.Name = "reactor-bench"
+	}
+	if sc.Logger == nil {
+		sc.Logger = cfg.Logger
+	}
+	dir := ""
+	if sc.URL == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "reactor-bench-"); err != nil {
+			return nil, nil, fmt.Errorf("bench: temp dir: %w", err)
+		}
+		sc.Embedded.DataDir = dir
+		sc.Embedded.DontListen = true
+		sc.Embedded.SyncAlways = cfg.SyncAlways
+	}
+	conn, err := stream.Open(ctx, sc)
+	if err != nil {
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+		return nil, nil, fmt.Errorf("bench: %w", err)
+	}
+	return conn, func() {
+		_ = conn.Close()
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+// runPhase publishes cfg.Msgs alerts on streams of its own and processes them
+// with the reactor processor or the raw baseline, then deletes the streams.
+func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name string) (Phase, error) {
+	var ph Phase
+	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
+	subjects := "reactor_bench." + run + "." + name
+	topo := stream.Topology{
+		History:   tag,
+		Subjects:  []string{subjects + ".>"},
+		Work:      tag + "_WORK",
+		DLQ:       tag + "_DLQ",
+		DLQPrefix: "reactor_bench_dlq." + run + "." + name,
+	}.WithDefaults()
+	if err := stream.EnsureStreams(ctx, js, topo); err != nil {
+		return ph, fmt.Errorf("bench: %w", err)
+	}
+	defer deleteStreams(js, topo)
+
+	t := newTracker(run+"-"+name+"-", cfg.Msgs)
+	var side consumerSide
+	if name == "raw" {
+		side = &rawSide{js: js, cfg: cfg, topo: topo, t: t}
+	} else {
+		side = newReactorSide(js, cfg, topo, t, subjects+".>")
+		// Bind the consumer now, so processing starts with the first publish.
+		if _, err := stream.EnsureConsumer(ctx, js, topo, processorConfig(cfg, topo, t).ConsumerSpec()); err != nil {
+			return ph, fmt.Errorf("bench: %w", err)
+		}
+	}
+
+	mem := startMemSampler(50 * time.Millisecond)
+	stopProgress := reportProgress(cfg, name, t)
+	started := false
+	stopSide := func() error {
+		if !started {
+			return nil
+		}
+		started = false
+		return side.stop()
+	}
+	defer func() { _ = stopSide() }()
+
+	startSide := func() error {
+		if err := side.start(ctx); err != nil {
+			return err
+		}
+		started = true
+		return waitPulling(ctx, js, topo)
+	}
+	if !cfg.Backlog {
+		if err := startSide(); err != nil {
+			stopProgress()
+			mem.Stop()
+			return ph, err
+		}
+	}
+	pubTime := publish(ctx, js, cfg, t, subjects+".alert")
+	begin := time.Unix(0, t.firstPublish.Load())
+	if cfg.Backlog {
+		if err := waitBacklog(ctx, js, topo, uint64(t.published.Load())); err != nil {
+			stopProgress()
+			mem.Stop()
+			return ph, err
+		}
+		begin = time.Now()
+		if err := startSide(); err != nil {
+			stopProgress()
+			mem.Stop()
+			return ph, err
+		}
+	}
+	drainErr := waitSettled(ctx, t, cfg.DrainTimeout)
+	stopErr := stopSide()
+	stopProgress()
+	ph.PeakRSS, ph.PeakHeap = mem.Stop()
+
+	t.fill(&ph)
+	ph.Injected = t.injected(newInjector(cfg))
+	if name == "raw" {
+		ph.Injected = Injected{} // the raw baseline acks everything
+	}
+	if pubTime > 0 {
+		ph.PublishRate = float64(ph.Published) / pubTime.Seconds()
+	}
+	if last := t.lastSettle.Load(); last > 0 && t.firstPublish.Load() > 0 {
+		elapsed := time.Unix(0, last).Sub(begin)
+		ph.Duration = time.Unix(0, last).Sub(time.Unix(0, t.firstPublish.Load())).Seconds()
+		if elapsed > 0 {
+			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / elapsed.Seconds()
+		}
+	}
+	ph.WorkLeft, ph.DLQMessages = streamCounts(js, topo)
+	return ph, errors.Join(drainErr, stopErr)
+}
+
+// waitSettled waits until every id published with a PubAck is settled, or
+// nothing was settled for idle (those ids are then lost), or ctx is done.
+func waitSettled(ctx context.Context, t *tracker, idle time.Duration) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	last, lastChange := t.settled.Load(), time.Now()
+	for {
+		n := t.settled.Load()
+		if n >= t.published.Load() && !t.unsettled() {
+			return nil
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		} else if time.Since(lastChange) > idle {
+			return nil // reported as lost
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-tick.C:
+		}
+	}
+}
+
+// waitPulling waits until the consumer has a pull request pending, so that
+// the first publish is processed at once.
+func waitPulling(ctx context.Context, js jetstream.JetStream, topo stream.Topology) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		c, err := js.Consumer(ctx, topo.Work, benchGroup)
+		if err == nil {
+			if info, err := c.Info(ctx); err == nil && info.NumWaiting > 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bench: consumer %s not pulling: %w", benchGroup, context.Cause(ctx))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// waitBacklog waits until the work stream has sourced n messages.
+func waitBacklog(ctx context.Context, js jetstream.JetStream, topo stream.Topology, n uint64) error {
+	for {
+		s, err := js.Stream(ctx, topo.Work)
+		if err == nil {
+			if info, err := s.Info(ctx); err == nil && info.State.Msgs >= n {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bench: waiting for the backlog: %w", context.Cause(ctx))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// reportProgress calls cfg.OnProgress every ProgressInterval until the
+// returned function is called, which reports a last time.
+func reportProgress(cfg Config, phase string, t *tracker) func() {
+	if cfg.OnProgress == nil {
+		return func() {}
+	}
+	snapshot := func(done bool) Progress {
+		return Progress{Phase: phase, Msgs: t.n, Published: int(t.published.Load()), Settled: int(t.settled.Load()), Done: done}
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(cfg.ProgressInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				cfg.OnProgress(snapshot(false))
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		cfg.OnProgress(snapshot(true))
+	}
+}
+
+// streamCounts returns the messages left in the work stream and stored in
+// the DLQ stream. Acks are asynchronous: the connection is flushed first,
+// and the work stream is given a moment to apply the last ones.
+func streamCounts(js jetstream.JetStream, topo stream.Topology) (work, dlq uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = js.Conn().FlushWithContext(ctx)
+	count := func(name string) uint64 {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return 0
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for work = count(topo.Work); work > 0 && time.Now().Before(deadline); work = count(topo.Work) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return work, count(topo.DLQ)
+}
+
+func deleteStreams(js jetstream.JetStream, topo stream.Topology) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range []string{topo.Work, topo.History, topo.DLQ} {
+		_ = js.DeleteStream(ctx, name)
+	}
+}
+
+func runID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func settings(cfg Config) Settings {
+	server := "embedded"
+	if cfg.Conn.URL != "" {
+		server = "external"
+		if u, err := url.Parse(strings.Split(cfg.Conn.URL, ",")[0]); err == nil && u.Host != "" {
+			server = u.Host
+		}
+	}
+	return Settings{
+		Server:        server,
+		Size:          cfg.Size,
+		Publishers:    cfg.Publishers,
+		Rate:          cfg.Rate,
+		Workers:       cfg.Workers,
+		WorkMS:        float64(cfg.Work) / float64(time.Millisecond),
+		FailRate:      cfg.FailRate,
+		PanicRate:     cfg.PanicRate,
+		PermanentRate: cfg.PermanentRate,
+		SyncAlways:    cfg.SyncAlways,
+		DoubleAck:     cfg.DoubleAck,
+		Backlog:       cfg.Backlog,
+	}
+}

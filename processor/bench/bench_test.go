@@ -1,0 +1,190 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func run(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if rep.Lost != 0 {
+		t.Fatalf("lost %d alerts: %v", rep.Lost, rep.LostIDs)
+	}
+	return rep
+}
+
+func TestRunSettlesEveryAlert(t *testing.T) {
+	t.Parallel()
+	var progress atomic.Int64
+	rep := run(t, Config{Msgs: 2000, Workers: 8, Publishers: 2, Raw: true, OnProgress: func(p Progress) {
+		if p.Done {
+			progress.Add(1)
+		}
+	}})
+	for _, p := range []*Phase{&rep.Phase, rep.Raw} {
+		if p.Published != 2000 || p.Acked != 2000 || p.Duplicates != 0 || p.DeadLettered != 0 || p.WorkLeft != 0 {
+			t.Errorf("phase: %+v, want 2000 published and acked once, nothing left", *p)
+		}
+		if p.ProcessRate <= 0 || p.PublishRate <= 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P99 {
+			t.Errorf("rates or latency missing: %+v", *p)
+		}
+		if p.PeakHeap == 0 {
+			t.Errorf("peak heap not measured")
+		}
+	}
+	if rep.Ratio <= 0 {
+		t.Errorf("ratio %g, want > 0", rep.Ratio)
+	}
+	if got := progress.Load(); got != 2 {
+		t.Errorf("final progress reported %d times, want once per phase", got)
+	}
+}
+
+func TestRunInjectsFailures(t *testing.T) {
+	t.Parallel()
+	rep := run(t, Config{Msgs: 3000, Workers: 8, FailRate: 0.05, PanicRate: 0.01, PermanentRate: 0.02})
+	if rep.Injected.Failures == 0 || rep.Injected.Panics == 0 || rep.Injected.Permanent == 0 {
+		t.Fatalf("injected %+v: want some of each with 3000 alerts", rep.Injected)
+	}
+	if want := rep.Injected.Failures + rep.Injected.Panics; rep.Redeliveries < want {
+		t.Errorf("redeliveries %d, want at least the %d injected failures and panics", rep.Redeliveries, want)
+	}
+	if rep.DeadLettered != rep.Injected.Permanent || rep.DLQMessages != uint64(rep.Injected.Permanent) {
+		t.Errorf("dead-lettered %d, DLQ holds %d; injected %d", rep.DeadLettered, rep.DLQMessages, rep.Injected.Permanent)
+	}
+	if rep.Acked+rep.DeadLettered != rep.Published {
+		t.Errorf("acked %d + dead-lettered %d != published %d", rep.Acked, rep.DeadLettered, rep.Published)
+	}
+}
+
+func TestRunBacklogAtRate(t *testing.T) {
+	t.Parallel()
+	rep := run(t, Config{Msgs: 500, Workers: 4, Rate: 5000, Backlog: true, Work: time.Millisecond})
+	if rep.Acked != 500 {
+		t.Errorf("acked %d, want 500", rep.Acked)
+	}
+	// 500 alerts at 5000/s take about 100ms: a rate far above the target
+	// means the pacing is not applied.
+	if rep.PublishRate > 10000 {
+		t.Errorf("publish rate %.0f/s, want about 5000/s", rep.PublishRate)
+	}
+}
+
+func TestRunExternalServerLeavesNoStreams(t *testing.T) {
+	t.Parallel()
+	conn := streamtest.NewServer(t)
+	cfg := Config{Msgs: 300, Workers: 4, DoubleAck: true, PermanentRate: 0.1}
+	cfg.Conn.URL = conn.Server.ClientURL()
+	rep := run(t, cfg)
+	if rep.Settings.Server == "embedded" || rep.DeadLettered != rep.Injected.Permanent {
+		t.Errorf("report %+v", rep)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for name := range conn.JS.StreamNames(ctx).Name() {
+		t.Errorf("stream %s left behind", name)
+	}
+}
+
+func TestRunRemovesItsTempDir(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	run(t, Config{Msgs: 10, Workers: 1, SyncAlways: true})
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("left behind: %s", e.Name())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	for name, cfg := range map[string]Config{
+		"rates above one":         {FailRate: 0.6, PermanentRate: 0.6},
+		"negative rate":           {PanicRate: -0.1},
+		"sync-always on external": {SyncAlways: true, Conn: connURL("nats://127.0.0.1:4222")},
+		"payload too large":       {Size: 2 << 20},
+		"negative work":           {Work: -time.Second},
+	} {
+		if err := cfg.withDefaults().validate(); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+	if err := (Config{}).withDefaults().validate(); err != nil {
+		t.Errorf("zero config: %v", err)
+	}
+}
+
+func TestInjectorIsDeterministic(t *testing.T) {
+	t.Parallel()
+	inj := newInjector(Config{Seed: 7, FailRate: 0.1, PanicRate: 0.1, PermanentRate: 0.1})
+	counts := map[kind]int{}
+	for i := range 100_000 {
+		k := inj.kind(i)
+		if k != inj.kind(i) {
+			t.Fatalf("index %d: kind changes between calls", i)
+		}
+		counts[k]++
+	}
+	for _, k := range []kind{kindFail, kindPanic, kindPermanent} {
+		if c := counts[k]; c < 9_500 || c > 10_500 {
+			t.Errorf("kind %d picked %d times of 100000, want about 10000", k, c)
+		}
+	}
+}
+
+func TestReportJSONAndTable(t *testing.T) {
+	t.Parallel()
+	rep := &Report{Phase: Phase{Msgs: 3, Published: 3, Acked: 2, Lost: 1, LostIDs: []string{"x-2"}}, Raw: &Phase{Msgs: 3}, Ratio: 0.9}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"msgs", "published", "acked", "dead_lettered", "redeliveries", "lost", "duplicates",
+		"publish_rate", "process_rate", "latency_ms", "peak_rss_bytes", "peak_heap_bytes", "duration_s", "raw", "ratio"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q: %s", k, b)
+		}
+	}
+	var out bytes.Buffer
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"process rate", "raw", "reactor/raw processing rate: 0.90", "lost: 1 x-2"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func connURL(u string) (c stream.Config) {
+	c.URL = u
+	return c
+}

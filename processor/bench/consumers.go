@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+// consumerSide is what processes a phase's alerts: reactor's processor, or
+// the bare jetstream baseline.
+type consumerSide interface {
+	start(ctx context.Context) error
+	stop() error
+}
+
+// processorConfig is the processor configuration of the reactor phase. The
+// raw phase binds a consumer with the same spec and the same pull size, so
+// the two differ only in what happens between a pull and an ack.
+func processorConfig(cfg Config, topo stream.Topology, t *tracker) processor.Config {
+	return processor.Config{
+		Topology:        topo,
+		Group:           benchGroup,
+		Workers:         cfg.Workers,
+		MaxDeliver:      benchMaxDeliver,
+		BackoffBase:     benchBackoffBase,
+		BackoffMax:      benchBackoffMax,
+		ShutdownTimeout: 5 * time.Second,
+		DoubleAck:       cfg.DoubleAck,
+		Logger:          cfg.Logger,
+		OnOutcome: func(r processor.Result) {
+			m := r.Message
+			t.delivered(m.Delivered())
+			switch r.Outcome {
+			case processor.OutcomeAck, processor.OutcomeDrop:
+				t.settle(m.ID(), m.Header(headerSent), false, time.Now())
+			case processor.OutcomeDeadLetter:
+				t.settle(m.ID(), m.Header(headerSent), true, time.Now())
+			}
+		},
+	}
+}
+
+// reactorSide runs processor.Processor with a Router holding the synthetic
+// handler.
+type reactorSide struct {
+	js     jetstream.JetStream
+	pcfg   processor.Config
+	router *processor.Router
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newReactorSide(js jetstream.JetStream, cfg Config, topo stream.Topology, t *tracker, pattern string) *reactorSide {
+	r := processor.NewRouter()
+	r.Handle(pattern, &synthetic{tr: t, inj: newInjector(cfg), work: cfg.Work})
+	return &reactorSide{js: js, pcfg: processorConfig(cfg, topo, t), router: r}
+}
+
+func (s *reactorSide) start(ctx context.Context) error {
+	p, err := processor.New(s.js, s.router, s.pcfg)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan error, 1)
+	go func() { s.done <- p.Run(ctx) }()
+	return nil
+}
+
+func (s *reactorSide) stop() error {
+	s.cancel()
+	return <-s.done
+}
+
+// rawSide is the baseline: one pull consumer with the processor's spec and
+// pull size, its callback handing messages to Workers goroutines through an
+// unbuffered channel (as the processor does), each of which reads the
+// delivery count, sleeps Work, acks and records the ack. No router,
+// middleware, heartbeat, failure injection or dead-lettering.
+type rawSide struct {
+	js   jetstream.JetStream
+	cfg  Config
+	topo stream.Topology
+	t    *tracker
+
+	cc   jetstream.ConsumeContext
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (s *rawSide) start(ctx context.Context) error {
+	pcfg := processorConfig(s.cfg, s.topo, s.t)
+	cons, err := stream.EnsureConsumer(ctx, s.js, s.topo, pcfg.ConsumerSpec())
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	work := make(chan jetstream.Msg)
+	s.quit = make(chan struct{})
+	for range s.cfg.Workers {
+		s.wg.Go(func() {
+			for {
+				select {
+				case msg := <-work:
+					s.handle(ctx, msg)
+				case <-s.quit:
+					return
+				}
+			}
+		})
+	}
+	s.cc, err = cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case work <- msg:
+		case <-s.quit:
+		}
+	}, jetstream.PullMaxMessages(s.cfg.Workers), jetstream.PullHeartbeat(5*time.Second))
+	if err != nil {
+		close(s.quit)
+		s.wg.Wait()
+		return fmt.Errorf("bench: raw consume: %w", err)
+	}
+	return nil
+}
+
+func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
+	if meta, err := msg.Metadata(); err == nil {
+		s.t.delivered(int(meta.NumDelivered))
+	}
+	if s.cfg.Work > 0 {
+		time.Sleep(s.cfg.Work)
+	}
+	var err error
+	if s.cfg.DoubleAck {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = msg.DoubleAck(actx)
+		cancel()
+	} else {
+		err = msg.Ack()
+	}
+	if err != nil {
+		return // not settled: the server redelivers it after AckWait
+	}
+	h := msg.Headers()
+	s.t.settle(h.Get("Nats-Msg-Id"), h.Get(headerSent), false, time.Now())
+}
+
+func (s *rawSide) stop() error {
+	s.cc.Stop()
+	select {
+	case <-s.cc.Closed():
+	case <-time.After(5 * time.Second):
+	}
+	close(s.quit)
+	s.wg.Wait()
+	return nil
+}

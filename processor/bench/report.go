@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the outcome of a run. The reactor phase's figures are at the top
+// level; Raw and Ratio are set when Config.Raw asked for the comparison.
+type Report struct {
+	Phase
+	// Raw is the same load through bare nats.go jetstream.
+	Raw *Phase `json:"raw,omitempty"`
+	// Ratio is reactor's processing rate over raw's.
+	Ratio float64 `json:"ratio,omitempty"`
+	// Settings echoes what was run.
+	Settings Settings `json:"settings"`
+}
+
+// Phase is what one phase (reactor or raw) measured.
+type Phase struct {
+	// Msgs is the number of alerts the phase tried to publish.
+	Msgs int `json:"msgs"`
+	// Published counts alerts stored with a PubAck.
+	Published int `json:"published"`
+	// PublishErrors counts alerts whose publish failed for good.
+	PublishErrors int `json:"publish_errors"`
+	// Acked counts ids whose first settlement was an ack.
+	Acked int `json:"acked"`
+	// DeadLettered counts ids whose first settlement was a dead letter.
+	DeadLettered int `json:"dead_lettered"`
+	// Redeliveries counts deliveries after the first.
+	Redeliveries int `json:"redeliveries"`
+	// Lost counts ids published with a PubAck and never acked nor
+	// dead-lettered within the drain timeout; LostIDs lists the first 100.
+	Lost    int      `json:"lost"`
+	LostIDs []string `json:"lost_ids,omitempty"`
+	// Duplicates counts ids settled more than once.
+	Duplicates int `json:"duplicates"`
+	// Injected counts the published alerts picked for each kind of failure.
+	Injected Injected `json:"injected"`
+	// PublishRate is Published over the publishing time, per second.
+	PublishRate float64 `json:"publish_rate"`
+	// ProcessRate is settled alerts per second, from the first publish (or
+	// the start of the workers, with Backlog) to the last settlement.
+	ProcessRate float64 `json:"process_rate"`
+	// Latency is publish→ack, for acked alerts.
+	Latency Latency `json:"latency_ms"`
+	// PeakRSS is the process's peak resident set during the phase (embedded
+	// server included).
+	PeakRSS uint64 `json:"peak_rss_bytes"`
+	// PeakHeap is the peak of the Go heap's live and unswept objects.
+	PeakHeap uint64 `json:"peak_heap_bytes"`
+	// Duration is the phase's wall time, from the first publish to the last
+	// settlement, in seconds.
+	Duration float64 `json:"duration_s"`
+	// WorkLeft is the number of messages still in the work stream after the
+	// drain: 0 when every ack reached the server.
+	WorkLeft uint64 `json:"work_left"`
+	// DLQMessages is the number of messages in the DLQ stream after the run.
+	DLQMessages uint64 `json:"dlq_messages"`
+}
+
+// Injected counts published alerts by injected failure.
+type Injected struct {
+	Failures  int `json:"failures"`
+	Panics    int `json:"panics"`
+	Permanent int `json:"permanent"`
+}
+
+// Latency holds percentiles in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+}
+
+// Settings echoes the configuration of a run.
+type Settings struct {
+	Server        string  `json:"server"` // "embedded" or the URL's host
+	Size          int     `json:"size"`
+	Publishers    int     `json:"publishers"`
+	Rate          float64 `json:"rate"`
+	Workers       int     `json:"workers"`
+	WorkMS        float64 `json:"work_ms"`
+	FailRate      float64 `json:"fail_rate"`
+	PanicRate     float64 `json:"panic_rate"`
+	PermanentRate float64 `json:"permanent_rate"`
+	SyncAlways    bool    `json:"sync_always"`
+	DoubleAck     bool    `json:"double_ack"`
+	Backlog       bool    `json:"backlog"`
+}
+
+// WriteTable writes r as a table for humans, with a raw column when there is
+// one.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	cols := []*Phase{&r.Phase}
+	header := "\treactor\t"
+	if r.Raw != nil {
+		cols = append(cols, r.Raw)
+		header = "\treactor\traw\t"
+	}
+	fmt.Fprintln(tw, header)
+	row := func(name string, f func(p *Phase) string) {
+		var b strings.Builder
+		b.WriteString(name + "\t")
+		for _, p := range cols {
+			b.WriteString(f(p) + "\t")
+		}
+		fmt.Fprintln(tw, b.String())
+	}
+	num := func(n int) string { return fmt.Sprint(n) }
+	ms := func(v float64) string { return fmt.Sprintf("%.2f ms", v) }
+	mib := func(v uint64) string { return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20)) }
+	row("msgs", func(p *Phase) string { return num(p.Msgs) })
+	row("published", func(p *Phase) string { return num(p.Published) })
+	row("publish errors", func(p *Phase) string { return num(p.PublishErrors) })
+	row("acked", func(p *Phase) string { return num(p.Acked) })
+	row("dead-lettered", func(p *Phase) string {
+		return fmt.Sprintf("%d (injected %d)", p.DeadLettered, p.Injected.Permanent)
+	})
+	row("redeliveries", func(p *Phase) string { return num(p.Redeliveries) })
+	row("lost", func(p *Phase) string { return num(p.Lost) })
+	row("duplicates", func(p *Phase) string { return num(p.Duplicates) })
+	row("left in work stream", func(p *Phase) string { return fmt.Sprint(p.WorkLeft) })
+	row("publish rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.PublishRate) })
+	row("process rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.ProcessRate) })
+	row("latency p50", func(p *Phase) string { return ms(p.Latency.P50) })
+	row("latency p90", func(p *Phase) string { return ms(p.Latency.P90) })
+	row("latency p99", func(p *Phase) string { return ms(p.Latency.P99) })
+	row("latency p99.9", func(p *Phase) string { return ms(p.Latency.P999) })
+	row("latency max", func(p *Phase) string { return ms(p.Latency.Max) })
+	row("peak rss", func(p *Phase) string { return mib(p.PeakRSS) })
+	row("peak go heap", func(p *Phase) string { return mib(p.PeakHeap) })
+	row("duration", func(p *Phase) string {
+		return (time.Duration(p.Duration * float64(time.Second))).Round(time.Millisecond).String()
+	})
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Raw != nil {
+		fmt.Fprintf(w, "reactor/raw processing rate: %.2f\n", r.Ratio)
+	}
+	fmt.Fprintf(w, "lost: %d", r.Lost)
+	if len(r.LostIDs) > 0 {
+		more := ""
+		if r.Lost > len(r.LostIDs) {
+			more = fmt.Sprintf(" (and %d more)", r.Lost-len(r.LostIDs))
+		}
+		fmt.Fprintf(w, " %s%s", strings.Join(r.LostIDs, " "), more)
+	}
+	_, err := fmt.Fprintln(w)
+	return err
+}

@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// headerSent carries the publish time in unix nanoseconds.
+const headerSent = "Reactor-Bench-Sent"
+
+// maxLostIDs bounds the lost ids listed in a report.
+const maxLostIDs = 100
+
+// latencyShards spreads latency recording over histograms with a lock each,
+// so that workers rarely wait for one another.
+const latencyShards = 8
+
+// tracker counts what happened to every id of one phase. Ids are
+// "<prefix><index>", index in [0, n).
+type tracker struct {
+	prefix string
+	n      int
+
+	pubOK   []bool // written once per index by its publisher, read after publishing
+	settles []atomic.Int32
+
+	published    atomic.Int64
+	pubFailed    atomic.Int64
+	settled      atomic.Int64 // ids settled at least once
+	acked        atomic.Int64 // ids whose first settlement was an ack
+	dead         atomic.Int64 // ids whose first settlement was a dead letter
+	redeliveries atomic.Int64
+	foreign      atomic.Int64 // messages without an id of this phase
+
+	firstPublish atomic.Int64 // unix nanos
+	lastSettle   atomic.Int64 // unix nanos
+
+	hist [latencyShards]struct {
+		mu sync.Mutex
+		h  *hdrhistogram.Histogram
+		_  [40]byte // keep the shards' locks on separate cache lines
+	}
+}
+
+func newTracker(prefix string, n int) *tracker {
+	t := &tracker{prefix: prefix, n: n, pubOK: make([]bool, n), settles: make([]atomic.Int32, n)}
+	for i := range t.hist {
+		// 1µs to 10 minutes, 3 significant digits.
+		t.hist[i].h = hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
+	}
+	return t
+}
+
+func (t *tracker) id(i int) string { return t.prefix + strconv.Itoa(i) }
+
+// index parses an id of this phase; ok is false for any other id.
+func (t *tracker) index(id string) (int, bool) {
+	rest, found := strings.CutPrefix(id, t.prefix)
+	if !found {
+		return 0, false
+	}
+	i, err := strconv.Atoi(rest)
+	if err != nil || i < 0 || i >= t.n {
+		return 0, false
+	}
+	return i, true
+}
+
+// sending records the time of the first publish.
+func (t *tracker) sending(now time.Time) {
+	t.firstPublish.CompareAndSwap(0, now.UnixNano())
+}
+
+// publishDone records a PubAck (err == nil) or a failed publish of index i.
+func (t *tracker) publishDone(i int, err error) {
+	if err != nil {
+		t.pubFailed.Add(1)
+		return
+	}
+	t.pubOK[i] = true
+	t.published.Add(1)
+}
+
+// delivered records a delivery, and whether it was a redelivery.
+func (t *tracker) delivered(n int) {
+	if n > 1 {
+		t.redeliveries.Add(1)
+	}
+}
+
+// settle records that the message with id was acked (dead == false) or
+// dead-lettered, at now; sent is its headerSent value.
+func (t *tracker) settle(id, sent string, dead bool, now time.Time) {
+	i, ok := t.index(id)
+	if !ok {
+		t.foreign.Add(1)
+		return
+	}
+	nanos := now.UnixNano()
+	for {
+		last := t.lastSettle.Load()
+		if nanos <= last || t.lastSettle.CompareAndSwap(last, nanos) {
+			break
+		}
+	}
+	if t.settles[i].Add(1) == 1 {
+		if dead {
+			t.dead.Add(1)
+		} else {
+			t.acked.Add(1)
+		}
+		t.settled.Add(1)
+	}
+	if dead {
+		return
+	}
+	at, err := strconv.ParseInt(sent, 10, 64)
+	if err != nil {
+		return
+	}
+	us := max((nanos-at)/int64(time.Microsecond), 1)
+	s := &t.hist[i%latencyShards]
+	s.mu.Lock()
+	if err := s.h.RecordValue(us); err != nil {
+		_ = s.h.RecordValue(s.h.HighestTrackableValue())
+	}
+	s.mu.Unlock()
+}
+
+// unsettled reports whether some id published with a PubAck has not been
+// settled yet. Call it only after publishing is done.
+func (t *tracker) unsettled() bool {
+	for i, ok := range t.pubOK {
+		if ok && t.settles[i].Load() == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// fill completes p with the tracker's counts. Call it after publishing and
+// processing stopped.
+func (t *tracker) fill(p *Phase) {
+	p.Msgs = t.n
+	p.Published = int(t.published.Load())
+	p.PublishErrors = int(t.pubFailed.Load())
+	p.Acked = int(t.acked.Load())
+	p.DeadLettered = int(t.dead.Load())
+	p.Redeliveries = int(t.redeliveries.Load())
+	for i, ok := range t.pubOK {
+		n := t.settles[i].Load()
+		if ok && n == 0 {
+			p.Lost++
+			if len(p.LostIDs) < maxLostIDs {
+				p.LostIDs = append(p.LostIDs, t.id(i))
+			}
+		}
+		if n > 1 {
+			p.Duplicates++
+		}
+	}
+	all := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
+	for i := range t.hist {
+		s := &t.hist[i]
+		s.mu.Lock()
+		all.Merge(s.h)
+		s.mu.Unlock()
+	}
+	ms := func(us int64) float64 { return math.Round(float64(us)) / 1000 }
+	if all.TotalCount() > 0 {
+		p.Latency = Latency{
+			P50:  ms(all.ValueAtQuantile(50)),
+			P90:  ms(all.ValueAtQuantile(90)),
+			P99:  ms(all.ValueAtQuantile(99)),
+			P999: ms(all.ValueAtQuantile(99.9)),
+			Max:  ms(all.Max()),
+		}
+	}
+}
+
+// injected counts the published alerts picked by each kind of failure.
+func (t *tracker) injected(inj injector) Injected {
+	var out Injected
+	for i, ok := range t.pubOK {
+		if !ok {
+			continue
+		}
+		switch inj.kind(i) {
+		case kindFail:
+			out.Failures++
+		case kindPanic:
+			out.Panics++
+		case kindPermanent:
+			out.Permanent++
+		}
+	}
+	return out
+}
