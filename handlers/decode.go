@@ -65,6 +65,9 @@ func decodeAlert(subject string, data []byte) (Alert, error) {
 	if len(text) == 0 {
 		return fail(errors.New("empty payload"))
 	}
+	if text[0] == '[' {
+		return fail(errors.New("a JSON array is not an alert: publish one alert per message"))
+	}
 	var a Alert
 	if text[0] == '{' {
 		if err := decodeJSON(text, &a); err != nil {

@@ -34,6 +34,7 @@ func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Messag
 		MsgID:        m.ID(),
 	}
 	out := dl.Msg(p.cfg.Topology.DLQSubject(m.subject))
+	stream.FitPayload(out, p.js.Conn().MaxPayload())
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	id := fmt.Sprintf("%s-%d", m.stream, m.sequence)

@@ -26,6 +26,7 @@ const (
 	HeaderLastAttempt  = "Reactor-Last-Attempt"  // RFC 3339
 	HeaderQueued       = "Reactor-Queued"        // when the work stream stored it, RFC 3339
 	HeaderMsgID        = "Reactor-Msg-Id"        // the original Nats-Msg-Id
+	HeaderTruncated    = "Reactor-Truncated"     // the payload's original size, when cut to fit
 )
 
 // Dead-letter reasons.
@@ -56,6 +57,9 @@ type DeadLetter struct {
 	LastAttempt  time.Time
 	Queued       time.Time
 	MsgID        string
+	// Truncated is the payload's original size when it was cut to fit the
+	// DLQ (see FitPayload), else 0.
+	Truncated int
 	// DLQSequence is the dead letter's own sequence in the DLQ stream, when
 	// read back from it.
 	DLQSequence uint64
@@ -114,12 +118,32 @@ func ParseDeadLetter(subject string, data []byte, h nats.Header) DeadLetter {
 	d.FirstAttempt, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderFirstAttempt))
 	d.LastAttempt, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderLastAttempt))
 	d.Queued, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderQueued))
+	d.Truncated, _ = strconv.Atoi(h.Get(HeaderTruncated))
 	for k, vs := range h {
 		if !strings.HasPrefix(k, "Reactor-") && !strings.HasPrefix(k, "Nats-") {
 			d.Header[k] = vs
 		}
 	}
 	return d
+}
+
+// publishOverhead is room left for the headers a publish adds (Nats-Msg-Id,
+// Nats-Expected-Stream) and the protocol line.
+const publishOverhead = 512
+
+// FitPayload cuts msg's data so that msg fits in maxPayload bytes, recording
+// the original size in HeaderTruncated. A dead letter carries the alert's
+// payload plus headers: an alert close to the server's max payload would not
+// fit in the DLQ otherwise, and would stay queued for ever.
+func FitPayload(msg *nats.Msg, maxPayload int64) {
+	over := int64(msg.Size()) + publishOverhead - maxPayload
+	if maxPayload <= 0 || over <= 0 {
+		return
+	}
+	size := len(msg.Data)
+	msg.Header.Set(HeaderTruncated, strconv.Itoa(size))
+	keep := max(int64(size)-over-int64(len(HeaderTruncated)+16), 0)
+	msg.Data = msg.Data[:keep]
 }
 
 // OriginOf returns the history stream and sequence a sourced message came

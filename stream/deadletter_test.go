@@ -71,3 +71,21 @@ func TestOriginOf(t *testing.T) {
 		}
 	}
 }
+
+func TestFitPayload(t *testing.T) {
+	t.Parallel()
+	const maxPayload = 4096
+	small := DeadLetter{Data: []byte("small"), Error: "x"}.Msg("dlq.a")
+	FitPayload(small, maxPayload)
+	if string(small.Data) != "small" || small.Header.Get(HeaderTruncated) != "" {
+		t.Errorf("a small payload was changed: %q %v", small.Data, small.Header)
+	}
+	big := DeadLetter{Data: []byte(strings.Repeat("y", maxPayload)), Error: strings.Repeat("e", 1000)}.Msg("dlq.a")
+	FitPayload(big, maxPayload)
+	if got := big.Size() + publishOverhead; got > maxPayload {
+		t.Errorf("fitted message is %d bytes with overhead, over %d", got, maxPayload)
+	}
+	if big.Header.Get(HeaderTruncated) != "4096" || len(big.Data) == 0 {
+		t.Errorf("truncated header %q, kept %d bytes", big.Header.Get(HeaderTruncated), len(big.Data))
+	}
+}
