@@ -118,7 +118,11 @@ func TestBadInputCorpus(t *testing.T) {
 
 	// Still up: a good alert after all of that is handled.
 	streamtest.Publish(t, conn, "alerts.corpus", "after", []byte("still alive"))
-	streamtest.Eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return settled["after"] == processor.OutcomeAck && len(settled) == total+1 }, "alert after the corpus")
+	streamtest.Eventually(t, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return settled["after"] == processor.OutcomeAck && len(settled) == total+1
+	}, "alert after the corpus")
 }
 
 func readFile(t *testing.T, path string) []byte {
