@@ -1,0 +1,134 @@
+package processor_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+// backlog starts a server with the default topology and n queued alerts of
+// 256 bytes, waiting until the work stream has sourced them all.
+func backlog(b *testing.B, n int) (*stream.Conn, stream.Topology) {
+	b.Helper()
+	conn, topo := streamtest.NewTopology(b)
+	payload := make([]byte, 256)
+	msgs := make([]*nats.Msg, 0, 1000)
+	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{})
+	ctx := context.Background()
+	for i := 0; i < n; i += cap(msgs) {
+		msgs = msgs[:0]
+		for j := i; j < min(i+cap(msgs), n); j++ {
+			msgs = append(msgs, &nats.Msg{Subject: "alerts.bench", Data: payload,
+				Header: nats.Header{nats.MsgIdHdr: []string{"bench-" + strconv.Itoa(j)}}})
+		}
+		if failed := pub.PublishBatch(ctx, msgs, nil); failed > 0 {
+			b.Fatalf("%d publishes failed", failed)
+		}
+	}
+	streamtest.Eventually(b, 30*time.Second, func() bool {
+		s, err := conn.JS.Stream(ctx, topo.Work)
+		return err == nil && s.CachedInfo().State.Msgs == uint64(n)
+	}, "work stream holds %d alerts", n)
+	return conn, topo
+}
+
+// BenchmarkProcessor measures the processor end to end on an embedded
+// server: a backlog of b.N alerts handled by a no-op handler and acked.
+// Compare with BenchmarkRawConsume: the difference is the framework.
+func BenchmarkProcessor(b *testing.B) {
+	for _, workers := range []int{1, 16} {
+		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
+			conn, topo := backlog(b, b.N)
+			var acked atomic.Int64
+			done := make(chan struct{})
+			r := processor.NewRouter()
+			r.On("alerts.>", func(context.Context, *processor.Message) error { return nil })
+			p, err := processor.New(conn.JS, r, processor.Config{
+				Topology: topo,
+				Workers:  workers,
+				OnOutcome: func(processor.Result) {
+					if acked.Add(1) == int64(b.N) {
+						close(done)
+					}
+				},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			stopped := make(chan error, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			go func() { stopped <- p.Run(ctx) }()
+			<-done
+			b.StopTimer()
+			cancel()
+			if err := <-stopped; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
+		})
+	}
+}
+
+// BenchmarkRawConsume is BenchmarkProcessor's baseline: the same consumer
+// and pull size, with bare jetstream workers that only ack.
+func BenchmarkRawConsume(b *testing.B) {
+	for _, workers := range []int{1, 16} {
+		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
+			conn, topo := backlog(b, b.N)
+			cfg := processor.Config{Topology: topo, Workers: workers}
+			ctx := context.Background()
+			cons, err := stream.EnsureConsumer(ctx, conn.JS, topo, cfg.ConsumerSpec())
+			if err != nil {
+				b.Fatal(err)
+			}
+			var acked atomic.Int64
+			done := make(chan struct{})
+			work, quit := make(chan jetstream.Msg), make(chan struct{})
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range workers {
+				wg.Go(func() {
+					for {
+						select {
+						case msg := <-work:
+							if msg.Ack() == nil && acked.Add(1) == int64(b.N) {
+								close(done)
+							}
+						case <-quit:
+							return
+						}
+					}
+				})
+			}
+			cc, err := cons.Consume(func(msg jetstream.Msg) {
+				select {
+				case work <- msg:
+				case <-quit:
+				}
+			}, jetstream.PullMaxMessages(workers))
+			if err != nil {
+				b.Fatal(err)
+			}
+			<-done
+			b.StopTimer()
+			cc.Stop()
+			<-cc.Closed()
+			close(quit)
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
+		})
+	}
+}
