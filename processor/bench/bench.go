@@ -19,7 +19,8 @@ import (
 // Run executes the load test cfg describes: the reactor phase, then the raw
 // phase if asked. Lost or duplicate alerts are reported, not returned as an
 // error; the error is for a run that could not be carried out (no server, a
-// refused topology, ctx cancelled).
+// refused topology, ctx cancelled). With an error, the report is nil if
+// nothing was measured, else it holds what was.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -35,11 +36,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Settings: settings(cfg)}
 	rep.Phase, err = runPhase(ctx, conn.JS, cfg, run, "reactor")
 	if err != nil {
+		if rep.Msgs == 0 {
+			return nil, err // the phase did not get to measure anything
+		}
 		return rep, err
 	}
 	if cfg.Raw {
 		raw, err := runPhase(ctx, conn.JS, cfg, run, "raw")
-		rep.Raw = &raw
+		if raw.Msgs > 0 {
+			rep.Raw = &raw
+		}
 		if err != nil {
 			return rep, err
 		}

@@ -71,8 +71,7 @@ type Config struct {
 	Backlog bool
 	// DrainTimeout is how long the run waits without any alert being
 	// settled, once publishing is done, before it counts the unsettled ones
-	// as lost. Defaults to 60s (longer than the processor's 30s AckWait, so a
-	// lost ack is redelivered in time).
+	// as lost. Defaults to DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// Seed varies which alerts the failure injection picks. Defaults to 1.
 	Seed uint64
@@ -94,6 +93,10 @@ type Progress struct {
 	Settled   int // acked or dead-lettered, each id once
 	Done      bool
 }
+
+// DefaultDrainTimeout is longer than the processor's 30s AckWait, so an
+// alert whose ack was lost is redelivered in time.
+const DefaultDrainTimeout = 60 * time.Second
 
 // Processor settings of the bench: MaxDeliver leaves room for the one
 // injected failure per alert and for redeliveries after a lost ack; the tiny
@@ -119,7 +122,7 @@ func (c Config) withDefaults() Config {
 		c.Workers = 16
 	}
 	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 60 * time.Second
+		c.DrainTimeout = DefaultDrainTimeout
 	}
 	if c.Seed == 0 {
 		c.Seed = 1

@@ -101,15 +101,15 @@ type Settings struct {
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	cols := []*Phase{&r.Phase}
-	header := "\treactor\t"
+	header := fmt.Sprintf("%-20s\treactor\t", "")
 	if r.Raw != nil {
 		cols = append(cols, r.Raw)
-		header = "\treactor\traw\t"
+		header += "raw\t"
 	}
 	fmt.Fprintln(tw, header)
 	row := func(name string, f func(p *Phase) string) {
 		var b strings.Builder
-		b.WriteString(name + "\t")
+		fmt.Fprintf(&b, "%-20s\t", name) // labels left-aligned, figures right-aligned
 		for _, p := range cols {
 			b.WriteString(f(p) + "\t")
 		}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
+
+	"github.com/reactor-alerts/reactor/processor/bench"
+)
+
+func benchCommand() *cli.Command {
+	env := func(name string) []string { return []string{"REACTOR_BENCH_" + name} }
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "load-test reactor: throughput, publish→ack latency, redeliveries, dead letters and loss",
+		Description: `Publishes --msgs alerts and processes them with the real processor and a
+synthetic handler, then reports what happened, counting every id: an alert
+published with a PubAck and never acked nor dead-lettered is lost, and the
+command exits non-zero.
+
+By default it starts a fresh embedded server in a temporary directory (removed
+afterwards); with --url it uses streams of its own on that server, deleted
+after the run. --raw runs the same load through bare nats.go jetstream and
+prints the ratio reactor/raw: the cost of the framework.
+
+--work is spent in time.Sleep: a handler waiting on I/O. Failures are picked
+by a hash of each alert's id: --fail-rate and --panic-rate fail the first
+delivery only (the retry succeeds), --permanent-rate fails every delivery, so
+the dead letters to expect are known and checked.`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "msgs", Value: 100_000, Usage: "alerts to publish", EnvVars: env("MSGS")},
+			&cli.IntFlag{Name: "size", Value: 256, Usage: "payload size in bytes", EnvVars: env("SIZE")},
+			&cli.IntFlag{Name: "publishers", Value: 1, Usage: "publishing goroutines", EnvVars: env("PUBLISHERS")},
+			&cli.Float64Flag{Name: "rate", Usage: "alerts per second in total; 0: as fast as possible", EnvVars: env("RATE")},
+			&cli.IntFlag{Name: "workers", Value: 16, Usage: "processor workers", EnvVars: env("WORKERS")},
+			&cli.DurationFlag{Name: "work", Usage: "simulated handler latency (time.Sleep), e.g. 2ms", EnvVars: env("WORK")},
+			&cli.Float64Flag{Name: "fail-rate", Usage: "fraction of alerts failing their first delivery with an error (retried)", EnvVars: env("FAIL_RATE")},
+			&cli.Float64Flag{Name: "panic-rate", Usage: "fraction of alerts panicking on their first delivery (retried)", EnvVars: env("PANIC_RATE")},
+			&cli.Float64Flag{Name: "permanent-rate", Usage: "fraction of alerts failing permanently (dead-lettered)", EnvVars: env("PERMANENT_RATE")},
+			&cli.BoolFlag{Name: "raw", Usage: "also run the load through bare nats.go jetstream and report the ratio", EnvVars: env("RAW")},
+			&cli.BoolFlag{Name: "sync-always", Usage: "embedded server fsyncs every write", EnvVars: env("SYNC_ALWAYS")},
+			&cli.BoolFlag{Name: "double-ack", Usage: "wait for the server to confirm every ack", EnvVars: env("DOUBLE_ACK")},
+			&cli.BoolFlag{Name: "backlog", Usage: "publish everything first, then process the backlog", EnvVars: env("BACKLOG")},
+			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DefaultDrainTimeout, Usage: "give up on unsettled alerts after this long without progress", EnvVars: env("DRAIN_TIMEOUT")},
+			&cli.StringFlag{Name: "url", Usage: "external NATS server or cluster; empty: a fresh embedded server", EnvVars: []string{"REACTOR_URL", "NATS_URL"}},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object", EnvVars: env("JSON")},
+		},
+		Action: runBench,
+	}
+}
+
+func runBench(c *cli.Context) error {
+	cfg := bench.Config{
+		Msgs:          c.Int("msgs"),
+		Size:          c.Int("size"),
+		Publishers:    c.Int("publishers"),
+		Rate:          c.Float64("rate"),
+		Workers:       c.Int("workers"),
+		Work:          c.Duration("work"),
+		FailRate:      c.Float64("fail-rate"),
+		PanicRate:     c.Float64("panic-rate"),
+		PermanentRate: c.Float64("permanent-rate"),
+		Raw:           c.Bool("raw"),
+		SyncAlways:    c.Bool("sync-always"),
+		DoubleAck:     c.Bool("double-ack"),
+		Backlog:       c.Bool("backlog"),
+		DrainTimeout:  c.Duration("drain-timeout"),
+	}
+	cfg.Conn.URL = c.String("url")
+	if cfg.Msgs <= 0 {
+		return cli.Exit("reactor bench: --msgs must be positive", 2)
+	}
+	stdout, stderr := c.App.Writer, c.App.ErrWriter
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	var bars *progressBars
+	if !c.Bool("json") && isTerminal(stderr) {
+		bars = newProgressBars(c, stderr)
+		cfg.OnProgress = bars.update
+	}
+	rep, err := bench.Run(c.Context, cfg)
+	if bars != nil {
+		bars.wait()
+	}
+	if rep == nil {
+		return err
+	}
+	if c.Bool("json") {
+		if werr := json.NewEncoder(stdout).Encode(rep); werr != nil {
+			return werr
+		}
+	} else if werr := rep.WriteTable(stdout); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	lost := rep.Lost
+	if rep.Raw != nil {
+		lost += rep.Raw.Lost
+	}
+	if lost > 0 {
+		return cli.Exit(fmt.Sprintf("reactor bench: %d alerts lost", lost), 1)
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressBars shows, per phase, a bar of published and one of settled
+// alerts.
+type progressBars struct {
+	p    *mpb.Progress
+	mu   sync.Mutex
+	bars map[string][2]*mpb.Bar
+}
+
+func newProgressBars(c *cli.Context, w io.Writer) *progressBars {
+	return &progressBars{
+		p:    mpb.NewWithContext(c.Context, mpb.WithOutput(w), mpb.WithWidth(40)),
+		bars: make(map[string][2]*mpb.Bar),
+	}
+}
+
+func (b *progressBars) update(pr bench.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pair, ok := b.bars[pr.Phase]
+	if !ok {
+		bar := func(what string) *mpb.Bar {
+			return b.p.AddBar(int64(pr.Msgs),
+				mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-8s %-9s", pr.Phase, what)), decor.CountersNoUnit("%d / %d", decor.WCSyncWidth)),
+				mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace)))
+		}
+		pair = [2]*mpb.Bar{bar("published"), bar("settled")}
+		b.bars[pr.Phase] = pair
+	}
+	pair[0].SetCurrent(int64(pr.Published))
+	pair[1].SetCurrent(int64(pr.Settled))
+	if pr.Done {
+		// Totals become what was actually published: a bar that cannot
+		// reach 100% would keep Wait from returning.
+		pair[0].SetTotal(int64(pr.Published), true)
+		pair[1].SetTotal(int64(pr.Settled), true)
+	}
+}
+
+func (b *progressBars) wait() {
+	b.mu.Lock()
+	for _, pair := range b.bars {
+		for _, bar := range pair {
+			if !bar.Completed() {
+				bar.Abort(false)
+			}
+		}
+	}
+	b.mu.Unlock()
+	b.p.Wait()
+}
