@@ -86,8 +86,8 @@ func NewAlert(name, summary string) Alert {
 }
 
 // Validate reports whether a is fit to publish and to handle: a valid subject
-// (no wildcards), a name, a known lower-case severity, non-empty label keys
-// and valid UTF-8 text. An ID is not required: alerts published by other
+// (no wildcards), a name, a known lower-case severity (empty means warning),
+// non-empty label keys and valid UTF-8 text. An ID is not required: alerts published by other
 // tools may lack one.
 func (a Alert) Validate() error {
 	if err := a.validate(); err != nil {

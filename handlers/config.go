@@ -161,10 +161,8 @@ func (c Config) withDefaults() Config {
 // validate checks what the YAML decoder cannot: formats, patterns,
 // duplicates, that every entry does something.
 func (c Config) validate() error {
-	switch c.Print.Format {
-	case "", FormatText, FormatJSON:
-	default:
-		return fmt.Errorf("print.format %q: want %q or %q", c.Print.Format, FormatText, FormatJSON)
+	if err := c.Print.validate(); err != nil {
+		return err
 	}
 	first := make(map[string]int, len(c.Handlers))
 	for i, e := range c.Handlers {
@@ -177,6 +175,14 @@ func (c Config) validate() error {
 		first[e.On] = i
 	}
 	return nil
+}
+
+func (p PrintConfig) validate() error {
+	switch p.Format {
+	case "", FormatText, FormatJSON:
+		return nil
+	}
+	return fmt.Errorf("print.format %q: want %q or %q", p.Format, FormatText, FormatJSON)
 }
 
 // where locates entry i for an error: its line, or its index.

@@ -30,7 +30,15 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 			return nil
 		},
 		"print": func(v *yaml.Node) error {
-			return decodeMapping(v, "print", fields{"format": str(&c.Print.Format, "print.format")})
+			return decodeMapping(v, "print", fields{"format": func(v *yaml.Node) error {
+				if err := str(&c.Print.Format, "print.format")(v); err != nil {
+					return err
+				}
+				if err := c.Print.validate(); err != nil {
+					return lineErrorf(v, "%v", err)
+				}
+				return nil
+			}})
 		},
 	})
 }
@@ -77,7 +85,13 @@ func (w *WebhookConfig) UnmarshalYAML(n *yaml.Node) error {
 			if err := str(&w.URL, "webhook.url")(v); err != nil {
 				return err
 			}
-			return expandAt(v, &w.URL, "webhook.url")
+			if err := expandAt(v, &w.URL, "webhook.url"); err != nil {
+				return err
+			}
+			if _, err := parseURL(w.URL); err != nil {
+				return lineErrorf(v, "%v", err) // never the URL: it may hold a secret
+			}
+			return nil
 		},
 		"headers": strMap(&w.Headers, "webhook.headers", true),
 		"timeout": duration(&w.Timeout, "webhook.timeout"),

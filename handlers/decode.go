@@ -40,7 +40,8 @@ func Decode(m *processor.Message) (Alert, error) {
 // DecodeAlert decodes an alert published on subject.
 //
 // A payload starting with '{' (after white space) must be exactly one JSON
-// object with only Alert's fields, nested at most MaxDepth deep. Any other
+// object with only Alert's fields, nested at most MaxDepth deep; one
+// starting with '[' is refused (a batch of alerts is not an alert). Any other
 // non-empty UTF-8 text is an alert whose Summary is that text, trimmed: what
 // `nats pub alerts.disk_full "disk 95% on db-3"` sends.
 //
