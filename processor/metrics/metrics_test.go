@@ -59,6 +59,7 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.WatchProcessor(p)
+	m.WatchStreams(conn.JS, topo)
 
 	ln, err := metrics.Listen("127.0.0.1:0")
 	if err != nil {
@@ -88,6 +89,14 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		t.Errorf("readyz while running = %d, want 200", code)
 	}
 
+	streamtest.Eventually(t, 10*time.Second, func() bool {
+		s, err := conn.JS.Stream(ctx, topo.Work)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	}, "acks applied: work queue empty")
 	_, body := get(t, base+"/metrics")
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
@@ -129,6 +138,11 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		{"reactor_handler_duration_seconds", map[string]string{"pattern": "alerts.ok"}, 10},
 		{"reactor_workers", nil, 2},
 		{"reactor_ready", nil, 1},
+		{"reactor_jetstream_up", nil, 1},
+		{"reactor_backlog_alerts", nil, 0},
+		{"reactor_history_alerts", nil, 12},
+		{"reactor_dead_letters", nil, 1},
+		{"reactor_group_ack_pending_alerts", map[string]string{"group": "reactor"}, 0},
 	}
 	for _, tt := range tests {
 		if got := value(tt.name, tt.labels); got != tt.want {
