@@ -152,6 +152,12 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg)) erro
 	}
 }
 
+// pullHeartbeat is how often the server confirms a pending pull. Two missed
+// ones make the client pull again: when a consumer leader dies, its pending
+// pulls die with it, and nothing else tells the client, so this bounds the
+// failover to a new leader (10s at 5s; about 2s now).
+const pullHeartbeat = time.Second
+
 // consume binds the durable consumer, retrying until ctx is done, and starts
 // pulling. The restart channel reports that the consumer is gone.
 func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg)) (jetstream.ConsumeContext, <-chan error, error) {
@@ -168,7 +174,7 @@ func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg)) (
 		if err == nil {
 			cc, err := cons.Consume(dispatch,
 				jetstream.PullMaxMessages(p.cfg.Prefetch),
-				jetstream.PullHeartbeat(5*time.Second),
+				jetstream.PullHeartbeat(pullHeartbeat),
 				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 					p.consumeError(ctx, cons, err, signal)
 				}))
