@@ -1,0 +1,199 @@
+package processor_test
+
+// Helpers shared by the reliability tests (failover, publisher under failure,
+// store damage): what was handled, what was acknowledged by the publisher,
+// and a processor run that the test can stop and restart.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+// handledLog records every alert the handler saw, by Nats-Msg-Id, and the
+// acks the server confirmed (the processor runs with DoubleAck).
+type handledLog struct {
+	mu    sync.Mutex
+	seen  map[string]int
+	calls int
+	acks  atomic.Int64
+}
+
+func newHandledLog() *handledLog { return &handledLog{seen: make(map[string]int)} }
+
+func (h *handledLog) process(_ context.Context, m *processor.Message) error {
+	h.mu.Lock()
+	h.seen[m.ID()]++
+	h.calls++
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *handledLog) onOutcome(r processor.Result) {
+	if r.Outcome == processor.OutcomeAck && r.SettleErr == nil {
+		h.acks.Add(1)
+	}
+}
+
+// missing lists the ids in want that were never handled, sorted.
+func (h *handledLog) missing(want []string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, id := range want {
+		if h.seen[id] == 0 {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// duplicates is the number of handler calls beyond the first per alert.
+func (h *handledLog) duplicates() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls - len(h.seen)
+}
+
+func (h *handledLog) unique() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seen)
+}
+
+// ackedLog records the ids whose publish returned a PubAck.
+type ackedLog struct {
+	mu     sync.Mutex
+	ids    []string
+	failed int
+}
+
+func (a *ackedLog) add(id string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.failed++
+		return
+	}
+	a.ids = append(a.ids, id)
+}
+
+func (a *ackedLog) snapshot() (ids []string, failed int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.ids...), a.failed
+}
+
+// alertMsg is alert i of a test run, with its id.
+func alertMsg(prefix string, i int) *nats.Msg {
+	msg := nats.NewMsg("alerts.test")
+	msg.Data = []byte(fmt.Sprintf(`{"n":%d}`, i))
+	msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s-%d", prefix, i))
+	return msg
+}
+
+// reliabilityConfig is a processor config for the reliability tests: the
+// server confirms each ack (so an ack lost to a failover is counted), and
+// an unconfirmed delivery comes back after a few seconds.
+func reliabilityConfig(topo stream.Topology, h *handledLog, log *slog.Logger) processor.Config {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return processor.Config{
+		Topology:        topo,
+		Workers:         4,
+		AckWait:         3 * time.Second,
+		MaxDeliver:      100, // a failover is not the handler's fault
+		BackoffBase:     10 * time.Millisecond,
+		BackoffMax:      100 * time.Millisecond,
+		ShutdownTimeout: 5 * time.Second,
+		DoubleAck:       true,
+		Logger:          log,
+		OnOutcome:       h.onOutcome,
+	}
+}
+
+// runProcessor runs a processor on js until stop is called or the test ends.
+func runProcessor(t *testing.T, js jetstream.JetStream, h processor.Handler, cfg processor.Config) (p *processor.Processor, stop func()) {
+	t.Helper()
+	p, err := processor.New(js, h, cfg)
+	if err != nil {
+		t.Fatalf("new processor: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	streamtest.Eventually(t, 30*time.Second, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("processor stopped at start: %v", err)
+		default:
+		}
+		return p.Ready()
+	}, "processor never bound its consumer")
+	return p, stop
+}
+
+// waitDrained waits until the work stream is empty and the group's consumer
+// owes nothing: no message undelivered, no delivery unacknowledged.
+func waitDrained(t *testing.T, js jetstream.JetStream, topo stream.Topology, group string, timeout time.Duration) {
+	t.Helper()
+	topo = topo.WithDefaults()
+	deadline := time.Now().Add(timeout)
+	for {
+		msgs := streamtest.StreamMsgs(js, topo.Work)
+		pending, ackPending, ok := streamtest.ConsumerPending(js, topo.Work, group)
+		if msgs == 0 && ok && pending == 0 && ackPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("work stream not drained after %s: %d alerts left, consumer pending %d, ack pending %d (info ok: %v)",
+				timeout, msgs, pending, ackPending, ok)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// logBuffer is a concurrency-safe buffer for slog output.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}

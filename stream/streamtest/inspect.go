@@ -1,0 +1,77 @@
+package streamtest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// MsgIDs reads every message of a Limits stream (History, DLQ) with an
+// ordered consumer and counts them by Nats-Msg-Id: an id seen twice was
+// stored twice. Messages without an id count under "".
+func MsgIDs(t testing.TB, js jetstream.JetStream, streamName string) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, streamName)
+	if err != nil {
+		t.Fatalf("streamtest: stream %s: %v", streamName, err)
+	}
+	want := s.CachedInfo().State.Msgs
+	ids := make(map[string]int, want)
+	if want == 0 {
+		return ids
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("streamtest: read %s: %v", streamName, err)
+	}
+	var seen uint64
+	for seen < want {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatalf("streamtest: read %s: %v", streamName, err)
+		}
+		for msg := range batch.Messages() {
+			ids[msg.Headers().Get(nats.MsgIdHdr)]++
+			seen++
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			t.Fatalf("streamtest: read %s after %d of %d messages: %v", streamName, seen, want, err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("streamtest: read %s: %d of %d messages after 60s", streamName, seen, want)
+		}
+	}
+	return ids
+}
+
+// StreamMsgs is the number of messages in a stream, or -1 if its info cannot
+// be had right now (no leader, say).
+func StreamMsgs(js jetstream.JetStream, streamName string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, streamName)
+	if err != nil {
+		return -1
+	}
+	return int64(s.CachedInfo().State.Msgs)
+}
+
+// ConsumerPending returns what a consumer still owes: messages not yet
+// delivered and deliveries not yet acknowledged. ok is false if its info
+// cannot be had right now.
+func ConsumerPending(js jetstream.JetStream, streamName, consumer string) (pending uint64, ackPending int, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, streamName, consumer)
+	if err != nil {
+		return 0, 0, false
+	}
+	info := c.CachedInfo()
+	return info.NumPending, info.NumAckPending, true
+}
