@@ -1,0 +1,184 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+// TestPublishBatchAcrossServerRestart publishes a batch asynchronously while
+// the server is shut down and restarted on the same store and port. The
+// client is connected by URL, so it reconnects; futures pending at the
+// reconnect fail with ErrDisconnected though their message may be stored,
+// and PublishBatch retries them with the same Nats-Msg-Id, well inside the
+// 2-minute duplicate window. Every message reported successful must be
+// stored, and no id stored twice. Failures are allowed: they were reported.
+func TestPublishBatchAcrossServerRestart(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		down time.Duration // the outage between shutdown and restart
+		cfg  stream.PublisherConfig
+	}{
+		// Retries outlast the restart: nothing should fail.
+		{"quick restart", 0, stream.PublisherConfig{Attempts: 10, AttemptTimeout: 2 * time.Second}},
+		// The outage outlasts the retries: some publishes fail, and must be
+		// reported so.
+		{"long outage", 2 * time.Second, stream.PublisherConfig{Attempts: 2, RetryWait: 50 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			testPublishBatchRestart(t, tt.down, tt.cfg)
+		})
+	}
+}
+
+func testPublishBatchRestart(t *testing.T, down time.Duration, pcfg stream.PublisherConfig) {
+	n := streamtest.Scale(20_000, 200_000)
+	restarts := streamtest.Scale(1, 5)
+
+	rs := startRestartable(t, stream.ServerConfig{DataDir: t.TempDir(), Port: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	conn, err := stream.Open(ctx, stream.Config{URL: rs.url})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	topo := stream.Topology{}.WithDefaults()
+	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
+		t.Fatalf("ensure streams: %v", err)
+	}
+
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		msgs[i] = nats.NewMsg("alerts.batch")
+		msgs[i].Data = []byte(fmt.Sprintf(`{"n":%d}`, i))
+		msgs[i].Header.Set(nats.MsgIdHdr, fmt.Sprintf("batch-%d", i))
+	}
+	results := make([]stream.Result, n)
+	var (
+		reported  int
+		restarted sync.WaitGroup
+		took      = make([]time.Duration, restarts)
+	)
+	next := 0 // restarts triggered
+	pub := stream.NewPublisher(conn.JS, pcfg)
+	start := time.Now()
+	failed := pub.PublishBatch(ctx, msgs, func(r stream.Result) {
+		results[r.Index] = r
+		reported++
+		// Restart the server at evenly spaced points of the batch, in the
+		// background: PublishBatch keeps publishing meanwhile.
+		if next < restarts && reported == (next+1)*n/(restarts+2) {
+			restarted.Wait() // one restart at a time
+			restarted.Add(1)
+			go func(k int) {
+				defer restarted.Done()
+				took[k] = rs.restart(t, down)
+			}(next)
+			next++
+		}
+	})
+	elapsed := time.Since(start)
+	restarted.Wait()
+	if reported != n {
+		t.Fatalf("done called %d times for %d messages", reported, n)
+	}
+	if next != restarts {
+		t.Fatalf("only %d of %d restarts happened during the batch", next, restarts)
+	}
+
+	stored := streamtest.MsgIDs(t, conn.JS, topo.History)
+	var ok, lost, twice, failedStored, deduped int
+	for i, r := range results {
+		id := msgs[i].Header.Get(nats.MsgIdHdr)
+		switch {
+		case r.Err == nil:
+			ok++
+			if r.Ack.Duplicate {
+				deduped++ // a retry of a message the server had stored
+			}
+			if stored[id] == 0 {
+				lost++
+				if lost <= 10 {
+					t.Errorf("%s reported stored (seq %d) but missing", id, r.Ack.Sequence)
+				}
+			}
+		case stored[id] > 0:
+			failedStored++ // reported failed, stored anyway: allowed
+		}
+	}
+	for id, c := range stored {
+		if c > 1 {
+			twice++
+			if twice <= 10 {
+				t.Errorf("%s stored %d times", id, c)
+			}
+		}
+	}
+	if failed != n-ok {
+		t.Errorf("PublishBatch returned %d failed, results say %d", failed, n-ok)
+	}
+	t.Logf("alerts %d in %s, restarts %d (down+up %v), reconnects %d: succeeded %d (%d of them retries the server recognised as duplicates), failed %d (of which stored anyway %d), lost %d, stored twice %d",
+		n, elapsed.Round(time.Millisecond), restarts, took, conn.NC.Stats().Reconnects, ok, deduped, n-ok, failedStored, lost, twice)
+	if conn.NC.Stats().Reconnects < uint64(restarts) {
+		t.Errorf("client reconnected %d times for %d restarts: the restarts did not hit the batch", conn.NC.Stats().Reconnects, restarts)
+	}
+}
+
+// restartable is an embedded server listening on a fixed port of 127.0.0.1
+// that can be restarted on the same store.
+type restartable struct {
+	mu  sync.Mutex
+	cfg stream.ServerConfig
+	srv *stream.Server
+	url string
+}
+
+func startRestartable(t *testing.T, cfg stream.ServerConfig) *restartable {
+	t.Helper()
+	srv, err := stream.StartServer(cfg)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	cfg.Port = srv.NATS().Addr().(*net.TCPAddr).Port
+	rs := &restartable{cfg: cfg, srv: srv, url: srv.ClientURL()}
+	t.Cleanup(func() {
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		if rs.srv != nil {
+			rs.srv.Shutdown()
+		}
+	})
+	return rs
+}
+
+// restart shuts the server down, keeps it down for the outage, starts it
+// again on the same store and port, and returns how long it was down.
+func (rs *restartable) restart(t *testing.T, outage time.Duration) time.Duration {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	start := time.Now()
+	rs.srv.Shutdown()
+	rs.srv = nil
+	<-time.After(outage)
+	var err error
+	for range 50 {
+		if rs.srv, err = stream.StartServer(rs.cfg); err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(100 * time.Millisecond) // the port may take a moment to free
+	}
+	t.Errorf("restart server: %v", err)
+	return time.Since(start)
+}
