@@ -212,3 +212,7 @@ func (c *Conn) ServerStatus() ServerStatus {
 	}
 	return s
 }
+
+// RedactURL removes the user info from a comma-separated list of NATS URLs,
+// so that they can be printed and logged.
+func RedactURL(raw string) string { return redactURL(raw) }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise it comes from the module's build info.
+var version string
+
+func appVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:    "reactor",
+		Usage:   "a durable alert processor on NATS JetStream",
+		Version: appVersion(),
+		UsageText: `reactor run                                                 # terminal 1: process alerts
+reactor send --on terminator_detected "bad robot detected"  # terminal 2: publish one
+reactor COMMAND --help                                      # a command's options and examples`,
+		Description: `Alerts are published to NATS JetStream and handled by a pool of workers, each
+exactly as its handler says: print it, run a command, call a webhook. Nothing
+is lost when a process is killed or a handler fails: a failed alert is retried
+with backoff, then kept in the dead-letter stream with the reason.
+
+Exit codes: 0 success, 1 failure, 2 usage error (unknown flag, bad value),
+3 some items failed (send --file, dlq redrive --all), 130 interrupted.`,
+		Commands: []*cli.Command{
+			runCommand(),
+			sendCommand(),
+			replayCommand(),
+			dlqCommand(),
+			statusCommand(),
+			// Commands owned by other files go here:
+			benchCommand(),
+		},
+		Action:                    unknownCommand,
+		DisableSliceFlagSeparator: true, // --label team=a,b keeps its comma
+		// report (main.go) prints errors and picks the exit code: urfave/cli
+		// must not exit by itself.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	app.OnUsageError = usageError(app.Name, app.Flags)
+	for _, c := range app.Commands {
+		wireUsageErrors(c, app.Name)
+	}
+	return app
+}
+
+// wireUsageErrors gives c and its subcommands one-line usage errors with
+// exit code 2, instead of urfave/cli's full help on stdout.
+func wireUsageErrors(c *cli.Command, parent string) {
+	name := parent + " " + c.Name
+	if c.OnUsageError == nil {
+		c.OnUsageError = usageError(name, c.Flags)
+	}
+	if len(c.Subcommands) > 0 && c.Action == nil {
+		c.Action = unknownCommand
+	}
+	for _, sub := range c.Subcommands {
+		wireUsageErrors(sub, name)
+	}
+}
+
+// unknownCommand is the action of a command that only groups others: with
+// no arguments it shows the help, with one it is a usage error.
+func unknownCommand(c *cli.Context) error {
+	if !c.Args().Present() {
+		return cli.ShowSubcommandHelp(c)
+	}
+	name := strings.TrimSpace(c.Command.HelpName)
+	if name == "" {
+		name = c.App.Name
+	}
+	return usageErrorf("unknown command %q: see '%s --help'", c.Args().First(), name)
+}
+
+// usageError rewrites the flag parser's errors for the command called name.
+func usageError(name string, flags []cli.Flag) cli.OnUsageErrorFunc {
+	return func(_ *cli.Context, err error, _ bool) error {
+		msg := err.Error()
+		help := fmt.Sprintf("see '%s --help'", name)
+		switch {
+		case strings.HasPrefix(msg, "flag provided but not defined: "):
+			flag := strings.TrimLeft(strings.TrimPrefix(msg, "flag provided but not defined: "), "-")
+			hint := help
+			if s := suggestFlag(flags, flag); s != "" {
+				hint = fmt.Sprintf("did you mean --%s? %s", s, help)
+			}
+			return usageErrorf("unknown flag --%s for '%s': %s", flag, name, hint)
+		case strings.HasPrefix(msg, "flag needs an argument: "):
+			flag := strings.TrimLeft(strings.TrimPrefix(msg, "flag needs an argument: "), "-")
+			return usageErrorf("flag --%s needs a value: %s", flag, help)
+		case strings.HasPrefix(msg, "invalid value "):
+			// invalid value "2x" for flag -since: parse error
+			var value, flag string
+			if _, serr := fmt.Sscanf(msg, "invalid value %q for flag %s", &value, &flag); serr == nil {
+				flag = strings.TrimSuffix(strings.TrimLeft(flag, "-"), ":")
+				if isDurationFlag(flags, flag) {
+					return usageErrorf("bad duration %q for --%s: want a number and a unit, e.g. 90s, 15m, 2h or 1h30m", value, flag)
+				}
+				return usageErrorf("invalid value %q for --%s: %s", value, flag, help)
+			}
+		}
+		return usageErrorf("%s: %s", msg, help)
+	}
+}
+
+func isDurationFlag(flags []cli.Flag, name string) bool {
+	for _, f := range flags {
+		if d, ok := f.(*cli.DurationFlag); ok && d.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// suggestFlag returns the flag name closest to a mistyped one, if one is
+// within two edits of it.
+func suggestFlag(flags []cli.Flag, typed string) string {
+	best, bestDist := "", 3
+	for _, f := range flags {
+		for _, name := range f.Names() {
+			if d := editDistance(typed, name); d < bestDist {
+				best, bestDist = name, d
+			}
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

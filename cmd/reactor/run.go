@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+// defaultWorkers is run's worker count. The processor's own default (8)
+// suits a library user; the command line serves a team whose handlers mostly
+// wait on commands and webhooks.
+const defaultWorkers = 16
+
+func runCommand() *cli.Command {
+	env := func(name string) []string { return []string{"REACTOR_" + name} }
+	def := stream.Topology{}.WithDefaults()
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:4222", Usage: "host:port of the embedded server's client listener (port 0 picks a free one); a non-loopback host needs --user/--password or --token", EnvVars: env("LISTEN"), Category: catServer},
+		&cli.StringFlag{Name: "data-dir", Value: "./reactor-data", Usage: "directory of the embedded server's JetStream store", EnvVars: env("DATA_DIR"), Category: catServer, TakesFile: true},
+		&cli.BoolFlag{Name: "sync-always", Usage: "fsync every write before acknowledging it; without it nats-server syncs every 2 minutes, and a power loss can undo acknowledged writes", EnvVars: env("SYNC_ALWAYS"), Category: catServer},
+	}
+	flags = append(flags, connFlags("")...)
+	flags = append(flags, streamFlags()...)
+	flags = append(flags,
+		&cli.IntFlag{Name: "replicas", Value: 1, Usage: "replicas of each stream on a cluster (1, 3 or 5)", EnvVars: env("REPLICAS"), Category: catStreams},
+		&cli.DurationFlag{Name: "history-max-age", Value: def.MaxAge, Usage: "how long the history keeps alerts: the replay horizon", EnvVars: env("HISTORY_MAX_AGE"), Category: catStreams},
+		&cli.StringFlag{Name: "config", Usage: "handlers config file (YAML); default: print every alert", EnvVars: env("CONFIG"), Category: catProc, TakesFile: true},
+		&cli.IntFlag{Name: "workers", Value: defaultWorkers, Usage: "alerts handled at once by this process (the processor library defaults to 8; the command line to 16, for handlers that wait on commands and webhooks)", EnvVars: env("WORKERS"), Category: catProc},
+		&cli.StringFlag{Name: "group", Value: "reactor", Usage: "consumer group: processes of one group share the alerts", EnvVars: env("GROUP"), Category: catProc},
+		&cli.StringSliceFlag{Name: "filter", Usage: "handle only alerts on these subjects (repeatable, wildcards * and >); default: all", EnvVars: env("FILTER"), Category: catProc},
+		&cli.DurationFlag{Name: "ack-wait", Value: 30 * time.Second, Usage: "redeliver an alert whose worker went silent this long (heartbeats keep long handlers alive)", EnvVars: env("ACK_WAIT"), Category: catProc},
+		&cli.IntFlag{Name: "max-deliver", Value: 5, Usage: "deliveries of a failing alert before it is dead-lettered", EnvVars: env("MAX_DELIVER"), Category: catProc},
+		&cli.DurationFlag{Name: "backoff-base", Value: time.Second, Usage: "first retry delay; doubles per delivery, with jitter", EnvVars: env("BACKOFF_BASE"), Category: catProc},
+		&cli.DurationFlag{Name: "backoff-max", Value: 5 * time.Minute, Usage: "longest retry delay", EnvVars: env("BACKOFF_MAX"), Category: catProc},
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on Ctrl-C, how long running handlers may finish before they are cancelled", EnvVars: env("SHUTDOWN_TIMEOUT"), Category: catProc},
+	)
+	flags = append(flags, logFlags()...)
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "process alerts with the configured handlers",
+		UsageText: "reactor run [options]",
+		Description: `Starts an embedded NATS server (store in --data-dir, clients on --listen) or
+connects to --url, creates the streams if needed, and handles alerts until
+Ctrl-C or SIGTERM. Alerts printed by the print handler go to stdout, logs to
+stderr. Ctrl-C drains: no new alerts are taken, running handlers get
+--shutdown-timeout to finish. A second Ctrl-C exits at once (status 130);
+alerts in flight are redelivered after --ack-wait.
+
+Examples:
+   reactor run                                  # embedded server on 127.0.0.1:4222, ./reactor-data
+   reactor run --config reactor.yaml --workers 32
+   reactor run --listen 0.0.0.0:4222 --user ops --password "$PW"
+   reactor run --url nats://nats-1:4222,nats://nats-2:4222 --creds ops.creds --replicas 3
+   reactor run --group pager --filter 'alerts.db.>'`,
+		Flags:  flags,
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErrorf("run takes no arguments, got %q: see 'reactor run --help'", c.Args().First())
+	}
+	stdout, stderr := c.App.Writer, c.App.ErrWriter
+	logger, level, err := newLogger(c, stderr)
+	if err != nil {
+		return err
+	}
+	router, err := newRouter(c, stdout, logger)
+	if err != nil {
+		return err
+	}
+	topo := topology(c)
+	topo.Replicas = c.Int("replicas")
+	topo.MaxAge = c.Duration("history-max-age")
+	pcfg := processor.Config{
+		Topology:        topo,
+		Group:           c.String("group"),
+		FilterSubjects:  c.StringSlice("filter"),
+		Workers:         c.Int("workers"),
+		AckWait:         c.Duration("ack-wait"),
+		MaxDeliver:      c.Int("max-deliver"),
+		BackoffBase:     c.Duration("backoff-base"),
+		BackoffMax:      c.Duration("backoff-max"),
+		ShutdownTimeout: c.Duration("shutdown-timeout"),
+		Logger:          logger,
+	}
+	if pcfg.Workers < 1 || pcfg.MaxDeliver < 1 {
+		return usageErrorf("--workers and --max-deliver must be at least 1")
+	}
+	scfg, where, err := runStreamConfig(c, logger, level)
+	if err != nil {
+		return err
+	}
+	conn, err := stream.Open(c.Context, scfg)
+	if errors.Is(err, stream.ErrInsecureListen) {
+		return withHint(fmt.Errorf("refusing to listen on %s without auth", c.String("listen")),
+			"set --user and --password (or --token) to require it, or listen on 127.0.0.1")
+	}
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	p, err := processor.New(conn.JS, router, pcfg)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if conn.Server != nil {
+		where = fmt.Sprintf("NATS on %s (embedded, data in %s)", conn.Server.ClientURL(), scfg.Embedded.DataDir)
+	}
+
+	stopForce := forceOnSecondSignal(stderr, pcfg.AckWait)
+	defer stopForce()
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	go func() {
+		if waitReady(ctx, p) {
+			fmt.Fprintf(stderr, "reactor: ready: %s; handling %s with %d workers (group %s); Ctrl-C to stop\n",
+				where, strings.Join(router.Patterns(), ", "), pcfg.Workers, p.Config().Group)
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-c.Context.Done():
+		fmt.Fprintf(stderr, "reactor: stopping: draining %d in-flight alerts (up to %s; Ctrl-C again to force)\n",
+			p.InFlight(), pcfg.ShutdownTimeout)
+		err = <-done
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "reactor: stopped")
+	return nil
+}
+
+// runStreamConfig is where run's JetStream lives: --url, or the embedded
+// server of --listen and --data-dir. It also says so, for the ready line.
+func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (stream.Config, string, error) {
+	cfg := streamConfig(c)
+	cfg.Name = "reactor run"
+	cfg.Logger = logger
+	if cfg.URL != "" {
+		return cfg, "connected to " + stream.RedactURL(cfg.URL), nil
+	}
+	host, portText, err := net.SplitHostPort(c.String("listen"))
+	if err != nil {
+		return cfg, "", usageErrorf("bad --listen %q: want host:port, e.g. 127.0.0.1:4222", c.String("listen"))
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return cfg, "", usageErrorf("bad port in --listen %q", c.String("listen"))
+	}
+	// A busy port would only show as a start-up timeout: probe it first,
+	// unless the server will refuse the address anyway (no auth on a
+	// non-loopback host).
+	ip := net.ParseIP(host)
+	probe := host == "localhost" || (ip != nil && ip.IsLoopback()) || cfg.Auth.User != "" || cfg.Auth.Token != ""
+	switch {
+	case port == 0:
+		port = -1 // the server picks a free port; the ready line says which
+	case probe:
+		l, err := net.Listen("tcp", c.String("listen"))
+		if err != nil {
+			return cfg, "", withHint(fmt.Errorf("cannot listen on %s: %w", c.String("listen"), err),
+				"is another `reactor run` or NATS server running? choose another --listen, or connect to it with --url")
+		}
+		_ = l.Close()
+	}
+	// The server's notices (its start-up banner) would drown the alerts;
+	// they show with --log-level debug.
+	serverLogger := logger
+	if level > slog.LevelDebug {
+		serverLogger = slog.New(levelFloor{logger.Handler(), slog.LevelWarn})
+	}
+	cfg.Embedded = stream.ServerConfig{
+		DataDir:    c.String("data-dir"),
+		Host:       host,
+		Port:       port,
+		SyncAlways: c.Bool("sync-always"),
+		User:       cfg.Auth.User,
+		Password:   cfg.Auth.Password,
+		Token:      cfg.Auth.Token,
+		Logger:     serverLogger,
+	}
+	cfg.Auth = stream.Auth{}
+	return cfg, "", nil
+}
+
+// newRouter builds the handlers of --config (or the default: print every
+// alert), printing to out.
+func newRouter(c *cli.Context, out io.Writer, logger *slog.Logger) (*processor.Router, error) {
+	var cfg handlers.Config
+	if path := c.String("config"); path != "" {
+		var err error
+		if cfg, err = handlers.LoadConfig(path); err != nil {
+			return nil, &exitError{code: exitUsage, err: err}
+		}
+	}
+	r := processor.NewRouter()
+	if err := handlers.Register(r, cfg, handlers.Deps{Out: out, Logger: logger}); err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return r, nil
+}
+
+// waitReady waits until p is bound to its consumer, or ctx is done.
+func waitReady(ctx context.Context, p *processor.Processor) bool {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !p.Ready() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+// forceOnSecondSignal makes the second SIGINT or SIGTERM exit at once. The
+// first one also reaches main's signal.NotifyContext, which starts the
+// graceful shutdown. The returned function stops watching.
+func forceOnSecondSignal(stderr io.Writer, ackWait time.Duration) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for seen := 0; ; {
+			select {
+			case <-done:
+				return
+			case <-sigs:
+				if seen++; seen >= 2 {
+					fmt.Fprintf(stderr, "reactor: forced exit: alerts in flight are redelivered after the ack wait (%s)\n", ackWait)
+					os.Exit(exitInterrupted)
+				}
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}
+
+// levelFloor drops records below a level, whatever the wrapped handler's.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{h.Handler.WithGroup(name), h.min}
+}

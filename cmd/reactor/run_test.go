@@ -1,0 +1,210 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The seed demo: terminal 1 runs, terminal 2 sends, terminal 1 prints.
+func TestTwoTerminals(t *testing.T) {
+	t.Parallel()
+	run := startRun(t, "")
+	r := mustReactor(t, "", "send", "--url", run.url, "--on", "terminator_detected", "bad robot detected")
+	var seq int
+	var id string
+	if _, err := fmt.Sscanf(r.stdout, "stored alerts.terminator_detected seq=%d id=%s", &seq, &id); err != nil || seq != 1 {
+		t.Fatalf("send printed %q (%v), want stored alerts.terminator_detected seq=1 id=...", r.stdout, err)
+	}
+	run.waitFor(5*time.Second, run.stdout, func(ls []string) bool {
+		for _, l := range ls {
+			if strings.Contains(l, "alerts.terminator_detected bad robot detected") && strings.Contains(l, "id="+id) {
+				return true
+			}
+		}
+		return false
+	}, "the alert on run's stdout")
+
+	if code := run.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Errorf("run exit code after SIGTERM = %d, want 0", code)
+	}
+	stderr := strings.Join(run.stderr.snapshot(), "\n")
+	for _, want := range []string{"reactor: stopping: draining 0 in-flight alerts", "reactor: stopped"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("run's stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(strings.Join(run.stdout.snapshot(), "\n"), "processor") {
+		t.Error("logs on stdout: stdout is for the alerts")
+	}
+}
+
+func TestSecondSignalForcesExit(t *testing.T) {
+	t.Parallel()
+	run := startRun(t, "", "--config", "../../testdata/cli/slow.yaml")
+	mustReactor(t, "", "send", "--url", run.url, "--on", "slow", "takes its time")
+	run.waitIDs(10*time.Second, 1) // printed: the sleep is running now
+	if err := run.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	run.waitStderr(10*time.Second, "draining 1 in-flight alerts")
+	if code := run.stop(syscall.SIGTERM, 10*time.Second); code != exitInterrupted {
+		t.Errorf("exit code after a second SIGTERM = %d, want %d", code, exitInterrupted)
+	}
+	run.waitStderr(time.Second, "reactor: forced exit")
+}
+
+func TestSendFile(t *testing.T) {
+	t.Parallel()
+	run := startRun(t, "")
+	ndjson := readFixture(t, "mixed.ndjson")
+	r := reactor(t, ndjson, "send", "--url", run.url, "--file", "-")
+	if r.code != exitPartial {
+		t.Fatalf("send --file with bad lines: exit %d, want %d\nstdout: %s\nstderr: %s", r.code, exitPartial, r.stdout, r.stderr)
+	}
+	if r.stdout != "stored 3 alerts (0 duplicates, 3 failed)\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+	for _, want := range []string{
+		"reactor: line 2: decode alert: malformed JSON",
+		`reactor: line 5: alert has neither "subject" nor "name"`,
+		`reactor: line 6: decode alert: invalid subject "alerts.bad robot"`,
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if n := strings.Count(r.stderr, "\n"); n != 4 || !strings.HasSuffix(r.stderr, "reactor: 3 of 6 alerts failed\n") {
+		t.Errorf("stderr has %d lines, want one per bad line and the count:\n%s", n, r.stderr)
+	}
+	got := run.waitIDs(10*time.Second, 3)
+	if got["fixture-lag-1"] != 1 {
+		t.Errorf("the alert with id fixture-lag-1 was not handled once: %v", got)
+	}
+
+	// The same file again: the alert with an id is a duplicate, the others
+	// get new ids. As JSON for scripts.
+	path := writeFile(t, "alerts.ndjson", ndjson)
+	r = reactor(t, "", "send", "--url", run.url, "--file", path, "--json")
+	var st fileStats
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || r.code != exitPartial {
+		t.Fatalf("send --file --json: exit %d, %v: %s", r.code, err, r.stdout)
+	}
+	if st.Stored != 2 || st.Duplicates != 1 || st.Failed != 3 || len(st.Errors) != 3 || st.Errors[0].Line != 2 {
+		t.Errorf("send --file --json = %+v", st)
+	}
+
+	// A line longer than the server's max payload.
+	huge := `{"name":"big","summary":"` + strings.Repeat("x", 2<<20) + `"}` + "\n"
+	r = reactor(t, huge, "send", "--url", run.url, "--file", "-")
+	if r.code != exitPartial || !strings.Contains(r.stderr, "line 1: longer than the server's max payload") {
+		t.Errorf("oversized line: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestSendJSONAndLabels(t *testing.T) {
+	t.Parallel()
+	run := startRun(t, "", "--config", writeFile(t, "json.yaml", "handlers:\n  - {on: \"alerts.>\", print: true}\nprint: {format: json}\n"))
+	r := mustReactor(t, "", "send", "--url", run.url, "--subject", "alerts.db.disk_full", "--severity", "critical",
+		"--label", "host=db-3", "--label", "team=a,b", "--annotation", "runbook=https://example.com/rb", "--source", "prom",
+		"--id", "fixed-id-1", "--json", "disk 95% on db-3")
+	var res sendResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("send --json printed %q: %v", r.stdout, err)
+	}
+	if res.Subject != "alerts.db.disk_full" || res.Stream != "ALERTS" || res.Seq != 1 || res.ID != "fixed-id-1" || res.Duplicate {
+		t.Errorf("send --json = %+v", res)
+	}
+	r = mustReactor(t, "", "send", "--url", run.url, "--subject", "alerts.db.disk_full", "--id", "fixed-id-1", "again")
+	if !strings.Contains(r.stdout, "seq=1 id=fixed-id-1 (duplicate") {
+		t.Errorf("send with a repeated id: %q, want the duplicate reported", r.stdout)
+	}
+	run.waitFor(10*time.Second, run.stdout, func(ls []string) bool { return len(ls) >= 1 }, "the alert on stdout")
+	var printed struct {
+		Name        string            `json:"name"`
+		Severity    string            `json:"severity"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		Source      string            `json:"source"`
+		Summary     string            `json:"summary"`
+	}
+	out := run.stdout.snapshot()
+	if err := json.Unmarshal([]byte(out[0]), &printed); err != nil {
+		t.Fatalf("print output %q: %v", out[0], err)
+	}
+	if printed.Name != "db.disk_full" || printed.Severity != "critical" || printed.Labels["team"] != "a,b" ||
+		printed.Annotations["runbook"] != "https://example.com/rb" || printed.Source != "prom" || printed.Summary != "disk 95% on db-3" {
+		t.Errorf("handled alert = %+v", printed)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	t.Parallel()
+	run := startRun(t, "", "--user", "ops", "--password", "s3cret-pw")
+	auth := []string{"--url", run.url, "--user", "ops", "--password", "s3cret-pw"}
+	for i := range 2 {
+		mustReactor(t, "", append(append([]string{"send"}, auth...), "--on", "cpu", fmt.Sprint("hot ", i))...)
+	}
+	run.waitIDs(10*time.Second, 2)
+	r := mustReactor(t, "", append(append([]string{"status"}, auth...), "--json")...)
+	if strings.Contains(r.stdout, "s3cret") || strings.Contains(r.stdout, "ops@") {
+		t.Errorf("status printed credentials:\n%s", r.stdout)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	get := func(path string) any {
+		var v any = st
+		for _, k := range strings.Split(path, ".") {
+			switch x := v.(type) {
+			case map[string]any:
+				v = x[k]
+			case []any:
+				if len(x) == 0 {
+					return nil
+				}
+				v = x[0].(map[string]any)[k]
+			default:
+				return nil
+			}
+		}
+		return v
+	}
+	want := map[string]any{
+		"server.url":              run.url,
+		"server.embedded":         false, // status is a client: the server is not in its process
+		"history.name":            "ALERTS",
+		"history.messages":        2.0,
+		"history.last_minute":     2.0,
+		"history.last_hour":       2.0,
+		"work.name":               "ALERTS_WORK",
+		"work.messages":           0.0,
+		"dlq.name":                "ALERTS_DLQ",
+		"dlq.messages":            0.0,
+		"groups.name":             "reactor",
+		"groups.num_pending":      0.0,
+		"groups.ack_pending":      0.0,
+		"groups.redelivered":      0.0,
+		"groups.ack_wait_seconds": 30.0,
+	}
+	for path, w := range want {
+		if got := get(path); got != w {
+			t.Errorf("status %s = %v, want %v", path, got, w)
+		}
+	}
+	for _, path := range []string{"time", "server.version", "history.bytes", "history.first_time", "history.last_time", "groups.waiting", "groups.delivered_seq", "groups.last_active"} {
+		if get(path) == nil {
+			t.Errorf("status lacks %s:\n%s", path, r.stdout)
+		}
+	}
+	human := mustReactor(t, "", append([]string{"status"}, auth...)...)
+	for _, want := range []string{"History  ALERTS: 2 alerts", "Backlog  ALERTS_WORK: 0 alerts", "DLQ      ALERTS_DLQ: 0 dead letters", "reactor  0"} {
+		if !strings.Contains(human.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, human.stdout)
+		}
+	}
+}

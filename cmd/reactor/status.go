@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show the streams and consumer groups at a glance",
+		UsageText: "reactor status [--json] [options]",
+		Description: `Shows the history (alerts kept for replay, their size and age, how many came in
+the last minute and hour), the backlog of the work queue, each consumer group's
+progress (pending, in flight, redelivered, idle pull requests) and the dead
+letters.
+
+Examples:
+   reactor status
+   reactor status --json | jq .groups`,
+		Flags:  append([]cli.Flag{jsonFlag("print the status as one JSON object (snake_case keys)")}, clientFlags()...),
+		Action: statusAction,
+	}
+}
+
+func statusAction(c *cli.Context) error {
+	if err := checkNoFlagArgs(c); err != nil {
+		return err
+	}
+	if c.Args().Present() {
+		return usageErrorf("status takes no arguments")
+	}
+	conn, err := connect(c)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	st, err := stream.ReadStatus(c.Context, conn.JS, topology(c))
+	if err != nil {
+		return err
+	}
+	st.Server = conn.ServerStatus()
+	if c.Bool("json") {
+		return writeJSONIndent(c.App.Writer, st)
+	}
+	return writeStatus(c.App.Writer, st)
+}
+
+func writeStatus(w io.Writer, st *stream.Status) error {
+	now := st.Time
+	srv := st.Server
+	where := srv.URL
+	if srv.Embedded {
+		where += " (embedded, data in " + srv.DataDir + ")"
+	}
+	fmt.Fprintf(w, "Server   %s, %s %s", where, orDash(srv.Name), srv.Version)
+	if srv.Cluster != "" {
+		fmt.Fprintf(w, ", cluster %s", srv.Cluster)
+	}
+	fmt.Fprintln(w)
+
+	h := st.History
+	fmt.Fprintf(w, "History  %s: %d alerts, %s, oldest %s, newest %s; %s in the last minute, %s in the last hour\n",
+		h.Name, h.Messages, humanBytes(h.Bytes), ago(now, h.FirstTime), ago(now, h.LastTime), count(h.LastMinute), count(h.LastHour))
+	fmt.Fprintf(w, "Backlog  %s: %d alerts waiting to be handled", st.Work.Name, st.Work.Messages)
+	if st.Work.Messages > 0 {
+		fmt.Fprintf(w, ", oldest %s", ago(now, st.Work.FirstTime))
+	}
+	fmt.Fprintln(w)
+	d := st.DLQ
+	fmt.Fprintf(w, "DLQ      %s: %d dead letters", d.Name, d.Messages)
+	if d.Messages > 0 {
+		fmt.Fprintf(w, ", newest %s; %s in the last hour (reactor dlq ls)", ago(now, d.LastTime), count(d.LastHour))
+	}
+	fmt.Fprintln(w)
+
+	if len(st.Groups) == 0 {
+		fmt.Fprintln(w, "\nNo consumer group yet: `reactor run` creates one.")
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tLAST ACTIVE\tFILTER")
+	for _, g := range st.Groups {
+		filter := "all"
+		if len(g.FilterSubjects) > 0 {
+			filter = strings.Join(g.FilterSubjects, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", g.Name, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), filter)
+	}
+	return tw.Flush()
+}
+
+func count(n *uint64) string {
+	if n == nil {
+		return "?"
+	}
+	return fmt.Sprint(*n)
+}
