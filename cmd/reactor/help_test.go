@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/reactor-alerts/reactor/handlers"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/cli")
@@ -78,4 +80,21 @@ func TestEveryFlagHasAnEnvVar(t *testing.T) {
 		}
 	}
 	walk("reactor", newApp().Commands)
+}
+
+// The example config of the README is testdata/cli/reactor.yaml, and it
+// loads: the quick start runs it.
+func TestExampleConfig(t *testing.T) {
+	t.Parallel()
+	cfg := readFixture(t, "reactor.yaml")
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```yaml\n"+cfg+"```") {
+		t.Error("README.md does not show testdata/cli/reactor.yaml as it is")
+	}
+	if _, err := handlers.LoadConfig(filepath.Join("..", "..", "testdata", "cli", "reactor.yaml")); err != nil {
+		t.Errorf("example config: %v", err)
+	}
 }

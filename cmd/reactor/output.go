@@ -140,3 +140,11 @@ func checkNoFlagArgs(c *cli.Context) error {
 	}
 	return nil
 }
+
+// plural says "1 alert", "2 alerts".
+func plural(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

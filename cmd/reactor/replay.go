@@ -123,10 +123,10 @@ func replayAction(c *cli.Context) error {
 			return err
 		}
 	case dryRun:
-		fmt.Fprintf(stderr, "reactor: %d alerts in the window (dry run: none handled)\n", st.Replayed)
+		fmt.Fprintf(stderr, "reactor: %s in the window (dry run: none handled)\n", plural(uint64(st.Replayed), "alert"))
 	default:
-		fmt.Fprintf(stderr, "reactor: replayed %d alerts: %d ok, %d failed, in %s\n",
-			st.Replayed, st.OK, st.Failed, st.Duration.Round(time.Millisecond))
+		fmt.Fprintf(stderr, "reactor: replayed %s: %d ok, %d failed, in %s\n",
+			plural(uint64(st.Replayed), "alert"), st.OK, st.Failed, st.Duration.Round(time.Millisecond))
 	}
 	if st.Failed > 0 && !dryRun {
 		return partialError("%d of %d replayed alerts failed", st.Failed, st.Replayed)

@@ -14,10 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/processor/metrics"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -50,6 +52,7 @@ func runCommand() *cli.Command {
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on Ctrl-C, how long running handlers may finish before they are cancelled", EnvVars: env("SHUTDOWN_TIMEOUT"), Category: catProc},
 	)
 	flags = append(flags, logFlags()...)
+	flags = append(flags, &cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on host:port (/metrics, /healthz, /readyz), e.g. 127.0.0.1:9464; default: off", EnvVars: env("METRICS"), Category: catOutput})
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "process alerts with the configured handlers",
@@ -116,6 +119,11 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer conn.Close()
+	var m *metrics.Metrics
+	if c.String("metrics") != "" {
+		m = metrics.New(prometheus.NewRegistry())
+		pcfg.OnOutcome = m.Observe
+	}
 	p, err := processor.New(conn.JS, router, pcfg)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
@@ -128,6 +136,13 @@ func runAction(c *cli.Context) error {
 	defer stopForce()
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
+	if m != nil {
+		stopMetrics, err := serveMetrics(ctx, c.String("metrics"), m, p, conn, topo, stderr)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	go func() {
 		if waitReady(ctx, p) {
 			fmt.Fprintf(stderr, "reactor: ready: %s; handling %s with %d workers (group %s); Ctrl-C to stop\n",
@@ -201,6 +216,27 @@ func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (str
 	}
 	cfg.Auth = stream.Auth{}
 	return cfg, "", nil
+}
+
+// serveMetrics serves m on addr until ctx is done or the returned function
+// is called, which waits for the listener to close.
+func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, p *processor.Processor, conn *stream.Conn, topo stream.Topology, stderr io.Writer) (stop func(), err error) {
+	m.WatchProcessor(p)
+	m.WatchStreams(conn.JS, topo)
+	ln, err := metrics.Listen(addr)
+	if err != nil {
+		return nil, withHint(err, "choose another --metrics address")
+	}
+	fmt.Fprintf(stderr, "reactor: metrics on http://%s/metrics\n", ln.Addr())
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := metrics.Serve(ctx, ln, m, p.Ready); err != nil {
+			fmt.Fprintf(stderr, "reactor: %v\n", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // newRouter builds the handlers of --config (or the default: print every

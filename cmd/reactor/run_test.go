@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -206,5 +208,51 @@ func TestStatusJSON(t *testing.T) {
 		if !strings.Contains(human.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, human.stdout)
 		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	run := startRun(t, "", "--metrics", "127.0.0.1:0")
+	var base string
+	for _, l := range run.stderr.snapshot() {
+		if u, ok := strings.CutPrefix(l, "reactor: metrics on "); ok {
+			base = strings.TrimSuffix(u, "/metrics")
+		}
+	}
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("no metrics address on stderr:\n%s", strings.Join(run.stderr.snapshot(), "\n"))
+	}
+	mustReactor(t, "", "send", "--url", run.url, "--on", "cpu", "hot")
+	run.waitIDs(10*time.Second, 1)
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: %d", code)
+	}
+	// The outcome is counted once the alert is acked, just after it printed.
+	handled := `reactor_alerts_handled_total{outcome="ok",pattern="alerts.>"} 1`
+	var body string
+	run.waitFor(5*time.Second, run.stdout, func([]string) bool {
+		_, body = get("/metrics")
+		return strings.Contains(body, handled)
+	}, "%s on /metrics", handled)
+	for _, want := range []string{`reactor_alerts_handled_total{outcome="ok",pattern="alerts.>"} 1`, "reactor_workers 16", "reactor_history_alerts 1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code := run.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
 	}
 }

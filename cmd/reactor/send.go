@@ -275,7 +275,7 @@ func sendFile(c *cli.Context) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(c.App.Writer, "stored %d alerts (%d duplicates, %d failed)\n", st.Stored, st.Duplicates, st.Failed)
+		fmt.Fprintf(c.App.Writer, "stored %s (%d duplicates, %d failed)\n", plural(uint64(st.Stored), "alert"), st.Duplicates, st.Failed)
 	}
 	if st.Failed > 0 {
 		return partialError("%d of %d alerts failed", st.Failed, st.Stored+st.Duplicates+st.Failed)

@@ -66,17 +66,17 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 	fmt.Fprintln(w)
 
 	h := st.History
-	fmt.Fprintf(w, "History  %s: %d alerts, %s, oldest %s, newest %s; %s in the last minute, %s in the last hour\n",
-		h.Name, h.Messages, humanBytes(h.Bytes), ago(now, h.FirstTime), ago(now, h.LastTime), count(h.LastMinute), count(h.LastHour))
-	fmt.Fprintf(w, "Backlog  %s: %d alerts waiting to be handled", st.Work.Name, st.Work.Messages)
+	fmt.Fprintf(w, "History  %s: %s, %s, oldest %s, newest %s; %s in the last minute, %s in the last hour\n",
+		h.Name, plural(h.Messages, "alert"), humanBytes(h.Bytes), ago(now, h.FirstTime), ago(now, h.LastTime), orUnknown(h.LastMinute), orUnknown(h.LastHour))
+	fmt.Fprintf(w, "Backlog  %s: %s waiting to be handled", st.Work.Name, plural(st.Work.Messages, "alert"))
 	if st.Work.Messages > 0 {
 		fmt.Fprintf(w, ", oldest %s", ago(now, st.Work.FirstTime))
 	}
 	fmt.Fprintln(w)
 	d := st.DLQ
-	fmt.Fprintf(w, "DLQ      %s: %d dead letters", d.Name, d.Messages)
+	fmt.Fprintf(w, "DLQ      %s: %s", d.Name, plural(d.Messages, "dead letter"))
 	if d.Messages > 0 {
-		fmt.Fprintf(w, ", newest %s; %s in the last hour (reactor dlq ls)", ago(now, d.LastTime), count(d.LastHour))
+		fmt.Fprintf(w, ", newest %s; %s in the last hour (reactor dlq ls)", ago(now, d.LastTime), orUnknown(d.LastHour))
 	}
 	fmt.Fprintln(w)
 
@@ -97,7 +97,7 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 	return tw.Flush()
 }
 
-func count(n *uint64) string {
+func orUnknown(n *uint64) string {
 	if n == nil {
 		return "?"
 	}
