@@ -67,6 +67,8 @@ func TestErrors(t *testing.T) {
 			"reactor: refusing to listen on 0.0.0.0:0 without auth: set --user and --password (or --token) to require it, or listen on 127.0.0.1\n"},
 		{"bad listen", []string{"run", "--listen", "localhost"}, exitUsage,
 			`reactor: bad --listen "localhost": want host:port, e.g. 127.0.0.1:4222` + "\n"},
+		{"client credentials for the embedded server", []string{"run", "--creds", "ops.creds"}, exitUsage,
+			"reactor: --creds is for an external server: give --url too (the embedded server takes --user/--password or --token)\n"},
 		{"bad sequence", []string{"dlq", "show", "abc"}, exitUsage,
 			`reactor: bad dead-letter sequence "abc": want a number from 'reactor dlq ls'` + "\n"},
 		{"redrive of nothing", []string{"dlq", "redrive"}, exitUsage,

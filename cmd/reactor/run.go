@@ -174,6 +174,11 @@ func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (str
 	if cfg.URL != "" {
 		return cfg, "connected to " + stream.RedactURL(cfg.URL), nil
 	}
+	for _, f := range []string{"creds", "nkey", "tlscert", "tlskey", "tlsca"} {
+		if c.String(f) != "" {
+			return cfg, "", usageErrorf("--%s is for an external server: give --url too (the embedded server takes --user/--password or --token)", f)
+		}
+	}
 	host, portText, err := net.SplitHostPort(c.String("listen"))
 	if err != nil {
 		return cfg, "", usageErrorf("bad --listen %q: want host:port, e.g. 127.0.0.1:4222", c.String("listen"))
