@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -255,4 +256,44 @@ func TestMetrics(t *testing.T) {
 	if code := run.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
+}
+
+// A second `reactor run` joins the first one's server with --url: the two
+// share the group, and each alert is handled by one of them.
+func TestRunExternalURLSharesTheGroup(t *testing.T) {
+	t.Parallel()
+	a := startRun(t, "")
+	b := startRunExternal(t, a.url)
+	mustReactor(t, ndjson("alerts.shared", "s", 40), "send", "--url", a.url, "--file", "-")
+	a.waitFor(10*time.Second, a.stdout, func(ls []string) bool {
+		return len(ids(ls))+len(ids(b.stdout.snapshot())) >= 40
+	}, "40 alerts handled by the two processes")
+	fromA, fromB := ids(a.stdout.snapshot()), ids(b.stdout.snapshot())
+	for id := range fromB {
+		if fromA[id] > 0 {
+			t.Errorf("alert %s handled by both processes", id)
+		}
+	}
+	t.Logf("first process handled %d, second %d", len(fromA), len(fromB))
+	if code := b.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Errorf("second run exit code %d", code)
+	}
+}
+
+// startRunExternal starts `reactor run --url url` and waits until it is ready.
+func startRunExternal(t *testing.T, url string) *runProc {
+	t.Helper()
+	p := &runProc{t: t, cmd: exec.Command(reactorBin, "run", "--url", url, "--log-format", "json"), stdout: &lines{}, stderr: &lines{}, done: make(chan struct{}), url: url}
+	p.cmd.Env = env()
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	p.waitStderr(20*time.Second, "reactor: ready: connected to "+url+";")
+	return p
 }
