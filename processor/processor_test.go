@@ -280,6 +280,7 @@ func TestPanicIsRetriedThenDeadLetteredWithStack(t *testing.T) {
 func TestDLQPublishFailureKeepsAlert(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	b.cfg.MaxDeliver = 1000 // the fix below must come before the last delivery
 	var fail atomic.Bool
 	fail.Store(true)
 	b.router.On("alerts.x", func(context.Context, *processor.Message) error {
@@ -594,7 +595,7 @@ func TestPoisonAlertIsDeadLetteredWithoutRunningAgain(t *testing.T) {
 		t.Errorf("handler ran %d times, want 1", got)
 	}
 	d := b.deadLetters()[0]
-	if d.Reason != stream.ReasonMaxDeliveries || !strings.Contains(d.Error, "without an outcome") {
+	if d.Reason != stream.ReasonMaxDeliveries || !strings.Contains(d.Error, "without being settled") {
 		t.Errorf("dead letter reason %q error %q", d.Reason, d.Error)
 	}
 }

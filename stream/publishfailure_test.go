@@ -43,7 +43,7 @@ func TestPublishBatchAcrossServerRestart(t *testing.T) {
 }
 
 func testPublishBatchRestart(t *testing.T, down time.Duration, pcfg stream.PublisherConfig) {
-	n := streamtest.Scale(20_000, 200_000)
+	n := streamtest.Scale(10_000, 200_000)
 	restarts := streamtest.Scale(1, 5)
 
 	rs := startRestartable(t, stream.ServerConfig{DataDir: t.TempDir(), Port: -1})
