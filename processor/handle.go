@@ -52,10 +52,11 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	var herr error
 	if m.delivered > p.cfg.MaxDeliver {
-		// Deliveries past the limit without an outcome: the handler crashed
-		// the process or outlived its ack wait each time. Running it again
-		// could crash again; dead-letter it instead.
-		herr = fmt.Errorf("%w: delivered %d times without an outcome (max deliver %d): the handler may crash the process or outlive the ack wait", ErrMaxDeliveries, m.delivered, p.cfg.MaxDeliver)
+		// Past the limit: earlier deliveries failed and could not be
+		// dead-lettered, or crashed the process, or outlived the ack wait.
+		// Running the handler again could crash again; dead-letter it.
+		herr = fmt.Errorf("%w: delivered %d times, past max deliver %d, without being settled (the handler may crash the process or outlive the ack wait; last error seen: %s)",
+			ErrMaxDeliveries, m.delivered, p.cfg.MaxDeliver, p.attempts.lastError(m.sequence))
 	} else {
 		herr = p.call(ctx, m)
 	}
@@ -142,7 +143,7 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr er
 		}
 	}
 	if dec.outcome == OutcomeRetry {
-		p.attempts.record(m.sequence, start)
+		p.attempts.record(m.sequence, start, herr)
 	} else if m.delivered > 1 {
 		p.attempts.forget(m.sequence)
 	}
@@ -201,34 +202,57 @@ func (p *Processor) logOutcome(m *Message, pattern string, dec decision, herr, a
 	p.log.LogAttrs(ctx, level, "alert "+dec.outcome.String(), attrs...)
 }
 
-// attemptLog remembers when this process first tried each message that is
-// being retried, for the dead letter's first-attempt header. It is bounded:
-// past maxAttempts entries new ones are not recorded, and a dead letter whose
-// first attempt is unknown (made by another process, or not recorded) falls
-// back to the time the message was queued.
+// attemptLog remembers, for each message being retried, when this process
+// first tried it and the last error, for the dead letter's headers. It is
+// bounded: past maxAttempts entries new ones are not recorded. A dead letter
+// whose first attempt is unknown (made by another process, or not recorded)
+// falls back to the time the message was queued.
 type attemptLog struct {
 	mu    sync.Mutex
-	first map[uint64]time.Time
+	first map[uint64]attempt
+}
+
+type attempt struct {
+	first   time.Time
+	lastErr string
 }
 
 const maxAttempts = 100_000
 
-func (a *attemptLog) record(seq uint64, at time.Time) {
+func (a *attemptLog) record(seq uint64, at time.Time, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.first[seq]; !ok && len(a.first) < maxAttempts {
-		a.first[seq] = at
+	e, ok := a.first[seq]
+	if !ok {
+		if len(a.first) >= maxAttempts {
+			return
+		}
+		e.first = at
 	}
+	if err != nil && !errors.Is(err, ErrMaxDeliveries) {
+		e.lastErr = err.Error()
+	}
+	a.first[seq] = e
 }
 
 // firstAttempt returns the recorded first attempt of seq, or fallback.
 func (a *attemptLog) firstAttempt(seq uint64, fallback time.Time) time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if t, ok := a.first[seq]; ok {
-		return t
+	if e, ok := a.first[seq]; ok {
+		return e.first
 	}
 	return fallback
+}
+
+// lastError returns the last error recorded for seq, or "unknown".
+func (a *attemptLog) lastError(seq uint64) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, ok := a.first[seq]; ok && e.lastErr != "" {
+		return e.lastErr
+	}
+	return "unknown (not seen by this process)"
 }
 
 func (a *attemptLog) forget(seq uint64) {

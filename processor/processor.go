@@ -62,7 +62,7 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 		cfg:      cfg,
 		backoff:  backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
 		log:      cfg.Logger.With("stream", cfg.Topology.Work, "consumer", cfg.Group),
-		attempts: attemptLog{first: make(map[uint64]time.Time)},
+		attempts: attemptLog{first: make(map[uint64]attempt)},
 	}, nil
 }
 
