@@ -119,7 +119,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 
 	p.log.Info("processor started", "workers", p.cfg.Workers, "prefetch", p.cfg.Prefetch, "ack_wait", p.cfg.AckWait, "max_deliver", p.cfg.MaxDeliver)
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		p.watchSourcing(wctx)
+	}()
 	err := p.loop(ctx, dispatch)
+	stopWatch()
+	<-watched
 	p.stopping.Store(true)
 	close(quit)
 	p.shutdown(workers, hcancel)
