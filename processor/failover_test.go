@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,13 +17,19 @@ import (
 // TestClusterFailover runs a processor against a three-server cluster,
 // connected by URL to all three as against an external cluster, with every
 // stream replicated three times. Alerts are published continuously while the
-// leader of the work stream (one round) or of the group's consumer (the
-// other) is killed and restarted on its store, several times. Every alert
-// whose publish returned a PubAck must be handled, and the work queue must
-// drain with nothing left pending.
+// leader of the history stream, of the work stream or of the group's
+// consumer (one round each) is killed and restarted on its store, several
+// times. Every alert whose publish returned a PubAck must be handled, and
+// the work queue must drain with nothing left pending.
+//
+// Two times are reported per kill: until the processor settles alerts again
+// (the consumer's failover), and until an alert published after the kill is
+// handled (end to end, which includes the work stream sourcing the history
+// again: nats-server notices a dead source only by its health check, 10-20s
+// after the history leader died).
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
-	for _, target := range []failoverTarget{streamLeader, consumerLeader} {
+	for _, target := range []failoverTarget{killHistoryLeader, killWorkLeader, killConsumerLeader} {
 		t.Run(string(target), func(t *testing.T) {
 			t.Parallel()
 			testFailover(t, target)
@@ -33,8 +40,9 @@ func TestClusterFailover(t *testing.T) {
 type failoverTarget string
 
 const (
-	streamLeader   failoverTarget = "stream_leader"
-	consumerLeader failoverTarget = "consumer_leader"
+	killHistoryLeader  failoverTarget = "history_leader"
+	killWorkLeader     failoverTarget = "work_leader"
+	killConsumerLeader failoverTarget = "consumer_leader"
 )
 
 func testFailover(t *testing.T, target failoverTarget) {
@@ -44,8 +52,20 @@ func testFailover(t *testing.T, target failoverTarget) {
 	c := streamtest.NewCluster(t, 3)
 	topo := stream.Topology{Replicas: 3}.WithDefaults()
 	handled := newHandledLog()
+	// newest is the highest alert index handled: alerts are numbered in
+	// publish order, so it tells when an alert published after a kill got
+	// through.
+	var newest atomic.Int64
+	newest.Store(-1)
 	router := processor.NewRouter()
-	router.On("alerts.>", handled.process)
+	router.On("alerts.>", func(ctx context.Context, m *processor.Message) error {
+		var i int64
+		if _, err := fmt.Sscanf(m.ID(), string(target)+"-%d", &i); err == nil {
+			for old := newest.Load(); i > old && !newest.CompareAndSwap(old, i); old = newest.Load() {
+			}
+		}
+		return handled.process(ctx, m)
+	})
 	logs := &logBuffer{}
 	cfg := reliabilityConfig(topo, handled, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	defer func() {
@@ -86,20 +106,34 @@ func testFailover(t *testing.T, target failoverTarget) {
 		}
 	}()
 
-	var worst time.Duration
+	var worst, worstE2E time.Duration
 	for k := range kills {
 		from := handled.acks.Load()
 		streamtest.Eventually(t, 60*time.Second, func() bool { return handled.acks.Load() >= from+200 }, "processing stalled before kill %d", k+1)
 
 		victim, what := failoverVictim(t, c, topo, group, target)
 		at := handled.acks.Load()
+		next := published.Load() // the first alert published after the kill
 		killed := time.Now()
 		c.Kill(victim)
-		streamtest.Eventually(t, 60*time.Second, func() bool { return handled.acks.Load() >= at+resumed },
-			"processing did not resume after kill %d (%s %s)", k+1, what, c.ServerName(victim))
-		took := time.Since(killed)
-		worst = max(worst, took)
-		t.Logf("kill %d: %s (%s) down, processing resumed in %s", k+1, c.ServerName(victim), what, took.Round(time.Millisecond))
+		var took, e2e time.Duration
+		streamtest.Eventually(t, 90*time.Second, func() bool {
+			if took == 0 && handled.acks.Load() >= at+resumed {
+				took = time.Since(killed)
+			}
+			if e2e == 0 && newest.Load() >= next {
+				e2e = time.Since(killed)
+			}
+			return took > 0 && e2e > 0
+		}, "processing did not resume after kill %d (%s %s)", k+1, what, c.ServerName(victim))
+		worst, worstE2E = max(worst, took), max(worstE2E, e2e)
+		// "Within seconds": generous for a loaded CI machine, short of the
+		// 10-20s nats-server alone takes to notice a dead source.
+		if e2e > 15*time.Second {
+			t.Errorf("kill %d: alerts published after the kill waited %s to be handled", k+1, e2e.Round(time.Millisecond))
+		}
+		t.Logf("kill %d: %s (%s) down, processing resumed in %s, end to end in %s",
+			k+1, c.ServerName(victim), what, took.Round(time.Millisecond), e2e.Round(time.Millisecond))
 
 		c.Restart(victim)
 		c.WaitReady(60 * time.Second)
@@ -117,15 +151,17 @@ func testFailover(t *testing.T, target failoverTarget) {
 	if len(lost) > 0 {
 		t.Errorf("%d acknowledged alerts lost, first %v", len(lost), lost[:min(10, len(lost))])
 	}
-	t.Logf("%s: alerts published %d, acked %d, publish failed %d, handled %d, lost %d, duplicates %d, kills survived %d, worst failover %s",
-		target, published.Load(), len(ids), failed, handled.unique(), len(lost), handled.duplicates(), kills, worst.Round(time.Millisecond))
+	t.Logf("%s: alerts published %d, acked %d, publish failed %d, handled %d, lost %d, duplicates %d, kills survived %d, worst failover %s, worst end to end %s",
+		target, published.Load(), len(ids), failed, handled.unique(), len(lost), handled.duplicates(), kills,
+		worst.Round(time.Millisecond), worstE2E.Round(time.Millisecond))
 }
 
 // failoverVictim picks the server to kill. For the consumer round it moves
-// the consumer's leadership off the stream leader first, if it can, so that
+// the consumer's leadership off the stream leaders first, if it can, so that
 // the kill tests the consumer's failover alone.
 func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, group string, target failoverTarget) (int, string) {
 	t.Helper()
+	histLeader := c.WaitLeader(30*time.Second, topo.History)
 	workLeader := c.WaitLeader(30*time.Second, topo.Work)
 	consLeader := func() int {
 		l := -1
@@ -133,17 +169,33 @@ func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, g
 			"consumer %s has no leader", group)
 		return l
 	}
-	if target == streamLeader {
-		what := "leader of " + topo.Work
-		if consLeader() == workLeader {
-			what += " and of consumer " + group
+	// also names the other leaderships the victim holds.
+	also := func(victim int) string {
+		var roles []string
+		if victim == histLeader && target != killHistoryLeader {
+			roles = append(roles, topo.History)
 		}
-		return workLeader, what
+		if victim == workLeader && target != killWorkLeader {
+			roles = append(roles, topo.Work)
+		}
+		if victim == consLeader() && target != killConsumerLeader {
+			roles = append(roles, "consumer "+group)
+		}
+		if len(roles) == 0 {
+			return ""
+		}
+		return ", also leader of " + strings.Join(roles, " and ")
+	}
+	switch target {
+	case killHistoryLeader:
+		return histLeader, "leader of " + topo.History + also(histLeader)
+	case killWorkLeader:
+		return workLeader, "leader of " + topo.Work + also(workLeader)
 	}
 	for range 5 {
 		cl := consLeader()
-		if cl != workLeader {
-			return cl, fmt.Sprintf("leader of consumer %s only", group)
+		if cl != workLeader && cl != histLeader {
+			return cl, "leader of consumer " + group + also(cl)
 		}
 		if srv := c.Server(cl); srv != nil {
 			_ = srv.NATS().JetStreamStepdownConsumer(streamtest.Account, topo.Work, group)
@@ -152,7 +204,9 @@ func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, g
 			l := c.ConsumerLeader(topo.Work, group)
 			return l >= 0 && l != cl
 		}, "consumer %s leader did not step down", group)
+		histLeader = c.WaitLeader(30*time.Second, topo.History)
 		workLeader = c.WaitLeader(30*time.Second, topo.Work)
 	}
-	return consLeader(), fmt.Sprintf("leader of consumer %s (and of %s)", group, topo.Work)
+	cl := consLeader()
+	return cl, "leader of consumer " + group + also(cl)
 }

@@ -21,7 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, streamtest.LeakOptions()...)
 }
 
 // bundle is what most tests need: a server with the topology, a router and a

@@ -143,3 +143,33 @@ func TestClusterPublishAcrossLeaderFailover(t *testing.T) {
 		t.Errorf("%d acknowledged alerts missing from %s", lost, topo.History)
 	}
 }
+
+// TestRestartSourcing moves the work stream's leadership, after which the
+// work stream sources the history again at once.
+func TestRestartSourcing(t *testing.T) {
+	t.Parallel()
+	c := streamtest.NewCluster(t, 3)
+	conn := c.Connect(t)
+	topo := stream.Topology{Replicas: 3}.WithDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
+		t.Fatalf("ensure streams: %v", err)
+	}
+	streamtest.Publish(t, conn, "alerts.a", "a", []byte(`{}`))
+	streamtest.Eventually(t, 10*time.Second, func() bool { return streamtest.StreamMsgs(conn.JS, topo.Work) == 1 }, "first alert sourced")
+	inactive, err := stream.SourceInactive(ctx, conn.JS, topo)
+	if err != nil || inactive > 5*time.Second {
+		t.Fatalf("source inactive %s, err %v: want a live source", inactive, err)
+	}
+	before := c.StreamLeader(topo.Work)
+	if err := stream.RestartSourcing(ctx, conn.JS, topo); err != nil {
+		t.Fatalf("restart sourcing: %v", err)
+	}
+	streamtest.Eventually(t, 10*time.Second, func() bool {
+		l := c.StreamLeader(topo.Work)
+		return l >= 0 && l != before
+	}, "work stream leader did not move")
+	streamtest.Publish(t, conn, "alerts.a", "b", []byte(`{}`))
+	streamtest.Eventually(t, 10*time.Second, func() bool { return streamtest.StreamMsgs(conn.JS, topo.Work) == 2 }, "the new leader sources the history")
+}
