@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +14,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/reactor-alerts/reactor/processor/bench"
+	"github.com/reactor-alerts/reactor/stream"
 )
+
+// catLoad groups the flags that shape the load.
+const catLoad = "Load"
 
 func benchCommand() *cli.Command {
 	env := func(name string) []string { return []string{"REACTOR_BENCH_" + name} }
@@ -25,35 +30,52 @@ synthetic handler, then reports what happened, counting every id: an alert
 published with a PubAck and never acked nor dead-lettered is lost, and the
 command exits non-zero.
 
-By default it starts a fresh embedded server in a temporary directory (removed
-afterwards); with --url it uses streams of its own on that server, deleted
-after the run. --raw runs the same load through bare nats.go jetstream and
-prints the ratio reactor/raw: the cost of the framework.
+By default it starts a fresh embedded server in a temporary directory
+(removed afterwards), reached in-process only; with --url it uses streams of
+its own (REACTOR_BENCH_*) on that server, deleted after the run. --raw runs
+the same load through bare nats.go jetstream and prints the ratio
+reactor/raw: the cost of the framework.
 
 --work is spent in time.Sleep: a handler waiting on I/O. Failures are picked
 by a hash of each alert's id: --fail-rate and --panic-rate fail the first
 delivery only (the retry succeeds), --permanent-rate fails every delivery, so
 the dead letters to expect are known and checked.`,
-		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "msgs", Value: 100_000, Usage: "alerts to publish", EnvVars: env("MSGS")},
-			&cli.IntFlag{Name: "size", Value: 256, Usage: "payload size in bytes", EnvVars: env("SIZE")},
-			&cli.IntFlag{Name: "publishers", Value: 1, Usage: "publishing goroutines", EnvVars: env("PUBLISHERS")},
-			&cli.Float64Flag{Name: "rate", Usage: "alerts per second in total; 0: as fast as possible", EnvVars: env("RATE")},
-			&cli.IntFlag{Name: "workers", Value: 16, Usage: "processor workers", EnvVars: env("WORKERS")},
-			&cli.DurationFlag{Name: "work", Usage: "simulated handler latency (time.Sleep), e.g. 2ms", EnvVars: env("WORK")},
-			&cli.Float64Flag{Name: "fail-rate", Usage: "fraction of alerts failing their first delivery with an error (retried)", EnvVars: env("FAIL_RATE")},
-			&cli.Float64Flag{Name: "panic-rate", Usage: "fraction of alerts panicking on their first delivery (retried)", EnvVars: env("PANIC_RATE")},
-			&cli.Float64Flag{Name: "permanent-rate", Usage: "fraction of alerts failing permanently (dead-lettered)", EnvVars: env("PERMANENT_RATE")},
-			&cli.BoolFlag{Name: "raw", Usage: "also run the load through bare nats.go jetstream and report the ratio", EnvVars: env("RAW")},
-			&cli.BoolFlag{Name: "sync-always", Usage: "embedded server fsyncs every write", EnvVars: env("SYNC_ALWAYS")},
-			&cli.BoolFlag{Name: "double-ack", Usage: "wait for the server to confirm every ack", EnvVars: env("DOUBLE_ACK")},
-			&cli.BoolFlag{Name: "backlog", Usage: "publish everything first, then process the backlog", EnvVars: env("BACKLOG")},
-			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DefaultDrainTimeout, Usage: "give up on unsettled alerts after this long without progress", EnvVars: env("DRAIN_TIMEOUT")},
-			&cli.StringFlag{Name: "url", Usage: "external NATS server or cluster; empty: a fresh embedded server", EnvVars: []string{"REACTOR_URL", "NATS_URL"}},
-			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object", EnvVars: env("JSON")},
-		},
+		Flags: append([]cli.Flag{
+			&cli.IntFlag{Name: "msgs", Value: 100_000, Usage: "alerts to publish", EnvVars: env("MSGS"), Category: catLoad},
+			&cli.IntFlag{Name: "size", Value: 256, Usage: "payload size in bytes", EnvVars: env("SIZE"), Category: catLoad},
+			&cli.IntFlag{Name: "publishers", Value: 1, Usage: "publishing goroutines", EnvVars: env("PUBLISHERS"), Category: catLoad},
+			&cli.Float64Flag{Name: "rate", Usage: "alerts per second in total; 0: as fast as possible", EnvVars: env("RATE"), Category: catLoad},
+			&cli.BoolFlag{Name: "backlog", Usage: "publish everything first, then process the backlog", EnvVars: env("BACKLOG"), Category: catLoad},
+			&cli.IntFlag{Name: "workers", Value: 16, Usage: "processor workers", EnvVars: env("WORKERS"), Category: catProc},
+			&cli.DurationFlag{Name: "work", Usage: "simulated handler latency (time.Sleep), e.g. 2ms", EnvVars: env("WORK"), Category: catProc},
+			&cli.Float64Flag{Name: "fail-rate", Usage: "fraction of alerts failing their first delivery with an error (retried)", EnvVars: env("FAIL_RATE"), Category: catProc},
+			&cli.Float64Flag{Name: "panic-rate", Usage: "fraction of alerts panicking on their first delivery (retried)", EnvVars: env("PANIC_RATE"), Category: catProc},
+			&cli.Float64Flag{Name: "permanent-rate", Usage: "fraction of alerts failing permanently (dead-lettered)", EnvVars: env("PERMANENT_RATE"), Category: catProc},
+			&cli.BoolFlag{Name: "double-ack", Usage: "wait for the server to confirm every ack", EnvVars: env("DOUBLE_ACK"), Category: catProc},
+			&cli.BoolFlag{Name: "raw", Usage: "also run the load through bare nats.go jetstream and report the ratio", EnvVars: env("RAW"), Category: catProc},
+			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DefaultDrainTimeout, Usage: "count alerts as lost after this long without progress", EnvVars: env("DRAIN_TIMEOUT"), Category: catProc},
+			&cli.BoolFlag{Name: "sync-always", Usage: "the embedded server fsyncs every write", EnvVars: env("SYNC_ALWAYS"), Category: catServer},
+			jsonFlag("print the report as one JSON object"),
+		}, benchConnFlags()...),
 		Action: runBench,
 	}
+}
+
+// benchConnFlags are the shared connection flags, with usage texts for the
+// bench: its embedded server has no clients to authenticate.
+func benchConnFlags() []cli.Flag {
+	flags := connFlags("")
+	for _, f := range flags {
+		if sf, ok := f.(*cli.StringFlag); ok {
+			switch sf.Name {
+			case "url":
+				sf.Usage = "run against this NATS server or cluster, on streams of the bench's own, instead of a fresh embedded server"
+			case "user", "password", "token":
+				sf.Usage = map[string]string{"user": "user name", "password": "password", "token": "auth token"}[sf.Name] + " (for --url)"
+			}
+		}
+	}
+	return flags
 }
 
 func runBench(c *cli.Context) error {
@@ -73,9 +95,12 @@ func runBench(c *cli.Context) error {
 		Backlog:       c.Bool("backlog"),
 		DrainTimeout:  c.Duration("drain-timeout"),
 	}
-	cfg.Conn.URL = c.String("url")
+	cfg.Conn = streamConfig(c)
+	if cfg.Conn.URL == "" && cfg.Conn.Auth != (stream.Auth{}) {
+		return usageErrorf("credentials and TLS flags apply to --url only: the bench's embedded server is reached in-process")
+	}
 	if cfg.Msgs <= 0 {
-		return cli.Exit("reactor bench: --msgs must be positive", 2)
+		return usageErrorf("--msgs %d: must be positive", cfg.Msgs)
 	}
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
 	if stderr == nil {
@@ -87,6 +112,9 @@ func runBench(c *cli.Context) error {
 		cfg.OnProgress = bars.update
 	}
 	rep, err := bench.Run(c.Context, cfg)
+	if errors.Is(err, bench.ErrInvalidConfig) {
+		err = &exitError{code: exitUsage, err: err}
+	}
 	if bars != nil {
 		bars.wait()
 	}
@@ -108,7 +136,7 @@ func runBench(c *cli.Context) error {
 		lost += rep.Raw.Lost
 	}
 	if lost > 0 {
-		return cli.Exit(fmt.Sprintf("reactor bench: %d alerts lost", lost), 1)
+		return &exitError{code: exitFailure, err: fmt.Errorf("bench: %d alerts lost", lost)}
 	}
 	return nil
 }
@@ -140,7 +168,7 @@ func (b *progressBars) update(pr bench.Progress) {
 	if !ok {
 		bar := func(what string) *mpb.Bar {
 			return b.p.AddBar(int64(pr.Msgs),
-				mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-8s %-9s", pr.Phase, what)), decor.CountersNoUnit("%d / %d", decor.WCSyncWidth)),
+				mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-8s %-10s", pr.Phase, what)), decor.CountersNoUnit("%d / %d", decor.WCSyncWidth)),
 				mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace)))
 		}
 		pair = [2]*mpb.Bar{bar("published"), bar("settled")}

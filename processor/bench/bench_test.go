@@ -37,14 +37,14 @@ func run(t *testing.T, cfg Config) *Report {
 func TestRunSettlesEveryAlert(t *testing.T) {
 	t.Parallel()
 	var progress atomic.Int64
-	rep := run(t, Config{Msgs: 2000, Workers: 8, Publishers: 2, Raw: true, OnProgress: func(p Progress) {
+	rep := run(t, Config{Msgs: 1000, Workers: 8, Publishers: 2, Raw: true, OnProgress: func(p Progress) {
 		if p.Done {
 			progress.Add(1)
 		}
 	}})
 	for _, p := range []*Phase{&rep.Phase, rep.Raw} {
-		if p.Published != 2000 || p.Acked != 2000 || p.Duplicates != 0 || p.DeadLettered != 0 || p.WorkLeft != 0 {
-			t.Errorf("phase: %+v, want 2000 published and acked once, nothing left", *p)
+		if p.Published != 1000 || p.Acked != 1000 || p.Duplicates != 0 || p.DeadLettered != 0 || p.WorkLeft != 0 {
+			t.Errorf("phase: %+v, want 1000 published and acked once, nothing left", *p)
 		}
 		if p.ProcessRate <= 0 || p.PublishRate <= 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P99 {
 			t.Errorf("rates or latency missing: %+v", *p)
@@ -63,9 +63,9 @@ func TestRunSettlesEveryAlert(t *testing.T) {
 
 func TestRunInjectsFailures(t *testing.T) {
 	t.Parallel()
-	rep := run(t, Config{Msgs: 3000, Workers: 8, FailRate: 0.05, PanicRate: 0.01, PermanentRate: 0.02})
+	rep := run(t, Config{Msgs: 1500, Workers: 8, FailRate: 0.05, PanicRate: 0.01, PermanentRate: 0.03})
 	if rep.Injected.Failures == 0 || rep.Injected.Panics == 0 || rep.Injected.Permanent == 0 {
-		t.Fatalf("injected %+v: want some of each with 3000 alerts", rep.Injected)
+		t.Fatalf("injected %+v: want some of each with 1500 alerts", rep.Injected)
 	}
 	if want := rep.Injected.Failures + rep.Injected.Panics; rep.Redeliveries < want {
 		t.Errorf("redeliveries %d, want at least the %d injected failures and panics", rep.Redeliveries, want)

@@ -136,6 +136,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// ErrInvalidConfig wraps the reasons a Config is refused.
+var ErrInvalidConfig = errors.New("bench: invalid config")
+
 func (c Config) validate() error {
 	var errs []error
 	if c.Msgs < 0 {
@@ -165,7 +168,7 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("sync-always applies to the embedded server only: an external server's sync policy is set in its own config"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("bench: invalid config: %w", err)
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }

@@ -79,6 +79,11 @@ func (s *reactorSide) stop() error {
 	return <-s.done
 }
 
+// rawPullHeartbeat is the processor's pull heartbeat (1s, unexported there):
+// two missed heartbeats make nats.go pull again, which bounds the stalls of
+// Consume in both phases alike.
+const rawPullHeartbeat = time.Second
+
 // rawSide is the baseline: one pull consumer with the processor's spec and
 // pull size, its callback handing messages to Workers goroutines through an
 // unbuffered channel (as the processor does), each of which reads the
@@ -120,7 +125,7 @@ func (s *rawSide) start(ctx context.Context) error {
 		case work <- msg:
 		case <-s.quit:
 		}
-	}, jetstream.PullMaxMessages(s.cfg.Workers), jetstream.PullHeartbeat(5*time.Second))
+	}, jetstream.PullMaxMessages(s.cfg.Workers), jetstream.PullHeartbeat(rawPullHeartbeat))
 	if err != nil {
 		close(s.quit)
 		s.wg.Wait()

@@ -57,6 +57,10 @@ type Phase struct {
 	// Duration is the phase's wall time, from the first publish to the last
 	// settlement, in seconds.
 	Duration float64 `json:"duration_s"`
+	// MaxSettleGap is the longest time, in milliseconds, between two
+	// settlements once the first was made. A gap of seconds while alerts
+	// are queued is a stall: a consumer that stopped pulling for a while.
+	MaxSettleGap float64 `json:"max_settle_gap_ms"`
 	// WorkLeft is the number of messages still in the work stream after the
 	// drain: 0 when every ack reached the server.
 	WorkLeft uint64 `json:"work_left"`
@@ -136,6 +140,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("latency p99", func(p *Phase) string { return ms(p.Latency.P99) })
 	row("latency p99.9", func(p *Phase) string { return ms(p.Latency.P999) })
 	row("latency max", func(p *Phase) string { return ms(p.Latency.Max) })
+	row("max settle gap", func(p *Phase) string { return ms(p.MaxSettleGap) })
 	row("peak rss", func(p *Phase) string { return mib(p.PeakRSS) })
 	row("peak go heap", func(p *Phase) string { return mib(p.PeakHeap) })
 	row("duration", func(p *Phase) string {

@@ -40,6 +40,7 @@ type tracker struct {
 
 	firstPublish atomic.Int64 // unix nanos
 	lastSettle   atomic.Int64 // unix nanos
+	maxGap       atomic.Int64 // longest time between two settlements, nanos
 
 	hist [latencyShards]struct {
 		mu sync.Mutex
@@ -105,7 +106,13 @@ func (t *tracker) settle(id, sent string, dead bool, now time.Time) {
 	nanos := now.UnixNano()
 	for {
 		last := t.lastSettle.Load()
-		if nanos <= last || t.lastSettle.CompareAndSwap(last, nanos) {
+		if nanos <= last {
+			break
+		}
+		if t.lastSettle.CompareAndSwap(last, nanos) {
+			if gap := nanos - last; last > 0 && gap > t.maxGap.Load() {
+				t.maxGap.Store(gap) // racy max: a diagnostic, off by a little at worst
+			}
 			break
 		}
 	}
@@ -153,6 +160,7 @@ func (t *tracker) fill(p *Phase) {
 	p.Acked = int(t.acked.Load())
 	p.DeadLettered = int(t.dead.Load())
 	p.Redeliveries = int(t.redeliveries.Load())
+	p.MaxSettleGap = math.Round(float64(t.maxGap.Load())/1e3) / 1000
 	for i, ok := range t.pubOK {
 		n := t.settles[i].Load()
 		if ok && n == 0 {
