@@ -85,6 +85,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := stream.EnsureStreams(ctx, p.js, p.cfg.Topology); err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
+	p.logStreams(ctx)
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 
