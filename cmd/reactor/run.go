@@ -101,7 +101,17 @@ func runAction(c *cli.Context) error {
 		BackoffBase:     c.Duration("backoff-base"),
 		BackoffMax:      c.Duration("backoff-max"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
-		Logger:          logger,
+		// With --sync-always, applying an ack is a synchronous disk write on
+		// the server (the alert's deletion from the work queue), slower than
+		// printing an alert: fire-and-forget acks pile up in the server's
+		// ack queue, up to the group's MaxAckPending (1000). A crash then
+		// repeats every one of them, and once the queue takes longer than
+		// --ack-wait the server redelivers alerts whose ack it holds, with
+		// no crash at all. Waiting for each ack to be confirmed (a round
+		// trip, small next to the write it waits for) bounds what a crash
+		// repeats by the workers (TestCrashLoop).
+		DoubleAck: c.Bool("sync-always"),
+		Logger:    logger,
 	}
 	if pcfg.Workers < 1 || pcfg.MaxDeliver < 1 {
 		return usageErrorf("--workers and --max-deliver must be at least 1")
