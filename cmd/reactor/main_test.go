@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -152,25 +153,25 @@ func startRun(t *testing.T, dataDir string, args ...string) *runProc {
 // when out is not nil.
 func startRunTo(t *testing.T, out *os.File, dataDir string, args ...string) *runProc {
 	t.Helper()
+	var w io.Writer
+	if out != nil {
+		w = out
+	}
+	return startRunWriter(t, w, nil, dataDir, args...)
+}
+
+// startRunWriter is startRun with stdout going to out (when not nil) rather
+// than to p.stdout, and extra environment variables (k=v). exec copies the
+// child's stdout to out as it comes, so a handler never blocks on a full
+// pipe.
+func startRunWriter(t *testing.T, out io.Writer, extraEnv []string, dataDir string, args ...string) *runProc {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	args = append([]string{"run", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"}, args...)
-	p := &runProc{t: t, cmd: exec.Command(reactorBin, args...), stdout: &lines{}, stderr: &lines{}, done: make(chan struct{}), dataDir: dataDir}
-	p.cmd.Env = env()
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if out != nil {
-		p.cmd.Stdout = out
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start reactor run: %v", err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
-	p.waitStderr(20*time.Second, "reactor: ready:")
+	p := startProc(t, out, extraEnv, "reactor: ready:", args...)
+	p.dataDir = dataDir
 	for _, l := range p.stderr.snapshot() {
 		if m := readyURL.FindStringSubmatch(l); m != nil {
 			p.url = m[1]
@@ -179,6 +180,30 @@ func startRunTo(t *testing.T, out *os.File, dataDir string, args ...string) *run
 	if p.url == "" {
 		t.Fatalf("no URL in the ready line:\n%s", strings.Join(p.stderr.snapshot(), "\n"))
 	}
+	return p
+}
+
+// startProc starts `reactor args...` in the background with extra
+// environment variables (k=v) and stdout going to out (p.stdout when nil),
+// and waits until stderr has a line containing ready. The process is killed
+// at the end of the test if it still runs.
+func startProc(t *testing.T, out io.Writer, extraEnv []string, ready string, args ...string) *runProc {
+	t.Helper()
+	p := &runProc{t: t, cmd: exec.Command(reactorBin, args...), stdout: &lines{}, stderr: &lines{}, done: make(chan struct{})}
+	p.cmd.Env = env(extraEnv...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if out != nil {
+		p.cmd.Stdout = out
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start reactor %s: %v", args[0], err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	p.waitStderr(20*time.Second, ready)
 	return p
 }
 
