@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -231,12 +232,18 @@ const minSecret = 3
 func newRedactor(u *url.URL, headers map[string]string) redactor {
 	var s []string
 	for _, v := range headers {
+		// The whole value, and the credentials of "<scheme> <credentials>"
+		// (e.g. "Bearer ${TOKEN}"), which a server may echo on their own.
 		s = append(s, v)
+		if f := strings.Fields(v); len(f) > 1 {
+			s = append(s, f[1:]...)
+		}
 	}
 	if u.User != nil {
 		s = append(s, u.User.String(), u.User.Username())
 		if p, ok := u.User.Password(); ok {
-			s = append(s, p)
+			// The Authorization header net/http makes of them, too.
+			s = append(s, p, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+p)))
 		}
 	}
 	for _, vs := range u.Query() {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -215,6 +216,35 @@ func TestWebhookKeepsSecretsOutOfErrors(t *testing.T) {
 				t.Errorf("error %q does not name the redacted URL", err)
 			}
 		})
+	}
+}
+
+// A server may echo parts of the credentials: the token of an
+// "ApiKey <token>" header on its own, or the Authorization header net/http
+// builds from the URL's user information.
+func TestWebhookKeepsEchoedCredentialsOutOfErrors(t *testing.T) {
+	t.Parallel()
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		key := strings.Fields(r.Header.Get("X-Api-Key"))
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, "unknown key "+key[len(key)-1]+"; got "+r.Header.Get("Authorization"))
+	}
+	w := &Webhook{
+		URL:     strings.Replace(srvURL(t, echo), "http://", "http://s3cret-user:hunter2@", 1),
+		Headers: map[string]string{"X-Api-Key": "ApiKey key-s3cret"},
+	}
+	err := w.Process(context.Background(), message("alerts.x", "s"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte("s3cret-user:hunter2"))
+	for _, s := range []string{"key-s3cret", basic} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("error %q reveals %q", err, s)
+		}
+	}
+	if !strings.Contains(err.Error(), "unknown key REDACTED; got Basic REDACTED") {
+		t.Errorf("error %q: want the echo with REDACTED in place of the secrets", err)
 	}
 }
 
