@@ -63,7 +63,7 @@ func TestErrors(t *testing.T) {
 			"reactor: load config: open /nonexistent/reactor.yaml: no such file or directory\n"},
 		{"invalid config", []string{"run", "--config", invalid}, exitUsage,
 			"reactor: " + invalid + `: line 4: unknown field "comand" in exec (did you mean "command"?)` + "\n"},
-		{"insecure listen", []string{"run", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir()}, exitFailure,
+		{"insecure listen", []string{"run", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir()}, exitUsage,
 			"reactor: refusing to listen on 0.0.0.0:0 without auth: set --user and --password (or --token) to require it, or listen on 127.0.0.1\n"},
 		{"bad listen", []string{"run", "--listen", "localhost"}, exitUsage,
 			`reactor: bad --listen "localhost": want host:port, e.g. 127.0.0.1:4222` + "\n"},

@@ -122,8 +122,8 @@ func runAction(c *cli.Context) error {
 	}
 	conn, err := stream.Open(c.Context, scfg)
 	if errors.Is(err, stream.ErrInsecureListen) {
-		return withHint(fmt.Errorf("refusing to listen on %s without auth", c.String("listen")),
-			"set --user and --password (or --token) to require it, or listen on 127.0.0.1")
+		return &exitError{code: exitUsage, err: fmt.Errorf("refusing to listen on %s without auth", c.String("listen")),
+			hint: "set --user and --password (or --token) to require it, or listen on 127.0.0.1"}
 	}
 	if err != nil {
 		return err
@@ -188,6 +188,11 @@ func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (str
 		if c.String(f) != "" {
 			return cfg, "", usageErrorf("--%s is for an external server: give --url too (the embedded server takes --user/--password or --token)", f)
 		}
+	}
+	// One without the other would leave the server open (nats-server
+	// ignores a password without a user) or fail later with less to say.
+	if (cfg.Auth.User == "") != (cfg.Auth.Password == "") {
+		return cfg, "", usageErrorf("--user and --password go together: the embedded server requires both from its clients (or --token)")
 	}
 	host, portText, err := net.SplitHostPort(c.String("listen"))
 	if err != nil {
