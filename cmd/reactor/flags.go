@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
 	"github.com/reactor-alerts/reactor/stream"
@@ -108,8 +110,23 @@ func connect(c *cli.Context) (*stream.Conn, error) {
 		return nil, withHint(fmt.Errorf("no NATS server at %s", stream.RedactURL(cfg.URL)),
 			"start one with `reactor run` or set --url/NATS_URL")
 	}
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, authError(cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// authError explains why the server at cfg.URL refused the connection: no
+// credentials, or wrong ones. Like every error, it never shows them.
+func authError(cfg stream.Config) error {
+	where := stream.RedactURL(cfg.URL)
+	if cfg.Auth == (stream.Auth{}) && !strings.Contains(cfg.URL, "@") {
+		return withHint(fmt.Errorf("the NATS server at %s requires credentials", where),
+			"give --user and --password, --token, --creds or --nkey (or NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY)")
+	}
+	return withHint(fmt.Errorf("the NATS server at %s refused the credentials (authorization violation)", where),
+		"check --user and --password, --token, --creds or --nkey, and the user in the URL")
 }

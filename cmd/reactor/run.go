@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
@@ -124,6 +125,9 @@ func runAction(c *cli.Context) error {
 	if errors.Is(err, stream.ErrInsecureListen) {
 		return &exitError{code: exitUsage, err: fmt.Errorf("refusing to listen on %s without auth", c.String("listen")),
 			hint: "set --user and --password (or --token) to require it, or listen on 127.0.0.1"}
+	}
+	if errors.Is(err, nats.ErrAuthorization) {
+		return authError(scfg)
 	}
 	if err != nil {
 		return err
