@@ -14,9 +14,9 @@ const (
 	// dead: it heartbeats every second.
 	sourcingStall = 5 * time.Second
 	// sourcingRetry is the least time between two restarts, so that a new
-	// leader has time to set the source up (and processes sharing a group
-	// do not take turns moving the leadership).
-	sourcingRetry = 30 * time.Second
+	// leader has time to set the source up (its silence is counted from
+	// then). Short enough for a second failover soon after the first.
+	sourcingRetry = sourcingStall
 )
 
 // watchSourcing restarts the work stream's sourcing of the history stream
