@@ -6,10 +6,15 @@ package processor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,4 +201,91 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
+}
+
+// streamDir is where the file store keeps a stream.
+func streamDir(dataDir, name string) string {
+	return filepath.Join(dataDir, "jetstream", streamtest.Account, "streams", name)
+}
+
+// serverWarnings are the lines nats-server logged at warning level or above.
+func serverWarnings(logs string) []string {
+	var out []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "component=nats-server") && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// lastSourced is the history sequence of the last alert in the work stream
+// (from its Nats-Stream-Source header), or the work stream's last sequence
+// when it is empty.
+func lastSourced(t *testing.T, conn *stream.Conn, topo stream.Topology) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := conn.JS.Stream(ctx, topo.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.CachedInfo().State; st.Msgs == 0 {
+		return st.LastSeq
+	}
+	last, err := s.GetLastMsgForSubject(ctx, ">")
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return lastSourced(t, conn, topo) // acked meanwhile: the queue may be empty now
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	var seq uint64
+	if _, err := fmt.Sscanf(last.Header.Get("Nats-Stream-Source"), "%s %d", &name, &seq); err != nil {
+		t.Fatalf("Nats-Stream-Source of the last work message: %v", err)
+	}
+	return seq
+}
+
+// copyTree copies the files under src to dst, as `cp -r` of a live data dir
+// would: files that vanish meanwhile are skipped, files being written are
+// copied as they are. Directories for which skip holds are left out.
+func copyTree(src, dst string, skip func(path string) bool) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && skip != nil && skip(path) {
+			return filepath.SkipDir
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o700)
+		}
+		in, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
 }

@@ -7,7 +7,7 @@ import "os"
 const SoakEnv = "REACTOR_SOAK"
 
 // Soak reports whether the long versions of the reliability tests run.
-func Soak() bool { return os.Getenv(SoakEnv) == "1" }
+func Soak() bool { return os.Getenv(SoakEnv) != "" }
 
 // Scale picks a test's size: fast in `go test ./...`, soak under `task soak`.
 func Scale(fast, soak int) int {
