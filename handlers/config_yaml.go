@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/xrash/smetrics"
 	"gopkg.in/yaml.v3"
 )
 
@@ -281,7 +282,7 @@ func lineErrorf(v *yaml.Node, format string, args ...any) error {
 func suggest(key string, fs fields) string {
 	best, bestDist := "", 3 // at most two edits away
 	for k := range fs {
-		if d := editDistance(key, k); d < bestDist || (d == bestDist && k < best) {
+		if d := smetrics.WagnerFischer(key, k, 1, 1, 1); d < bestDist || (d == bestDist && k < best) {
 			best, bestDist = k, d
 		}
 	}
@@ -289,25 +290,4 @@ func suggest(key string, fs fields) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

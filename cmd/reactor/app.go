@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"github.com/xrash/smetrics"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -133,31 +134,10 @@ func suggestFlag(flags []cli.Flag, typed string) string {
 	best, bestDist := "", 3
 	for _, f := range flags {
 		for _, name := range f.Names() {
-			if d := editDistance(typed, name); d < bestDist {
+			if d := smetrics.WagnerFischer(typed, name, 1, 1, 1); d < bestDist {
 				best, bestDist = name, d
 			}
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
