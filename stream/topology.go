@@ -101,9 +101,12 @@ func (t Topology) streamConfigs() []jetstream.StreamConfig {
 			Description: "reactor: work queue of alerts to handle, sourced from " + t.History,
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     t.Storage,
-			Duplicates:  t.DuplicateWindow,
-			Replicas:    t.Replicas,
-			Sources:     []*jetstream.StreamSource{{Name: t.History}},
+			// No duplicate window: nothing publishes to Work, and sourcing
+			// skips what it copied already by the history's sequence. A
+			// window would keep every id of the last 2 minutes a second
+			// time (about 125 MB per million alerts) for nothing.
+			Replicas: t.Replicas,
+			Sources:  []*jetstream.StreamSource{{Name: t.History}},
 		},
 		{
 			Name:        t.DLQ,
