@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -122,7 +124,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		}
 	}
 
-	mem := startMemSampler(50 * time.Millisecond)
+	mem := startMemSampler(memSampleEvery)
 	stopProgress := reportProgress(cfg, name, t)
 	started := false
 	stopSide := func() error {
@@ -133,7 +135,11 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		return side.stop()
 	}
 	defer func() { _ = stopSide() }()
-
+	fail := func(err error) (Phase, error) {
+		stopProgress()
+		mem.Stop()
+		return ph, err
+	}
 	startSide := func() error {
 		if err := side.start(ctx); err != nil {
 			return err
@@ -143,30 +149,35 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 	}
 	if !cfg.Backlog {
 		if err := startSide(); err != nil {
-			stopProgress()
-			mem.Stop()
-			return ph, err
+			return fail(err)
 		}
 	}
 	pubTime := publish(ctx, js, cfg, t, subjects+".alert")
 	begin := time.Unix(0, t.firstPublish.Load())
+	var pubRSS, pubHeap uint64
 	if cfg.Backlog {
 		if err := waitBacklog(ctx, js, topo, uint64(t.published.Load())); err != nil {
-			stopProgress()
-			mem.Stop()
-			return ph, err
+			return fail(err)
 		}
+		// Measure processing as a process that starts with the backlog
+		// would: the publishing's garbage collected and returned to the OS.
+		pubRSS, pubHeap = mem.Stop()
+		runtime.GC()
+		debug.FreeOSMemory()
+		mem = startMemSampler(memSampleEvery)
 		begin = time.Now()
 		if err := startSide(); err != nil {
-			stopProgress()
-			mem.Stop()
-			return ph, err
+			return fail(err)
 		}
 	}
 	drainErr := waitSettled(ctx, t, cfg.DrainTimeout)
 	stopErr := stopSide()
 	stopProgress()
 	ph.PeakRSS, ph.PeakHeap = mem.Stop()
+	if cfg.Backlog {
+		ph.ProcessPeakRSS, ph.ProcessPeakHeap = ph.PeakRSS, ph.PeakHeap
+		ph.PeakRSS, ph.PeakHeap = max(ph.PeakRSS, pubRSS), max(ph.PeakHeap, pubHeap)
+	}
 
 	t.fill(&ph)
 	ph.Injected = t.injected(newInjector(cfg))
@@ -186,6 +197,9 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 	ph.WorkLeft, ph.DLQMessages = streamCounts(js, topo)
 	return ph, errors.Join(drainErr, stopErr)
 }
+
+// memSampleEvery is how often RSS and heap are sampled.
+const memSampleEvery = 50 * time.Millisecond
 
 // waitSettled waits until every id published with a PubAck is settled, or
 // nothing was settled for idle (those ids are then lost), or ctx is done.

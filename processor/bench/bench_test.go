@@ -84,6 +84,9 @@ func TestRunBacklogAtRate(t *testing.T) {
 	if rep.Acked != 500 {
 		t.Errorf("acked %d, want 500", rep.Acked)
 	}
+	if rep.ProcessPeakHeap == 0 || rep.PeakHeap < rep.ProcessPeakHeap {
+		t.Errorf("peak heap %d, while processing %d: want both, the overall peak the larger", rep.PeakHeap, rep.ProcessPeakHeap)
+	}
 	// 500 alerts at 5000/s take about 100ms: a rate far above the target
 	// means the pacing is not applied.
 	if rep.PublishRate > 10000 {

@@ -54,6 +54,12 @@ type Phase struct {
 	PeakRSS uint64 `json:"peak_rss_bytes"`
 	// PeakHeap is the peak of the Go heap's live and unswept objects.
 	PeakHeap uint64 `json:"peak_heap_bytes"`
+	// ProcessPeakRSS and ProcessPeakHeap are the peaks while the backlog
+	// was processed (Backlog only), after the publishing's garbage was
+	// collected and returned to the OS: what a process started on the
+	// backlog would use, publisher excluded.
+	ProcessPeakRSS  uint64 `json:"process_peak_rss_bytes,omitempty"`
+	ProcessPeakHeap uint64 `json:"process_peak_heap_bytes,omitempty"`
 	// Duration is the phase's wall time, from the first publish to the last
 	// settlement, in seconds.
 	Duration float64 `json:"duration_s"`
@@ -143,6 +149,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("max settle gap", func(p *Phase) string { return ms(p.MaxSettleGap) })
 	row("peak rss", func(p *Phase) string { return mib(p.PeakRSS) })
 	row("peak go heap", func(p *Phase) string { return mib(p.PeakHeap) })
+	if r.Settings.Backlog {
+		row("peak rss processing", func(p *Phase) string { return mib(p.ProcessPeakRSS) })
+		row("peak heap processing", func(p *Phase) string { return mib(p.ProcessPeakHeap) })
+	}
 	row("duration", func(p *Phase) string {
 		return (time.Duration(p.Duration * float64(time.Second))).Round(time.Millisecond).String()
 	})
