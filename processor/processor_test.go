@@ -136,6 +136,31 @@ func (b *bundle) deadLetters() []stream.DeadLetter {
 	return out
 }
 
+// fillDLQ makes the DLQ refuse new messages: one message at most, and it
+// holds one. Run leaves a stream's limits alone. The returned function lifts
+// the limit again.
+func (b *bundle) fillDLQ() (restore func()) {
+	b.t.Helper()
+	ctx := context.Background()
+	s, err := b.conn.JS.Stream(ctx, b.topo.DLQ)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	full := cfg
+	full.MaxMsgs, full.Discard = 1, jetstream.DiscardNew
+	if _, err := b.conn.JS.UpdateStream(ctx, full); err != nil {
+		b.t.Fatal(err)
+	}
+	streamtest.Publish(b.t, b.conn, "dlq.filler", "filler", []byte("x"))
+	return func() {
+		b.t.Helper()
+		if _, err := b.conn.JS.UpdateStream(ctx, cfg); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+}
+
 func TestHappyPathEachAlertHandledOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -289,19 +314,7 @@ func TestDLQPublishFailureKeepsAlert(t *testing.T) {
 		}
 		return nil
 	})
-	ctx := context.Background()
-	if err := b.conn.JS.DeleteStream(ctx, b.topo.DLQ); err != nil {
-		t.Fatal(err)
-	}
-	// A full DLQ that refuses new messages. Run leaves its limits alone.
-	full := jetstream.StreamConfig{
-		Name: b.topo.DLQ, Subjects: []string{"dlq.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew,
-		Duplicates: b.topo.DuplicateWindow, Replicas: 1, Description: "reactor: dead letters, with the reason in their headers",
-	}
-	if _, err := b.conn.JS.CreateStream(ctx, full); err != nil {
-		t.Fatal(err)
-	}
-	streamtest.Publish(t, b.conn, "dlq.filler", "filler", []byte("x"))
+	b.fillDLQ()
 	b.publish(1, "alerts.x")
 	b.start()
 	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeRetry) >= 2 }, "dead-letter failures turn into retries")
@@ -540,18 +553,7 @@ func TestDLQFailureOnLastDeliveryDoesNotStrandAlert(t *testing.T) {
 	b.router.On("alerts.x", func(context.Context, *processor.Message) error {
 		return errors.New("always fails")
 	})
-	ctx := context.Background()
-	if err := b.conn.JS.DeleteStream(ctx, b.topo.DLQ); err != nil {
-		t.Fatal(err)
-	}
-	full := jetstream.StreamConfig{
-		Name: b.topo.DLQ, Subjects: []string{"dlq.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew,
-		Duplicates: b.topo.DuplicateWindow, Replicas: 1, Description: "reactor: dead letters, with the reason in their headers",
-	}
-	if _, err := b.conn.JS.CreateStream(ctx, full); err != nil {
-		t.Fatal(err)
-	}
-	streamtest.Publish(t, b.conn, "dlq.filler", "filler", []byte("x"))
+	restore := b.fillDLQ()
 	b.publish(1, "alerts.x")
 	b.start()
 	// Past MaxDeliver (3), dead-lettering keeps failing and the alert keeps
@@ -566,10 +568,7 @@ func TestDLQFailureOnLastDeliveryDoesNotStrandAlert(t *testing.T) {
 		}
 		return false
 	}, "delivery past max deliver after a failed dead-letter")
-	full.MaxMsgs = -1
-	if _, err := b.conn.JS.UpdateStream(ctx, full); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 1 }, "dead-lettered once the DLQ has room")
 	streamtest.Eventually(t, 5*time.Second, func() bool { return b.streamMsgs(b.topo.Work) == 0 }, "work stream empty")
 }
