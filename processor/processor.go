@@ -136,10 +136,10 @@ func (p *Processor) Run(ctx context.Context) error {
 }
 
 // loop consumes until ctx is done, recreating the consumer whenever it is
-// lost.
+// lost, and pulling again whenever Consume stalls (see stream.PullWatch).
 func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg)) error {
 	for {
-		cc, restart, err := p.consume(ctx, dispatch)
+		s, err := p.consume(ctx, dispatch)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -147,16 +147,33 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg)) erro
 			return err
 		}
 		p.bound.Store(true)
+		wctx, stopWatch := context.WithCancel(ctx)
+		stalled, watched := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(watched)
+			if s.watch.Run(wctx, s.cons) {
+				close(stalled)
+			}
+		}()
 		select {
 		case <-ctx.Done():
+			stopWatch()
+			<-watched
 			p.bound.Store(false)
 			p.stopping.Store(true)
-			drain(cc)
+			drain(s.cc)
 			return nil
-		case reason := <-restart:
+		case reason := <-s.restart:
+			stopWatch()
+			<-watched
 			p.bound.Store(false)
 			p.log.Warn("consumer lost, recreating it", "err", reason)
-			cc.Stop()
+			s.cc.Stop()
+		case <-stalled:
+			stopWatch()
+			<-watched
+			p.log.Debug("pull stalled with alerts pending: pulling again")
+			s.cc.Stop()
 		}
 	}
 }
@@ -167,9 +184,18 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg)) erro
 // failover to a new leader (10s at 5s; about 2s now).
 const pullHeartbeat = time.Second
 
+// session is one Consume on the bound consumer: restart reports that the
+// consumer is gone; watch notices when the pulls stall.
+type session struct {
+	cons    jetstream.Consumer
+	cc      jetstream.ConsumeContext
+	restart <-chan error
+	watch   *stream.PullWatch
+}
+
 // consume binds the durable consumer, retrying until ctx is done, and starts
 // pulling. The restart channel reports that the consumer is gone.
-func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg)) (jetstream.ConsumeContext, <-chan error, error) {
+func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg)) (session, error) {
 	restart := make(chan error, 1)
 	signal := func(err error) {
 		select {
@@ -181,24 +207,25 @@ func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg)) (
 	for {
 		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.cfg.ConsumerSpec())
 		if err == nil {
-			cc, err := cons.Consume(dispatch,
+			watch := new(stream.PullWatch)
+			cc, err := cons.Consume(watch.Wrap(dispatch),
 				jetstream.PullMaxMessages(p.cfg.Prefetch),
 				jetstream.PullHeartbeat(pullHeartbeat),
 				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 					p.consumeError(ctx, cons, err, signal)
 				}))
 			if err == nil {
-				return cc, restart, nil
+				return session{cons: cons, cc: cc, restart: restart, watch: watch}, nil
 			}
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.Code == 400 {
-			return nil, nil, fmt.Errorf("processor: %w", err) // a config the server refuses: retrying will not help
+			return session{}, fmt.Errorf("processor: %w", err) // a config the server refuses: retrying will not help
 		}
 		p.log.Warn("cannot bind consumer, retrying", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return session{}, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)

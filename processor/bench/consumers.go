@@ -88,16 +88,22 @@ const rawPullHeartbeat = time.Second
 // pull size, its callback handing messages to Workers goroutines through an
 // unbuffered channel (as the processor does), each of which reads the
 // delivery count, sleeps Work, acks and records the ack. No router,
-// middleware, heartbeat, failure injection or dead-lettering.
+// middleware, heartbeat, failure injection or dead-lettering. Like the
+// processor, it pulls again when Consume stalls (stream.PullWatch): the
+// ratio is the cost of the framework, not of a nats.go stall that one
+// phase happened to hit and the other not.
 type rawSide struct {
 	js   jetstream.JetStream
 	cfg  Config
 	topo stream.Topology
 	t    *tracker
 
-	cc   jetstream.ConsumeContext
-	quit chan struct{}
-	wg   sync.WaitGroup
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+	watched chan struct{}
+	mu      sync.Mutex
+	cc      jetstream.ConsumeContext
 }
 
 func (s *rawSide) start(ctx context.Context) error {
@@ -120,17 +126,38 @@ func (s *rawSide) start(ctx context.Context) error {
 			}
 		})
 	}
-	s.cc, err = cons.Consume(func(msg jetstream.Msg) {
+	handoff := func(msg jetstream.Msg) {
 		select {
 		case work <- msg:
 		case <-s.quit:
 		}
-	}, jetstream.PullMaxMessages(s.cfg.Workers), jetstream.PullHeartbeat(rawPullHeartbeat))
-	if err != nil {
+	}
+	watch := new(stream.PullWatch)
+	consume := func() (jetstream.ConsumeContext, error) {
+		return cons.Consume(watch.Wrap(handoff), jetstream.PullMaxMessages(s.cfg.Workers), jetstream.PullHeartbeat(rawPullHeartbeat))
+	}
+	if s.cc, err = consume(); err != nil {
 		close(s.quit)
 		s.wg.Wait()
 		return fmt.Errorf("bench: raw consume: %w", err)
 	}
+	wctx, cancel := context.WithCancel(ctx)
+	s.cancel, s.watched = cancel, make(chan struct{})
+	go func() {
+		defer close(s.watched)
+		for watch.Run(wctx, cons) {
+			s.mu.Lock()
+			s.cc.Stop()
+			cc, err := consume()
+			if err == nil {
+				s.cc = cc
+			}
+			s.mu.Unlock()
+			if err != nil {
+				return // processing stops; the alerts left are reported lost
+			}
+		}
+	}()
 	return nil
 }
 
@@ -157,6 +184,8 @@ func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
 }
 
 func (s *rawSide) stop() error {
+	s.cancel()
+	<-s.watched
 	s.cc.Stop()
 	select {
 	case <-s.cc.Closed():

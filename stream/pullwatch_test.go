@@ -1,0 +1,97 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+// pullWatchSetup returns a bound consumer on a work stream holding n
+// alerts, nobody pulling, allowing maxAckPending unacknowledged deliveries.
+func pullWatchSetup(t *testing.T, n, maxAckPending int) jetstream.Consumer {
+	t.Helper()
+	conn, topo := streamtest.NewTopology(t)
+	for i := range n {
+		streamtest.Publish(t, conn, "alerts.x", fmt.Sprint("a", i), []byte("x"))
+	}
+	streamtest.Eventually(t, 5*time.Second, func() bool {
+		return streamtest.StreamMsgs(conn.JS, topo.Work) == int64(n)
+	}, "work stream sourced the alerts")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := stream.EnsureConsumer(ctx, conn.JS, topo, stream.ConsumerSpec{Name: "g", AckWait: time.Minute, MaxDeliver: -1, MaxAckPending: maxAckPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
+}
+
+// runWatch runs w.Run for at most d and reports what it returned.
+func runWatch(w *stream.PullWatch, cons jetstream.Consumer, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return w.Run(ctx, cons)
+}
+
+func TestPullWatchFindsStalledConsumer(t *testing.T) {
+	t.Parallel()
+	cons := pullWatchSetup(t, 5, 100)
+	var w stream.PullWatch
+	w.Wrap(func(jetstream.Msg) {})
+	// Alerts pending, no pull waiting: what a lost pull request looks like.
+	if !runWatch(&w, cons, 5*time.Second) {
+		t.Fatal("Run did not report a consumer with 5 alerts pending and no pull waiting")
+	}
+}
+
+func TestPullWatchLeavesPullingConsumerAlone(t *testing.T) {
+	t.Parallel()
+	// One delivery allowed unacknowledged, and the callback does not ack:
+	// the server keeps the pull waiting with 4 alerts pending.
+	cons := pullWatchSetup(t, 5, 1)
+	var w stream.PullWatch
+	got := make(chan struct{}, 5)
+	cc, err := cons.Consume(w.Wrap(func(jetstream.Msg) { got <- struct{}{} }), jetstream.PullHeartbeat(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	<-got
+	// Idle and pulling: Run looks at 100, 200 and 400 ms and must not
+	// report it.
+	if runWatch(&w, cons, 900*time.Millisecond) {
+		t.Fatal("Run reported a consumer with a pull waiting as stalled")
+	}
+}
+
+func TestPullWatchLeavesBusyCallbackAlone(t *testing.T) {
+	t.Parallel()
+	cons := pullWatchSetup(t, 5, 100)
+	var w stream.PullWatch
+	entered, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	fn := w.Wrap(func(jetstream.Msg) {
+		close(entered)
+		<-release
+	})
+	go func() {
+		defer close(returned)
+		fn(nil) // a callback blocked handing a message to busy workers
+	}()
+	<-entered
+	// The server has alerts and no pull, but the client holds messages it
+	// has not handed on yet: not a stall.
+	if runWatch(&w, cons, 900*time.Millisecond) {
+		t.Fatal("Run reported a stall while the callback was busy")
+	}
+	close(release)
+	<-returned
+	if !runWatch(&w, cons, 5*time.Second) {
+		t.Fatal("Run did not report the stall once the callback returned")
+	}
+}
