@@ -39,6 +39,29 @@ func SourceInactive(ctx context.Context, js jetstream.JetStream, t Topology) (ti
 	return 0, fmt.Errorf("stream %s does not source %s", t.Work, t.History)
 }
 
+// WaitSourcing waits until Work's source on History is set up. A new Work
+// stream sets it up about 200ms after its creation (nats-server v2.15.2):
+// alerts published before wait that long to reach the work queue, which a
+// latency measurement must not count.
+func WaitSourcing(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	t = t.WithDefaults()
+	for {
+		s, err := js.Stream(ctx, t.Work)
+		if err == nil {
+			for _, src := range s.CachedInfo().Sources {
+				if src != nil && src.Name == t.History && src.Active >= 0 {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s: waiting for its source %s: %w", t.Work, t.History, context.Cause(ctx))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // RestartSourcing makes Work's leader step down, so that the new leader sets
 // up its source on History afresh. It refuses with ErrNoLeader while History
 // has no leader: the new Work leader's request would go unanswered, and

@@ -111,6 +111,12 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		return ph, fmt.Errorf("bench: %w", err)
 	}
 	defer deleteStreams(js, topo)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := stream.WaitSourcing(wctx, js, topo)
+	cancel()
+	if err != nil {
+		return ph, fmt.Errorf("bench: %w", err)
+	}
 
 	t := newTracker(run+"-"+name+"-", cfg.Msgs)
 	var side consumerSide
