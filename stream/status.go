@@ -51,7 +51,11 @@ type StreamStatus struct {
 	LastTime  time.Time `json:"last_time,omitzero"`
 	// MaxAgeSeconds is how long messages are kept; 0 is forever.
 	MaxAgeSeconds float64 `json:"max_age_seconds"`
-	Replicas      int     `json:"replicas"`
+	// DuplicateWindowSeconds is how long a message id is remembered; the
+	// server holds every id of the window in memory. 0 when the stream
+	// does not deduplicate.
+	DuplicateWindowSeconds float64 `json:"duplicate_window_seconds"`
+	Replicas               int     `json:"replicas"`
 	// LastMinute and LastHour count the messages stored in the last minute
 	// and hour: the inbound rate. Only for the history and DLQ streams.
 	LastMinute *uint64 `json:"last_minute,omitempty"`
@@ -131,13 +135,14 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t Topology) (*Statu
 
 func streamStatus(info *jetstream.StreamInfo) StreamStatus {
 	s := StreamStatus{
-		Name:          info.Config.Name,
-		Messages:      info.State.Msgs,
-		Bytes:         info.State.Bytes,
-		FirstSeq:      info.State.FirstSeq,
-		LastSeq:       info.State.LastSeq,
-		MaxAgeSeconds: info.Config.MaxAge.Seconds(),
-		Replicas:      info.Config.Replicas,
+		Name:                   info.Config.Name,
+		Messages:               info.State.Msgs,
+		Bytes:                  info.State.Bytes,
+		FirstSeq:               info.State.FirstSeq,
+		LastSeq:                info.State.LastSeq,
+		MaxAgeSeconds:          info.Config.MaxAge.Seconds(),
+		DuplicateWindowSeconds: info.Config.Duplicates.Seconds(),
+		Replicas:               info.Config.Replicas,
 	}
 	if info.State.Msgs > 0 {
 		s.FirstTime = info.State.FirstTime.UTC()

@@ -47,6 +47,8 @@ func TestErrors(t *testing.T) {
 			`reactor: bad time "yesterday" for --from-time: want RFC 3339 (2026-01-02T15:04:05Z) or a duration before now (90s, 2h)` + "\n"},
 		{"replay without a start", []string{"replay"}, exitUsage,
 			"reactor: say where the replay starts with one of --since, --from-seq or --from-time: see 'reactor replay --help'\n"},
+		{"duplicate window longer than the history", []string{"run", "--duplicate-window", "2h", "--history-max-age", "1h"}, exitUsage,
+			"reactor: --duplicate-window and --history-max-age must be positive, the window no longer than the history..."},
 		{"bad number", []string{"run", "--workers", "many"}, exitUsage,
 			`reactor: invalid value "many" for --workers: see 'reactor run --help'` + "\n"},
 		{"missing flag value", []string{"send", "--on"}, exitUsage,

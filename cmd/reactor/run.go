@@ -42,6 +42,7 @@ func runCommand() *cli.Command {
 	flags = append(flags,
 		&cli.IntFlag{Name: "replicas", Value: 1, Usage: "replicas of each stream on a cluster (1, 3 or 5)", EnvVars: env("REPLICAS"), Category: catStreams},
 		&cli.DurationFlag{Name: "history-max-age", Value: def.MaxAge, Usage: "how long the history keeps alerts: the replay horizon", EnvVars: env("HISTORY_MAX_AGE"), Category: catStreams},
+		&cli.DurationFlag{Name: "duplicate-window", Value: def.DuplicateWindow, Usage: "how long the history remembers an alert id, storing a re-sent copy only once; the server keeps every id of the window in memory (~290 bytes an alert: 1M alerts in the window, ~275 MiB)", EnvVars: env("DUPLICATE_WINDOW"), Category: catStreams},
 		&cli.StringFlag{Name: "config", Usage: "handlers config file (YAML); default: print every alert", EnvVars: env("CONFIG"), Category: catProc, TakesFile: true},
 		&cli.IntFlag{Name: "workers", Value: defaultWorkers, Usage: "alerts handled at once by this process (the processor library defaults to 8; the command line to 16, for handlers that wait on commands and webhooks)", EnvVars: env("WORKERS"), Category: catProc},
 		&cli.StringFlag{Name: "group", Value: "reactor", Usage: "consumer group: processes of one group share the alerts", EnvVars: env("GROUP"), Category: catProc},
@@ -92,6 +93,7 @@ func runAction(c *cli.Context) error {
 	topo := topology(c)
 	topo.Replicas = c.Int("replicas")
 	topo.MaxAge = c.Duration("history-max-age")
+	topo.DuplicateWindow = c.Duration("duplicate-window")
 	pcfg := processor.Config{
 		Topology:        topo,
 		Group:           c.String("group"),
@@ -116,6 +118,9 @@ func runAction(c *cli.Context) error {
 	}
 	if pcfg.Workers < 1 || pcfg.MaxDeliver < 1 {
 		return usageErrorf("--workers and --max-deliver must be at least 1")
+	}
+	if topo.DuplicateWindow <= 0 || topo.MaxAge <= 0 || topo.DuplicateWindow > topo.MaxAge {
+		return usageErrorf("--duplicate-window and --history-max-age must be positive, the window no longer than the history")
 	}
 	scfg, where, err := runStreamConfig(c, logger, level)
 	if err != nil {

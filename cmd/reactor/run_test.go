@@ -146,7 +146,7 @@ func TestSendJSONAndLabels(t *testing.T) {
 
 func TestStatusJSON(t *testing.T) {
 	t.Parallel()
-	run := startRun(t, "", "--user", "ops", "--password", "s3cret-pw")
+	run := startRun(t, "", "--user", "ops", "--password", "s3cret-pw", "--duplicate-window", "30s")
 	auth := []string{"--url", run.url, "--user", "ops", "--password", "s3cret-pw"}
 	for i := range 2 {
 		mustReactor(t, "", append(append([]string{"send"}, auth...), "--on", "cpu", fmt.Sprint("hot ", i))...)
@@ -178,21 +178,23 @@ func TestStatusJSON(t *testing.T) {
 		return v
 	}
 	want := map[string]any{
-		"server.url":              run.url,
-		"server.embedded":         false, // status is a client: the server is not in its process
-		"history.name":            "ALERTS",
-		"history.messages":        2.0,
-		"history.last_minute":     2.0,
-		"history.last_hour":       2.0,
-		"work.name":               "ALERTS_WORK",
-		"work.messages":           0.0,
-		"dlq.name":                "ALERTS_DLQ",
-		"dlq.messages":            0.0,
-		"groups.name":             "reactor",
-		"groups.num_pending":      0.0,
-		"groups.ack_pending":      0.0,
-		"groups.redelivered":      0.0,
-		"groups.ack_wait_seconds": 30.0,
+		"server.url":                       run.url,
+		"server.embedded":                  false, // status is a client: the server is not in its process
+		"history.name":                     "ALERTS",
+		"history.messages":                 2.0,
+		"history.last_minute":              2.0,
+		"history.last_hour":                2.0,
+		"history.duplicate_window_seconds": 30.0,
+		"history.max_age_seconds":          7 * 24 * 3600.0,
+		"work.name":                        "ALERTS_WORK",
+		"work.messages":                    0.0,
+		"dlq.name":                         "ALERTS_DLQ",
+		"dlq.messages":                     0.0,
+		"groups.name":                      "reactor",
+		"groups.num_pending":               0.0,
+		"groups.ack_pending":               0.0,
+		"groups.redelivered":               0.0,
+		"groups.ack_wait_seconds":          30.0,
 	}
 	for path, w := range want {
 		if got := get(path); got != w {
