@@ -113,19 +113,20 @@ func BenchmarkRawConsume(b *testing.B) {
 					}
 				})
 			}
-			cc, err := cons.Consume(func(msg jetstream.Msg) {
+			// Like the processor, pull again when Consume stalls (see
+			// stream.PullWatch), with the processor's 1s pull heartbeat.
+			stop, err := stream.ConsumeWatched(ctx, cons, func(msg jetstream.Msg) {
 				select {
 				case work <- msg:
 				case <-quit:
 				}
-			}, jetstream.PullMaxMessages(workers))
+			}, jetstream.PullMaxMessages(workers), jetstream.PullHeartbeat(time.Second))
 			if err != nil {
 				b.Fatal(err)
 			}
 			<-done
 			b.StopTimer()
-			cc.Stop()
-			<-cc.Closed()
+			stop()
 			close(quit)
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")

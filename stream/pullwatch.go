@@ -92,3 +92,40 @@ func stalled(ctx context.Context, cons jetstream.Consumer) bool {
 	}
 	return info.NumPending > 0 && info.NumWaiting == 0
 }
+
+// ConsumeWatched is cons.Consume(fn, opts...) that consumes again whenever
+// a PullWatch finds the pulls stalled, until stop is called; stop returns
+// once the last Consume has closed (or 5s passed). A Consume that cannot be
+// started again ends it: fn gets no more messages. For consumers that need
+// no more than that (benchmarks, baselines); the processor also recreates
+// a lost consumer.
+func ConsumeWatched(ctx context.Context, cons jetstream.Consumer, fn func(jetstream.Msg), opts ...jetstream.PullConsumeOpt) (stop func(), err error) {
+	watch := new(PullWatch)
+	first, err := cons.Consume(watch.Wrap(fn), opts...)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cc := first
+		for watch.Run(ctx, cons) {
+			cc.Stop()
+			next, err := cons.Consume(watch.Wrap(fn), opts...)
+			if err != nil {
+				return
+			}
+			cc = next
+		}
+		cc.Stop()
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, nil
+}

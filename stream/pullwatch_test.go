@@ -95,3 +95,28 @@ func TestPullWatchLeavesBusyCallbackAlone(t *testing.T) {
 		t.Fatal("Run did not report the stall once the callback returned")
 	}
 }
+
+func TestConsumeWatchedDeliversAndStops(t *testing.T) {
+	t.Parallel()
+	cons := pullWatchSetup(t, 20, 100)
+	got := make(chan string, 20)
+	stop, err := stream.ConsumeWatched(context.Background(), cons, func(m jetstream.Msg) {
+		if m.Ack() == nil {
+			got <- m.Headers().Get("Nats-Msg-Id")
+		}
+	}, jetstream.PullMaxMessages(4), jetstream.PullHeartbeat(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	timeout := time.After(10 * time.Second)
+	for len(seen) < 20 {
+		select {
+		case id := <-got:
+			seen[id] = true
+		case <-timeout:
+			t.Fatalf("got %d of 20 alerts", len(seen))
+		}
+	}
+	stop() // returns once the Consume has closed; goleak checks the rest
+}

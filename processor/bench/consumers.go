@@ -98,12 +98,9 @@ type rawSide struct {
 	topo stream.Topology
 	t    *tracker
 
-	quit    chan struct{}
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
-	watched chan struct{}
-	mu      sync.Mutex
-	cc      jetstream.ConsumeContext
+	quit        chan struct{}
+	wg          sync.WaitGroup
+	stopConsume func()
 }
 
 func (s *rawSide) start(ctx context.Context) error {
@@ -132,32 +129,12 @@ func (s *rawSide) start(ctx context.Context) error {
 		case <-s.quit:
 		}
 	}
-	watch := new(stream.PullWatch)
-	consume := func() (jetstream.ConsumeContext, error) {
-		return cons.Consume(watch.Wrap(handoff), jetstream.PullMaxMessages(s.cfg.Workers), jetstream.PullHeartbeat(rawPullHeartbeat))
-	}
-	if s.cc, err = consume(); err != nil {
+	s.stopConsume, err = stream.ConsumeWatched(ctx, cons, handoff, jetstream.PullMaxMessages(s.cfg.Workers), jetstream.PullHeartbeat(rawPullHeartbeat))
+	if err != nil {
 		close(s.quit)
 		s.wg.Wait()
 		return fmt.Errorf("bench: raw consume: %w", err)
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	s.cancel, s.watched = cancel, make(chan struct{})
-	go func() {
-		defer close(s.watched)
-		for watch.Run(wctx, cons) {
-			s.mu.Lock()
-			s.cc.Stop()
-			cc, err := consume()
-			if err == nil {
-				s.cc = cc
-			}
-			s.mu.Unlock()
-			if err != nil {
-				return // processing stops; the alerts left are reported lost
-			}
-		}
-	}()
 	return nil
 }
 
@@ -184,13 +161,7 @@ func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
 }
 
 func (s *rawSide) stop() error {
-	s.cancel()
-	<-s.watched
-	s.cc.Stop()
-	select {
-	case <-s.cc.Closed():
-	case <-time.After(5 * time.Second):
-	}
+	s.stopConsume()
 	close(s.quit)
 	s.wg.Wait()
 	return nil
