@@ -73,6 +73,13 @@ func TestPullWatchLeavesPullingConsumerAlone(t *testing.T) {
 func TestPullWatchLeavesBusyCallbackAlone(t *testing.T) {
 	t.Parallel()
 	cons := pullWatchSetup(t, 5, 100)
+	// A message fetched on its own: the pull is done, 4 alerts pending.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := cons.Next(jetstream.FetchContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var w stream.PullWatch
 	entered, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	fn := w.Wrap(func(jetstream.Msg) {
@@ -81,7 +88,7 @@ func TestPullWatchLeavesBusyCallbackAlone(t *testing.T) {
 	})
 	go func() {
 		defer close(returned)
-		fn(nil) // a callback blocked handing a message to busy workers
+		fn(msg) // a callback blocked handing a message to busy workers
 	}()
 	<-entered
 	// The server has alerts and no pull, but the client holds messages it
@@ -119,4 +126,22 @@ func TestConsumeWatchedDeliversAndStops(t *testing.T) {
 		}
 	}
 	stop() // returns once the Consume has closed; goleak checks the rest
+}
+
+func TestPullWatchLeavesDeliveryInTransitAlone(t *testing.T) {
+	t.Parallel()
+	cons := pullWatchSetup(t, 5, 100)
+	var w stream.PullWatch
+	w.Wrap(func(jetstream.Msg) {})
+	// The server delivered a message the callback has not seen: a client
+	// too busy to read its socket looks like this. Stopping its Consume
+	// would drop the message until AckWait.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cons.Next(jetstream.FetchContext(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if runWatch(&w, cons, 900*time.Millisecond) {
+		t.Fatal("Run reported a stall with a delivery in transit")
+	}
 }
