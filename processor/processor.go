@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sourcegraph/conc/pool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reactor-alerts/reactor/stream"
 )
@@ -41,6 +43,7 @@ type Processor struct {
 	cfg     Config
 	backoff backoff
 	log     *slog.Logger
+	tracer  trace.Tracer
 
 	stopping atomic.Bool
 	inflight sync.Map // *delivery -> struct{}
@@ -56,7 +59,12 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider() // delegates to a provider installed later
+	}
 	return &Processor{
+		tracer:   tp.Tracer(tracerName),
 		js:       js,
 		h:        h,
 		cfg:      cfg,

@@ -3,7 +3,6 @@ package processor
 import (
 	"context"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -19,11 +18,9 @@ const tracerName = "github.com/reactor-alerts/reactor/processor"
 // handlers can read it with trace.SpanContextFromContext.
 func (p *Processor) startSpan(ctx context.Context, m *Message) (context.Context, trace.Span) {
 	ctx = stream.ExtractTrace(ctx, m.header)
-	tp := p.cfg.TracerProvider
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	ctx, span := tp.Tracer(tracerName).Start(ctx, "reactor process "+m.subject, trace.WithSpanKind(trace.SpanKindConsumer))
+	// A fixed span name: subjects can be many (alerts.disk.host-17), and
+	// the subject is an attribute.
+	ctx, span := p.tracer.Start(ctx, "reactor process", trace.WithSpanKind(trace.SpanKindConsumer))
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
