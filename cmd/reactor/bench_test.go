@@ -44,7 +44,10 @@ func num(t *testing.T, rep map[string]any, path string) float64 {
 
 func TestBenchJSONReportsEveryAlert(t *testing.T) {
 	t.Parallel()
-	rep := benchJSON(t, "--msgs", "20000", "--workers", "16")
+	rep := benchJSON(t, "--msgs", "20000", "--workers", "16", "--duplicate-window", "30s")
+	if w := num(t, rep, "settings.duplicate_window_s"); w != 30 {
+		t.Errorf("settings.duplicate_window_s = %v, want 30", w)
+	}
 	for _, f := range []string{"msgs", "published", "acked", "dead_lettered", "redeliveries", "lost", "duplicates",
 		"publish_rate", "process_rate", "latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "latency_ms.p999",
 		"latency_ms.max", "peak_rss_bytes", "peak_heap_bytes", "duration_s"} {

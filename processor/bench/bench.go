@@ -106,6 +106,8 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		Work:      tag + "_WORK",
 		DLQ:       tag + "_DLQ",
 		DLQPrefix: "reactor_bench_dlq." + run + "." + name,
+
+		DuplicateWindow: cfg.DuplicateWindow,
 	}.WithDefaults()
 	if err := stream.EnsureStreams(ctx, js, topo); err != nil {
 		return ph, fmt.Errorf("bench: %w", err)
@@ -168,6 +170,11 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		// Measure processing as a process that starts with the backlog
 		// would: the publishing's garbage collected and returned to the OS.
 		pubRSS, pubHeap = mem.Stop()
+		select {
+		case <-ctx.Done():
+			return fail(context.Cause(ctx))
+		case <-time.After(cfg.BacklogRest):
+		}
 		runtime.GC()
 		debug.FreeOSMemory()
 		mem = startMemSampler(memSampleEvery)
@@ -342,17 +349,24 @@ func settings(cfg Config) Settings {
 		}
 	}
 	return Settings{
-		Server:        server,
-		Size:          cfg.Size,
-		Publishers:    cfg.Publishers,
-		Rate:          cfg.Rate,
-		Workers:       cfg.Workers,
-		WorkMS:        float64(cfg.Work) / float64(time.Millisecond),
-		FailRate:      cfg.FailRate,
-		PanicRate:     cfg.PanicRate,
-		PermanentRate: cfg.PermanentRate,
-		SyncAlways:    cfg.SyncAlways,
-		DoubleAck:     cfg.DoubleAck,
-		Backlog:       cfg.Backlog,
+		Server:           server,
+		Size:             cfg.Size,
+		Publishers:       cfg.Publishers,
+		Rate:             cfg.Rate,
+		Workers:          cfg.Workers,
+		WorkMS:           float64(cfg.Work) / float64(time.Millisecond),
+		FailRate:         cfg.FailRate,
+		PanicRate:        cfg.PanicRate,
+		PermanentRate:    cfg.PermanentRate,
+		SyncAlways:       cfg.SyncAlways,
+		DoubleAck:        cfg.DoubleAck,
+		Backlog:          cfg.Backlog,
+		BacklogRestS:     cfg.BacklogRest.Seconds(),
+		DuplicateWindowS: topoDefaults(cfg).DuplicateWindow.Seconds(),
 	}
+}
+
+// topoDefaults is the stream settings of cfg's phases.
+func topoDefaults(cfg Config) stream.Topology {
+	return stream.Topology{DuplicateWindow: cfg.DuplicateWindow}.WithDefaults()
 }

@@ -80,9 +80,18 @@ func TestRunInjectsFailures(t *testing.T) {
 
 func TestRunBacklogAtRate(t *testing.T) {
 	t.Parallel()
-	rep := run(t, Config{Msgs: 500, Workers: 4, Rate: 5000, Backlog: true, Work: time.Millisecond})
+	rep := run(t, Config{Msgs: 500, Workers: 4, Rate: 5000, Backlog: true, BacklogRest: time.Second, Work: time.Millisecond})
 	if rep.Acked != 500 {
 		t.Errorf("acked %d, want 500", rep.Acked)
+	}
+	if rep.Settings.BacklogRestS != 1 {
+		t.Errorf("settings say a rest of %gs, want 1s", rep.Settings.BacklogRestS)
+	}
+	// Processing is timed from the end of the rest: 500 alerts, 4 workers,
+	// 1ms each take about 150ms; counting the 1s rest would make the rate
+	// less than 500/s.
+	if rep.ProcessRate < 800 {
+		t.Errorf("process rate %.0f/s counts the rest", rep.ProcessRate)
 	}
 	if rep.ProcessPeakHeap == 0 || rep.PeakHeap < rep.ProcessPeakHeap {
 		t.Errorf("peak heap %d, while processing %d: want both, the overall peak the larger", rep.PeakHeap, rep.ProcessPeakHeap)
@@ -131,6 +140,8 @@ func TestConfigValidate(t *testing.T) {
 		"sync-always on external": {SyncAlways: true, Conn: connURL("nats://127.0.0.1:4222")},
 		"payload too large":       {Size: 2 << 20},
 		"negative work":           {Work: -time.Second},
+		"rest without a backlog":  {BacklogRest: time.Second},
+		"negative rest":           {Backlog: true, BacklogRest: -time.Second},
 	} {
 		if err := cfg.withDefaults().validate(); err == nil {
 			t.Errorf("%s: want an error", name)

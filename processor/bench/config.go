@@ -69,6 +69,17 @@ type Config struct {
 	// processing from the moment the workers start. Defaults to false:
 	// publishing and processing overlap.
 	Backlog bool
+	// BacklogRest is how long a stored backlog rests before processing
+	// starts (Backlog only). Right after publishing, the server still holds
+	// the blocks it wrote in its cache (nats-server drops a block's cache
+	// 10s after its last use): hundreds of MiB for a million alerts, which
+	// a process started later on the same backlog does not carry. 11s
+	// measures processing as that process would see it. Defaults to 0.
+	BacklogRest time.Duration
+	// DuplicateWindow is the history's duplicate window, as `reactor run
+	// --duplicate-window` sets it: the server keeps every alert id of the
+	// window in memory. Defaults to the topology's default (2 minutes).
+	DuplicateWindow time.Duration
 	// DrainTimeout is how long the run waits without any alert being
 	// settled, once publishing is done, before it counts the unsettled ones
 	// as lost. Defaults to DefaultDrainTimeout.
@@ -149,6 +160,12 @@ func (c Config) validate() error {
 	}
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("rate %g: must not be negative", c.Rate))
+	}
+	if c.DuplicateWindow < 0 {
+		errs = append(errs, fmt.Errorf("duplicate window %s: must not be negative", c.DuplicateWindow))
+	}
+	if c.BacklogRest < 0 || (c.BacklogRest > 0 && !c.Backlog) {
+		errs = append(errs, fmt.Errorf("backlog rest %s: only for a backlog, and not negative", c.BacklogRest))
 	}
 	if c.Work < 0 {
 		errs = append(errs, fmt.Errorf("work %s: must not be negative", c.Work))

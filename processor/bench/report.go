@@ -104,6 +104,10 @@ type Settings struct {
 	SyncAlways    bool    `json:"sync_always"`
 	DoubleAck     bool    `json:"double_ack"`
 	Backlog       bool    `json:"backlog"`
+	// BacklogRestS is Config.BacklogRest in seconds.
+	BacklogRestS float64 `json:"backlog_rest_s"`
+	// DuplicateWindowS is the history's duplicate window in seconds.
+	DuplicateWindowS float64 `json:"duplicate_window_s"`
 }
 
 // WriteTable writes r as a table for humans, with a raw column when there is
