@@ -127,7 +127,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 	} else {
 		side = newReactorSide(js, cfg, topo, t, subjects+".>")
 		// Bind the consumer now, so processing starts with the first publish.
-		if _, err := stream.EnsureConsumer(ctx, js, topo, processorConfig(cfg, topo, t).ConsumerSpec()); err != nil {
+		if _, err := stream.EnsureConsumer(ctx, js, topo, processorConfig(cfg, topo, t, nil).ConsumerSpec()); err != nil {
 			return ph, fmt.Errorf("bench: %w", err)
 		}
 	}
@@ -208,6 +208,9 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		}
 	}
 	ph.WorkLeft, ph.DLQMessages = streamCounts(js, topo)
+	if rs, ok := side.(*reactorSide); ok {
+		ph.Metrics = counters(rs.metrics)
+	}
 	return ph, errors.Join(drainErr, stopErr)
 }
 
@@ -306,24 +309,25 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 }
 
 // streamCounts returns the messages left in the work stream and stored in
-// the DLQ stream. Acks are asynchronous: the connection is flushed first,
-// and the work stream is given a moment to apply the last ones.
+// the DLQ stream, read as `reactor status` reads them. Acks are
+// asynchronous: the connection is flushed first, and the work stream is
+// given a moment to apply the last ones.
 func streamCounts(js jetstream.JetStream, topo stream.Topology) (work, dlq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = js.Conn().FlushWithContext(ctx)
-	count := func(name string) uint64 {
-		s, err := js.Stream(ctx, name)
+	read := func() (uint64, uint64) {
+		st, err := stream.ReadStatus(ctx, js, topo)
 		if err != nil {
-			return 0
+			return 0, 0
 		}
-		return s.CachedInfo().State.Msgs
+		return st.Work.Messages, st.DLQ.Messages
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for work = count(topo.Work); work > 0 && time.Now().Before(deadline); work = count(topo.Work) {
+	for work, dlq = read(); work > 0 && time.Now().Before(deadline); work, dlq = read() {
 		time.Sleep(20 * time.Millisecond)
 	}
-	return work, count(topo.DLQ)
+	return work, dlq
 }
 
 func deleteStreams(js jetstream.JetStream, topo stream.Topology) {

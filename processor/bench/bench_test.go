@@ -73,6 +73,21 @@ func TestRunInjectsFailures(t *testing.T) {
 	if rep.DeadLettered != rep.Injected.Permanent || rep.DLQMessages != uint64(rep.Injected.Permanent) {
 		t.Errorf("dead-lettered %d, DLQ holds %d; injected %d", rep.DeadLettered, rep.DLQMessages, rep.Injected.Permanent)
 	}
+	// The processor's Prometheus counters, as reactor run exports them,
+	// agree with the bench's own count of ids.
+	if m := rep.Metrics; m == nil {
+		t.Error("no metrics in the reactor phase")
+	} else {
+		if m.Handled["dead_lettered"] != float64(rep.DeadLettered) || m.Redeliveries != float64(rep.Redeliveries) {
+			t.Errorf("metrics %+v: want %d dead-lettered and %d redeliveries", *m, rep.DeadLettered, rep.Redeliveries)
+		}
+		if rep.Duplicates == 0 && m.Handled["ok"] != float64(rep.Acked) {
+			t.Errorf("metrics handled ok %v, want %d acked", m.Handled["ok"], rep.Acked)
+		}
+		if m.Handled["retried"] < float64(rep.Injected.Failures+rep.Injected.Panics) {
+			t.Errorf("metrics retried %v, want at least the %d injected failures and panics", m.Handled["retried"], rep.Injected.Failures+rep.Injected.Panics)
+		}
+	}
 	if rep.Acked+rep.DeadLettered != rep.Published {
 		t.Errorf("acked %d + dead-lettered %d != published %d", rep.Acked, rep.DeadLettered, rep.Published)
 	}

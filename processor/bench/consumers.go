@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/processor/metrics"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -22,7 +24,7 @@ type consumerSide interface {
 // processorConfig is the processor configuration of the reactor phase. The
 // raw phase binds a consumer with the same spec and the same pull size, so
 // the two differ only in what happens between a pull and an ack.
-func processorConfig(cfg Config, topo stream.Topology, t *tracker) processor.Config {
+func processorConfig(cfg Config, topo stream.Topology, t *tracker, m *metrics.Metrics) processor.Config {
 	return processor.Config{
 		Topology:        topo,
 		Group:           benchGroup,
@@ -34,24 +36,28 @@ func processorConfig(cfg Config, topo stream.Topology, t *tracker) processor.Con
 		DoubleAck:       cfg.DoubleAck,
 		Logger:          cfg.Logger,
 		OnOutcome: func(r processor.Result) {
-			m := r.Message
-			t.delivered(m.Delivered())
+			if m != nil {
+				m.Observe(r)
+			}
+			msg := r.Message
+			t.delivered(msg.Delivered())
 			switch r.Outcome {
 			case processor.OutcomeAck, processor.OutcomeDrop:
-				t.settle(m.ID(), m.Header(headerSent), false, time.Now())
+				t.settle(msg.ID(), msg.Header(headerSent), false, time.Now())
 			case processor.OutcomeDeadLetter:
-				t.settle(m.ID(), m.Header(headerSent), true, time.Now())
+				t.settle(msg.ID(), msg.Header(headerSent), true, time.Now())
 			}
 		},
 	}
 }
 
 // reactorSide runs processor.Processor with a Router holding the synthetic
-// handler.
+// handler, counting outcomes with reactor's Prometheus metrics.
 type reactorSide struct {
-	js     jetstream.JetStream
-	pcfg   processor.Config
-	router *processor.Router
+	js      jetstream.JetStream
+	pcfg    processor.Config
+	router  *processor.Router
+	metrics *metrics.Metrics
 
 	cancel context.CancelFunc
 	done   chan error
@@ -60,7 +66,8 @@ type reactorSide struct {
 func newReactorSide(js jetstream.JetStream, cfg Config, topo stream.Topology, t *tracker, pattern string) *reactorSide {
 	r := processor.NewRouter()
 	r.Handle(pattern, &synthetic{tr: t, inj: newInjector(cfg), work: cfg.Work})
-	return &reactorSide{js: js, pcfg: processorConfig(cfg, topo, t), router: r}
+	m := metrics.New(prometheus.NewRegistry())
+	return &reactorSide{js: js, pcfg: processorConfig(cfg, topo, t, m), router: r, metrics: m}
 }
 
 func (s *reactorSide) start(ctx context.Context) error {
@@ -104,7 +111,7 @@ type rawSide struct {
 }
 
 func (s *rawSide) start(ctx context.Context) error {
-	pcfg := processorConfig(s.cfg, s.topo, s.t)
+	pcfg := processorConfig(s.cfg, s.topo, s.t, nil)
 	cons, err := stream.EnsureConsumer(ctx, s.js, s.topo, pcfg.ConsumerSpec())
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/reactor-alerts/reactor/processor/metrics"
 )
 
 // Report is the outcome of a run. The reactor phase's figures are at the top
@@ -72,6 +74,21 @@ type Phase struct {
 	WorkLeft uint64 `json:"work_left"`
 	// DLQMessages is the number of messages in the DLQ stream after the run.
 	DLQMessages uint64 `json:"dlq_messages"`
+	// Metrics are the processor's Prometheus counters after the run, as
+	// `reactor run --metrics` exports them (reactor phase only). They count
+	// settlements, not ids: a duplicate counts twice.
+	Metrics *Counters `json:"metrics,omitempty"`
+}
+
+// Counters are the values of reactor's Prometheus counters.
+type Counters struct {
+	// Handled is reactor_alerts_handled_total summed by outcome (ok,
+	// retried, dead_lettered, dropped).
+	Handled map[string]float64 `json:"handled"`
+	// Redeliveries is reactor_redeliveries_total.
+	Redeliveries float64 `json:"redeliveries"`
+	// SettleErrors is reactor_settle_errors_total, all outcomes.
+	SettleErrors float64 `json:"settle_errors"`
 }
 
 // Injected counts published alerts by injected failure.
@@ -142,6 +159,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("redeliveries", func(p *Phase) string { return num(p.Redeliveries) })
 	row("lost", func(p *Phase) string { return num(p.Lost) })
 	row("duplicates", func(p *Phase) string { return num(p.Duplicates) })
+	row("metrics: handled", func(p *Phase) string {
+		if p.Metrics == nil {
+			return "-"
+		}
+		h := p.Metrics.Handled
+		return fmt.Sprintf("%.0f ok, %.0f retried, %.0f dead", h["ok"], h["retried"], h["dead_lettered"])
+	})
 	row("left in work stream", func(p *Phase) string { return fmt.Sprint(p.WorkLeft) })
 	row("publish rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.PublishRate) })
 	row("process rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.ProcessRate) })
@@ -176,4 +200,31 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	_, err := fmt.Fprintln(w)
 	return err
+}
+
+// counters reads reactor's counters from m's registry.
+func counters(m *metrics.Metrics) *Counters {
+	c := &Counters{Handled: map[string]float64{}}
+	families, err := m.Registry().Gather()
+	if err != nil {
+		return c
+	}
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			v := metric.GetCounter().GetValue()
+			switch f.GetName() {
+			case "reactor_alerts_handled_total":
+				for _, l := range metric.GetLabel() {
+					if l.GetName() == "outcome" {
+						c.Handled[l.GetValue()] += v
+					}
+				}
+			case "reactor_redeliveries_total":
+				c.Redeliveries += v
+			case "reactor_settle_errors_total":
+				c.SettleErrors += v
+			}
+		}
+	}
+	return c
 }
