@@ -24,15 +24,17 @@ type delivery struct {
 // already did.
 func (d *delivery) settle() bool { return d.settled.CompareAndSwap(false, true) }
 
-func (p *Processor) handle(ctx context.Context, msg jetstream.Msg) {
+// handle runs the handler on msg and settles it. meta is msg's metadata,
+// nil if it has none.
+func (p *Processor) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 	d := &delivery{msg: msg}
 	if p.stopping.Load() {
 		_ = msg.Nak() // not started: let another worker or the next run have it now
 		return
 	}
-	meta, err := msg.Metadata()
-	if err != nil {
+	if meta == nil {
 		// Not a JetStream delivery: nothing to ack, nothing to retry.
+		_, err := msg.Metadata()
 		p.log.Error("message without JetStream metadata", "subject", msg.Subject(), "err", err)
 		return
 	}

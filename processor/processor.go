@@ -100,28 +100,28 @@ func (p *Processor) Run(ctx context.Context) error {
 	// Workers is a fixed pool of long-lived goroutines fed by an unbuffered
 	// channel: dispatch blocks until a worker is free, which holds back the
 	// consumer's callback and so the pulls. Nothing waits in a queue of ours.
-	work := make(chan jetstream.Msg)
+	work := make(chan pulled)
 	quit := make(chan struct{})
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
 	for range p.cfg.Workers {
 		workers.Go(func() {
 			for {
 				select {
-				case msg := <-work:
-					p.handle(hctx, msg)
+				case m := <-work:
+					p.handle(hctx, m.msg, m.meta)
 				case <-quit:
 					return
 				}
 			}
 		})
 	}
-	dispatch := func(msg jetstream.Msg) {
+	dispatch := func(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 		if p.stopping.Load() {
 			_ = msg.Nak() // buffered but not started: redeliver now
 			return
 		}
 		select {
-		case work <- msg:
+		case work <- pulled{msg, meta}:
 		case <-quit:
 			_ = msg.Nak()
 		}
@@ -145,7 +145,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // loop consumes until ctx is done, recreating the consumer whenever it is
 // lost, and pulling again whenever Consume stalls (see stream.PullWatch).
-func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg)) error {
+func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jetstream.MsgMetadata)) error {
 	for {
 		s, err := p.consume(ctx, dispatch)
 		if err != nil {
@@ -192,6 +192,13 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg)) erro
 // failover to a new leader (10s at 5s; about 2s now).
 const pullHeartbeat = time.Second
 
+// pulled is a message with its metadata, parsed once by the Consume
+// callback.
+type pulled struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata // nil when the message has none
+}
+
 // session is one Consume on the bound consumer: restart reports that the
 // consumer is gone; watch notices when the pulls stall.
 type session struct {
@@ -203,7 +210,7 @@ type session struct {
 
 // consume binds the durable consumer, retrying until ctx is done, and starts
 // pulling. The restart channel reports that the consumer is gone.
-func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg)) (session, error) {
+func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg, *jetstream.MsgMetadata)) (session, error) {
 	restart := make(chan error, 1)
 	signal := func(err error) {
 		select {

@@ -54,17 +54,19 @@ const (
 	pullInfoWait  = time.Second
 )
 
-// Wrap returns fn, recording when it runs and what each message says of
-// the consumer.
-func (w *PullWatch) Wrap(fn func(jetstream.Msg)) func(jetstream.Msg) {
+// Wrap returns a Consume callback that calls fn, recording when it runs and
+// what each message's metadata says of the consumer. fn gets the metadata
+// too, parsed once; it is nil for a message without JetStream metadata.
+func (w *PullWatch) Wrap(fn func(jetstream.Msg, *jetstream.MsgMetadata)) func(jetstream.Msg) {
 	w.last.Store(time.Now().UnixNano())
 	return func(msg jetstream.Msg) {
 		w.busy.Store(true)
-		if md, err := msg.Metadata(); err == nil {
+		md, err := msg.Metadata()
+		if err == nil {
 			w.pending.Store(md.NumPending)
 			w.seq.Store(md.Sequence.Consumer)
 		}
-		fn(msg)
+		fn(msg, md)
 		w.last.Store(time.Now().UnixNano())
 		w.busy.Store(false)
 	}
@@ -163,7 +165,8 @@ func stalled(ctx context.Context, cons jetstream.Consumer, seen uint64) bool {
 // a lost consumer.
 func ConsumeWatched(ctx context.Context, cons jetstream.Consumer, fn func(jetstream.Msg), opts ...jetstream.PullConsumeOpt) (stop func(), err error) {
 	watch := new(PullWatch)
-	first, err := cons.Consume(watch.Wrap(fn), opts...)
+	withMeta := func(msg jetstream.Msg, _ *jetstream.MsgMetadata) { fn(msg) }
+	first, err := cons.Consume(watch.Wrap(withMeta), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +177,7 @@ func ConsumeWatched(ctx context.Context, cons jetstream.Consumer, fn func(jetstr
 		cc := first
 		for watch.Run(ctx, cons) {
 			cc.Stop()
-			next, err := cons.Consume(watch.Wrap(fn), opts...)
+			next, err := cons.Consume(watch.Wrap(withMeta), opts...)
 			if err != nil {
 				return
 			}

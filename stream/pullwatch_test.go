@@ -43,7 +43,7 @@ func TestPullWatchFindsStalledConsumer(t *testing.T) {
 	t.Parallel()
 	cons := pullWatchSetup(t, 5, 100)
 	var w stream.PullWatch
-	w.Wrap(func(jetstream.Msg) {})
+	w.Wrap(func(jetstream.Msg, *jetstream.MsgMetadata) {})
 	// Alerts pending, no pull waiting: what a lost pull request looks like.
 	if !runWatch(&w, cons, 5*time.Second) {
 		t.Fatal("Run did not report a consumer with 5 alerts pending and no pull waiting")
@@ -57,7 +57,7 @@ func TestPullWatchLeavesPullingConsumerAlone(t *testing.T) {
 	cons := pullWatchSetup(t, 5, 1)
 	var w stream.PullWatch
 	got := make(chan struct{}, 5)
-	cc, err := cons.Consume(w.Wrap(func(jetstream.Msg) { got <- struct{}{} }), jetstream.PullHeartbeat(time.Second))
+	cc, err := cons.Consume(w.Wrap(func(jetstream.Msg, *jetstream.MsgMetadata) { got <- struct{}{} }), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestPullWatchLeavesBusyCallbackAlone(t *testing.T) {
 	}
 	var w stream.PullWatch
 	entered, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	fn := w.Wrap(func(jetstream.Msg) {
+	fn := w.Wrap(func(jetstream.Msg, *jetstream.MsgMetadata) {
 		close(entered)
 		<-release
 	})
@@ -132,7 +132,7 @@ func TestPullWatchLeavesDeliveryInTransitAlone(t *testing.T) {
 	t.Parallel()
 	cons := pullWatchSetup(t, 5, 100)
 	var w stream.PullWatch
-	w.Wrap(func(jetstream.Msg) {})
+	w.Wrap(func(jetstream.Msg, *jetstream.MsgMetadata) {})
 	// The server delivered a message the callback has not seen: a client
 	// too busy to read its socket looks like this. Stopping its Consume
 	// would drop the message until AckWait.
