@@ -110,7 +110,7 @@ func (w *PullWatch) Run(ctx context.Context, cons jetstream.Consumer) bool {
 // stalled is the server's view of a stall, with the callback still idle
 // since last.
 func (w *PullWatch) stalled(ctx context.Context, cons jetstream.Consumer, last int64) bool {
-	return stalled(ctx, cons, w.seq.Load()) && !w.busy.Load() && w.last.Load() == last
+	return serverStalled(ctx, cons, w.seq.Load()) && !w.busy.Load() && w.last.Load() == last
 }
 
 // confirm looks again after pullConfirm. A pull request the client has
@@ -140,14 +140,14 @@ func (w *PullWatch) lookAfter(looks int) time.Duration {
 	return pullIdle << looks
 }
 
-// stalled reports whether the server holds messages for cons and no pull
+// serverStalled reports whether the server holds messages for cons and no pull
 // request to deliver them to, and has delivered nothing past seen, the
 // last delivery the callback got: a delivery in transit (read late by a
 // busy client) is not a stall, and stopping that Consume would drop it
 // until AckWait. With other clients on the consumer their deliveries look
 // the same, so a stall is only reported for the client that got the last
 // one; the heartbeat recovers the others.
-func stalled(ctx context.Context, cons jetstream.Consumer, seen uint64) bool {
+func serverStalled(ctx context.Context, cons jetstream.Consumer, seen uint64) bool {
 	ctx, cancel := context.WithTimeout(ctx, pullInfoWait)
 	defer cancel()
 	info, err := cons.Info(ctx)
