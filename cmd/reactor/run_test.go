@@ -207,7 +207,7 @@ func TestStatusJSON(t *testing.T) {
 		}
 	}
 	human := mustReactor(t, "", append([]string{"status"}, auth...)...)
-	for _, want := range []string{"History  ALERTS: 2 alerts", "Backlog  ALERTS_WORK: 0 alerts", "DLQ      ALERTS_DLQ: 0 dead letters", "reactor  0"} {
+	for _, want := range []string{"Server   " + run.url + ", named ", ", nats-server 2.", "History  ALERTS: 2 alerts", "Backlog  ALERTS_WORK: 0 alerts", "DLQ      ALERTS_DLQ: 0 dead letters", "reactor  0"} {
 		if !strings.Contains(human.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, human.stdout)
 		}

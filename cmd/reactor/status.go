@@ -59,7 +59,7 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 	if srv.Embedded {
 		where += " (embedded, data in " + srv.DataDir + ")"
 	}
-	fmt.Fprintf(w, "Server   %s, %s %s", where, orDash(srv.Name), srv.Version)
+	fmt.Fprintf(w, "Server   %s, named %s, nats-server %s", where, orDash(srv.Name), srv.Version)
 	if srv.Cluster != "" {
 		fmt.Fprintf(w, ", cluster %s", srv.Cluster)
 	}
