@@ -115,7 +115,7 @@ func BenchmarkRawConsume(b *testing.B) {
 			}
 			// Like the processor, pull again when Consume stalls (see
 			// stream.PullWatch), with the processor's 1s pull heartbeat.
-			stop, err := stream.ConsumeWatched(ctx, cons, func(msg jetstream.Msg) {
+			stop, err := stream.ConsumeWatched(ctx, cons, func(msg jetstream.Msg, _ *jetstream.MsgMetadata) {
 				select {
 				case work <- msg:
 				case <-quit:

@@ -157,16 +157,16 @@ func serverStalled(ctx context.Context, cons jetstream.Consumer, seen uint64) bo
 	return info.NumPending > 0 && info.NumWaiting == 0 && info.Delivered.Consumer == seen
 }
 
-// ConsumeWatched is cons.Consume(fn, opts...) that consumes again whenever
+// ConsumeWatched is cons.Consume(opts...) with fn, given each message and
+// its metadata as PullWatch.Wrap does, that consumes again whenever
 // a PullWatch finds the pulls stalled, until stop is called; stop returns
 // once the last Consume has closed (or 5s passed). A Consume that cannot be
 // started again ends it: fn gets no more messages. For consumers that need
 // no more than that (benchmarks, baselines); the processor also recreates
 // a lost consumer.
-func ConsumeWatched(ctx context.Context, cons jetstream.Consumer, fn func(jetstream.Msg), opts ...jetstream.PullConsumeOpt) (stop func(), err error) {
+func ConsumeWatched(ctx context.Context, cons jetstream.Consumer, fn func(jetstream.Msg, *jetstream.MsgMetadata), opts ...jetstream.PullConsumeOpt) (stop func(), err error) {
 	watch := new(PullWatch)
-	withMeta := func(msg jetstream.Msg, _ *jetstream.MsgMetadata) { fn(msg) }
-	first, err := cons.Consume(watch.Wrap(withMeta), opts...)
+	first, err := cons.Consume(watch.Wrap(fn), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func ConsumeWatched(ctx context.Context, cons jetstream.Consumer, fn func(jetstr
 		cc := first
 		for watch.Run(ctx, cons) {
 			cc.Stop()
-			next, err := cons.Consume(watch.Wrap(withMeta), opts...)
+			next, err := cons.Consume(watch.Wrap(fn), opts...)
 			if err != nil {
 				return
 			}

@@ -107,7 +107,7 @@ func TestConsumeWatchedDeliversAndStops(t *testing.T) {
 	t.Parallel()
 	cons := pullWatchSetup(t, 20, 100)
 	got := make(chan string, 20)
-	stop, err := stream.ConsumeWatched(context.Background(), cons, func(m jetstream.Msg) {
+	stop, err := stream.ConsumeWatched(context.Background(), cons, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
 		if m.Ack() == nil {
 			got <- m.Headers().Get("Nats-Msg-Id")
 		}

@@ -366,11 +366,6 @@ func settings(cfg Config) Settings {
 		DoubleAck:        cfg.DoubleAck,
 		Backlog:          cfg.Backlog,
 		BacklogRestS:     cfg.BacklogRest.Seconds(),
-		DuplicateWindowS: topoDefaults(cfg).DuplicateWindow.Seconds(),
+		DuplicateWindowS: cfg.DuplicateWindow.Seconds(),
 	}
-}
-
-// topoDefaults is the stream settings of cfg's phases.
-func topoDefaults(cfg Config) stream.Topology {
-	return stream.Topology{DuplicateWindow: cfg.DuplicateWindow}.WithDefaults()
 }

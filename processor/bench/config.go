@@ -132,6 +132,9 @@ func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = 16
 	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = stream.Topology{}.WithDefaults().DuplicateWindow
+	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}

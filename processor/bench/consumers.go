@@ -116,23 +116,27 @@ func (s *rawSide) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	work := make(chan jetstream.Msg)
+	type pulled struct {
+		msg  jetstream.Msg
+		meta *jetstream.MsgMetadata
+	}
+	work := make(chan pulled)
 	s.quit = make(chan struct{})
 	for range s.cfg.Workers {
 		s.wg.Go(func() {
 			for {
 				select {
-				case msg := <-work:
-					s.handle(ctx, msg)
+				case m := <-work:
+					s.handle(ctx, m.msg, m.meta)
 				case <-s.quit:
 					return
 				}
 			}
 		})
 	}
-	handoff := func(msg jetstream.Msg) {
+	handoff := func(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 		select {
-		case work <- msg:
+		case work <- pulled{msg, meta}:
 		case <-s.quit:
 		}
 	}
@@ -145,8 +149,10 @@ func (s *rawSide) start(ctx context.Context) error {
 	return nil
 }
 
-func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
-	if meta, err := msg.Metadata(); err == nil {
+// handle is one raw worker's turn: meta is msg's metadata, parsed by the
+// consumer callback as the processor's is.
+func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) {
+	if meta != nil {
 		s.t.delivered(int(meta.NumDelivered))
 	}
 	if s.cfg.Work > 0 {
