@@ -145,7 +145,7 @@ func checkKeys(data []byte) error {
 		}
 		switch {
 		case !isAlertKey[key]:
-			return &alertError{op: "decode alert", err: fmt.Errorf("unknown field %q: want one of %s, spelled exactly", key, alertKeys)}
+			return &alertError{op: "decode alert", err: fmt.Errorf("unknown field %q (%s)", key, keyHint(key))}
 		case seen[key]:
 			return &alertError{op: "decode alert", err: fmt.Errorf("field %q given twice", key)}
 		}
@@ -156,6 +156,16 @@ func checkKeys(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// keyHint says what an unknown key should have been.
+func keyHint(key string) string {
+	for k := range isAlertKey {
+		if strings.EqualFold(k, key) {
+			return fmt.Sprintf("keys are case-sensitive: did you mean %q?", k)
+		}
+	}
+	return "want " + alertKeys
 }
 
 // describeJSONError rewords encoding/json's errors for people reading a
