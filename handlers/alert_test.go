@@ -69,6 +69,13 @@ func TestDecodeAlert(t *testing.T) {
 			data:    `{"summary":"` + strings.Repeat("[{", 50) + `"}`,
 			want:    Alert{Name: "x", Subject: "alerts.x", Severity: "warning", Summary: strings.Repeat("[{", 50)},
 		},
+		{
+			name:    "status and end from monitoring",
+			subject: "alerts.x",
+			data:    `{"status":"resolved","ends_at":"2026-01-02T03:04:05Z"}`,
+			want:    Alert{Name: "x", Subject: "alerts.x", Severity: "warning", Status: StatusResolved, EndsAt: ts},
+		},
+		{name: "bad status", subject: "alerts.x", data: `{"status":"pending"}`, wantErr: `decode alert: invalid status "pending": want firing or resolved`},
 		{name: "empty", subject: "alerts.x", data: "", wantErr: "decode alert: empty payload"},
 		{name: "white space only", subject: "alerts.x", data: " \n\t", wantErr: "decode alert: empty payload"},
 		{name: "invalid UTF-8", subject: "alerts.x", data: "disk \xff\xfe full", wantErr: "decode alert: payload is not valid UTF-8"},
@@ -120,7 +127,10 @@ func assertAlert(t *testing.T, got, want Alert) {
 	if !got.Timestamp.Equal(want.Timestamp) {
 		t.Errorf("Timestamp = %v, want %v", got.Timestamp, want.Timestamp)
 	}
-	got.Timestamp, want.Timestamp = time.Time{}, time.Time{}
+	if !got.EndsAt.Equal(want.EndsAt) {
+		t.Errorf("EndsAt = %v, want %v", got.EndsAt, want.EndsAt)
+	}
+	got.Timestamp, want.Timestamp, got.EndsAt, want.EndsAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if !maps.Equal(got.Labels, want.Labels) || !maps.Equal(got.Annotations, want.Annotations) {
 		t.Errorf("labels/annotations = %v/%v, want %v/%v", got.Labels, got.Annotations, want.Labels, want.Annotations)
 	}
