@@ -1,0 +1,30 @@
+package ingest_test
+
+import (
+	"testing"
+
+	"github.com/reactor-alerts/reactor/handlers/ingest"
+	"github.com/reactor-alerts/reactor/processor"
+)
+
+func TestTokenName(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"DiskFull", "DiskFull"},
+		{"High memory usage", "High_memory_usage"},
+		{"db.replication>lag*", "db_replication_lag_"},
+		{"  ", ingest.UnnamedDefault},
+		{"", ingest.UnnamedDefault},
+		{"Überlast-5xx", "Überlast-5xx"},
+		{"tab\there", "tab_here"},
+	}
+	for _, tt := range tests {
+		got := ingest.TokenName(tt.in)
+		if got != tt.want {
+			t.Errorf("TokenName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if !processor.ValidSubject("alerts." + got) {
+			t.Errorf("alerts.%s is not a valid subject", got)
+		}
+	}
+}
