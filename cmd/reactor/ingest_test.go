@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+var httpURL = regexp.MustCompile(`HTTP ingest on (http://127\.0\.0\.1:\d+)/v1/`)
+
+// ingestURL is the HTTP ingest base URL p announced on stderr.
+func (p *runProc) ingestURL() string {
+	p.t.Helper()
+	p.waitStderr(10*time.Second, "HTTP ingest on http")
+	for _, l := range p.stderr.snapshot() {
+		if m := httpURL.FindStringSubmatch(l); m != nil {
+			return m[1]
+		}
+	}
+	p.t.Fatalf("no HTTP URL on stderr:\n%s", strings.Join(p.stderr.snapshot(), "\n"))
+	return ""
+}
+
+// post sends body to url with the Authorization header auth (none if
+// empty) and returns the status and the body of the answer.
+func post(t *testing.T, url, auth, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(data)
+}
+
+// storedAlerts returns every alert in the stream of the alert subjects of
+// the server at url, in order.
+func storedAlerts(t *testing.T, url string) []handlers.Alert {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := stream.Open(ctx, stream.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	name, err := conn.JS.StreamNameBySubject(ctx, "alerts.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := conn.JS.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []handlers.Alert
+	for seq := s.CachedInfo().State.FirstSeq; seq <= s.CachedInfo().State.LastSeq && seq > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		a, err := handlers.DecodeAlert(m.Subject, m.Data)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func TestIngestToken(t *testing.T) {
+	t.Parallel()
+	const token = "S3cret-ingest"
+	run := startRun(t, "", "--http", "127.0.0.1:0", "--http-token", token)
+	url := run.ingestURL() + "/v1/alerts"
+	basic := func(user, pass string) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://x", nil)
+		req.SetBasicAuth(user, pass)
+		return req.Header.Get("Authorization")
+	}
+	for _, tc := range []struct {
+		name, auth string
+		code       int
+		want       string
+	}{
+		{"no token", "", 401, "no token"},
+		{"wrong bearer", "Bearer wrong-token", 401, "wrong token (Bearer)"},
+		{"wrong basic", basic("alertmanager", "wrong-token"), 401, "wrong token (basic auth"},
+		{"other scheme", "Digest x", 401, "unsupported Authorization scheme"},
+		{"bearer", "Bearer " + token, 200, `"stored":1`},
+		{"basic", basic("alertmanager", token), 200, `"stored":1`},
+	} {
+		code, body := post(t, url, tc.auth, `{"name":"disk_full","summary":"`+tc.name+`","status":"firing"}`)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s, want %d and %q", tc.name, code, body, tc.code, tc.want)
+		}
+	}
+	run.waitIDs(10*time.Second, 2)
+	out := strings.Join(run.stdout.snapshot(), "\n")
+	if !strings.Contains(out, " alerts.disk_full bearer ") || !strings.Contains(out, " status=firing") {
+		t.Errorf("stdout lacks the stored alerts with their status:\n%s", out)
+	}
+	if got := storedAlerts(t, run.url); len(got) != 2 {
+		t.Errorf("%d alerts stored, want only the 2 with the token: %+v", len(got), got)
+	}
+	run.waitFor(5*time.Second, run.stderr, func(ls []string) bool {
+		return strings.Count(strings.Join(ls, "\n"), "http request rejected") == 4
+	}, "one log line per rejected request")
+	if errs := strings.Join(run.stderr.snapshot(), "\n"); strings.Contains(errs, token) || strings.Contains(errs, "wrong-token") {
+		t.Errorf("a token shows on stderr:\n%s", errs)
+	}
+	if code := run.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+func TestIngestRefusals(t *testing.T) {
+	t.Parallel()
+	url := closedURL(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ingest", "--http", "0.0.0.0:0", "--url", url}, exitUsage, "refusing to serve HTTP on 0.0.0.0:0 without a token: set --http-token"},
+		{[]string{"run", "--http", ":0", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, exitUsage, "refusing to serve HTTP on :0 without a token"},
+		{[]string{"ingest", "--http", "127.0.0.1:0", "--http-tls-cert", "c.pem", "--url", url}, exitUsage, "--http-tls-cert and --http-tls-key go together"},
+		{[]string{"ingest", "--http", "8080", "--url", url}, exitUsage, `bad --http "8080": want host:port`},
+		{[]string{"ingest", "--http", "127.0.0.1:0", "--url", url}, exitFailure, "no NATS server at"},
+	} {
+		r := reactor(t, "", tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("reactor %s: exit %d, stderr %q; want %d and %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// TestIngestAlone: `reactor ingest` in front of the NATS server of a
+// `reactor run`, with metrics, and a graceful stop.
+func TestIngestAlone(t *testing.T) {
+	t.Parallel()
+	run := startRun(t, "")
+	ing := startProc(t, nil, nil, "reactor: ready:", "ingest", "--http", "127.0.0.1:0", "--url", run.url, "--metrics", "127.0.0.1:0", "--log-format", "json")
+	base := ing.ingestURL()
+	code, body := post(t, base+"/v1/alerts", "", `[{"name":"a","summary":"one"},{"name":"b","summary":"two"}]`)
+	var resp struct {
+		Stored int `json:"stored"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); code != 200 || err != nil || resp.Stored != 2 {
+		t.Fatalf("POST /v1/alerts: %d %s", code, body)
+	}
+	if code, body := post(t, base+"/v1/alerts", "", `{"name":"a","summary":"one"`); code != 400 || !strings.Contains(body, "malformed JSON") {
+		t.Errorf("truncated: %d %s, want 400", code, body)
+	}
+	run.waitIDs(10*time.Second, 2)
+
+	var metricsURL string
+	for _, l := range ing.stderr.snapshot() {
+		if m := regexp.MustCompile(`metrics on (http://\S+/metrics)`).FindStringSubmatch(l); m != nil {
+			metricsURL = m[1]
+		}
+	}
+	resp2, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	for _, want := range []string{
+		`reactor_ingest_requests_total{code="200",endpoint="alerts"} 1`,
+		`reactor_ingest_requests_total{code="400",endpoint="alerts"} 1`,
+		`reactor_ingest_alerts_total{endpoint="alerts",result="stored"} 2`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if code := ing.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Errorf("ingest exit %d after SIGTERM, want 0\n%s", code, strings.Join(ing.stderr.snapshot(), "\n"))
+	}
+	ing.waitStderr(time.Second, "reactor: stopped")
+}
+
+// waitAlerts waits until cond holds for the alerts in the stream at url.
+func waitAlerts(t *testing.T, url string, timeout time.Duration, cond func([]handlers.Alert) bool, what string) []handlers.Alert {
+	t.Helper()
+	var got []handlers.Alert
+	streamtest.Eventually(t, timeout, func() bool {
+		got = storedAlerts(t, url)
+		return cond(got)
+	}, "%s", what)
+	return got
+}
+
