@@ -212,4 +212,3 @@ func waitAlerts(t *testing.T, url string, timeout time.Duration, cond func([]han
 	}, "%s", what)
 	return got
 }
-
