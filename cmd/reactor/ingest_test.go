@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,4 +214,56 @@ func waitAlerts(t *testing.T, url string, timeout time.Duration, cond func([]han
 		return cond(got)
 	}, "%s", what)
 	return got
+}
+
+// TestIngestShutdownFinishesRequests: a request whose body is still coming
+// when SIGTERM arrives is finished, its alert stored and answered 200,
+// before the NATS connection closes; then ingest exits 0.
+func TestIngestShutdownFinishesRequests(t *testing.T) {
+	t.Parallel()
+	run := startRun(t, "")
+	ing := startProc(t, nil, nil, "reactor: ready:", "ingest", "--http", "127.0.0.1:0", "--url", run.url)
+	addr := strings.TrimPrefix(ing.ingestURL(), "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"id":"in-flight-1","name":"slow_sender","summary":"sent across the shutdown"}`
+	head := "POST /v1/alerts HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n"
+	half := len(body) / 2
+	if _, err := io.WriteString(c, head+body[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// Whether or not the server has read the head yet, the connection is
+	// not idle: net/http's Shutdown waits for it (a new connection counts
+	// as idle only after 5s).
+	if err := ing.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ing.waitStderr(10*time.Second, "reactor: stopping: finishing requests in flight")
+	if _, err := io.WriteString(c, body[half:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("answer to the request in flight: %v", err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(data), `"id":"in-flight-1"`) {
+		t.Errorf("request in flight answered %d %s, want 200 with its id", resp.StatusCode, data)
+	}
+	select {
+	case <-ing.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("ingest did not exit after the request finished")
+	}
+	if code := ing.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("ingest exit %d, want 0\n%s", code, strings.Join(ing.stderr.snapshot(), "\n"))
+	}
+	if ids := run.waitIDs(10*time.Second, 1); ids["in-flight-1"] != 1 {
+		t.Errorf("handled %v, want in-flight-1 once", ids)
+	}
 }
