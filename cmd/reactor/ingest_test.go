@@ -3,10 +3,20 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -95,7 +105,7 @@ func storedAlerts(t *testing.T, url string) []handlers.Alert {
 func TestIngestToken(t *testing.T) {
 	t.Parallel()
 	const token = "S3cret-ingest"
-	run := startRun(t, "", "--http", "127.0.0.1:0", "--http-token", token)
+	run := startRun(t, "", "--http", "127.0.0.1:0", "--http-token", token, "--metrics", "127.0.0.1:0")
 	url := run.ingestURL() + "/v1/alerts"
 	basic := func(user, pass string) string {
 		req, _ := http.NewRequest(http.MethodGet, "http://x", nil)
@@ -132,6 +142,18 @@ func TestIngestToken(t *testing.T) {
 	}, "one log line per rejected request")
 	if errs := strings.Join(run.stderr.snapshot(), "\n"); strings.Contains(errs, token) || strings.Contains(errs, "wrong-token") {
 		t.Errorf("a token shows on stderr:\n%s", errs)
+	}
+	// run's metrics count ingest too, on the processor's registry.
+	text := scrape(t, run)
+	for _, want := range []string{
+		`reactor_ingest_requests_total{code="401",endpoint="alerts"} 4`,
+		`reactor_ingest_requests_total{code="200",endpoint="alerts"} 2`,
+		`reactor_ingest_alerts_total{endpoint="alerts",result="stored"} 2`,
+		`reactor_alerts_handled_total{outcome="ok",pattern="alerts.>"} 2`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	if code := run.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
@@ -178,24 +200,13 @@ func TestIngestAlone(t *testing.T) {
 	}
 	run.waitIDs(10*time.Second, 2)
 
-	var metricsURL string
-	for _, l := range ing.stderr.snapshot() {
-		if m := regexp.MustCompile(`metrics on (http://\S+/metrics)`).FindStringSubmatch(l); m != nil {
-			metricsURL = m[1]
-		}
-	}
-	resp2, err := http.Get(metricsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, _ := io.ReadAll(resp2.Body)
-	resp2.Body.Close()
+	text := scrape(t, ing)
 	for _, want := range []string{
 		`reactor_ingest_requests_total{code="200",endpoint="alerts"} 1`,
 		`reactor_ingest_requests_total{code="400",endpoint="alerts"} 1`,
 		`reactor_ingest_alerts_total{endpoint="alerts",result="stored"} 2`,
 	} {
-		if !strings.Contains(string(text), want) {
+		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
@@ -230,15 +241,22 @@ func TestIngestShutdownFinishesRequests(t *testing.T) {
 	}
 	defer c.Close()
 	body := `{"id":"in-flight-1","name":"slow_sender","summary":"sent across the shutdown"}`
-	head := "POST /v1/alerts HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\nContent-Length: " +
+	head := "POST /v1/alerts HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n"
-	half := len(body) / 2
-	if _, err := io.WriteString(c, head+body[:half]); err != nil {
+	if _, err := io.WriteString(c, head); err != nil {
 		t.Fatal(err)
 	}
-	// Whether or not the server has read the head yet, the connection is
-	// not idle: net/http's Shutdown waits for it (a new connection counts
-	// as idle only after 5s).
+	// The server answers 100 Continue when the handler starts reading the
+	// body: from then on the request is in flight.
+	br := bufio.NewReader(c)
+	cont, err := http.ReadResponse(br, nil)
+	if err != nil || cont.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue, got %v, %v", cont, err)
+	}
+	half := len(body) / 2
+	if _, err := io.WriteString(c, body[:half]); err != nil {
+		t.Fatal(err)
+	}
 	if err := ing.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +264,7 @@ func TestIngestShutdownFinishesRequests(t *testing.T) {
 	if _, err := io.WriteString(c, body[half:]); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("answer to the request in flight: %v", err)
 	}
@@ -266,4 +284,106 @@ func TestIngestShutdownFinishesRequests(t *testing.T) {
 	if ids := run.waitIDs(10*time.Second, 1); ids["in-flight-1"] != 1 {
 		t.Errorf("handled %v, want in-flight-1 once", ids)
 	}
+}
+
+var metricsURL = regexp.MustCompile(`metrics on (http://\S+/metrics)`)
+
+// scrape returns the metrics p serves (--metrics), as text.
+func scrape(t *testing.T, p *runProc) string {
+	t.Helper()
+	var url string
+	for _, l := range p.stderr.snapshot() {
+		if m := metricsURL.FindStringSubmatch(l); m != nil {
+			url = m[1]
+		}
+	}
+	if url == "" {
+		t.Fatalf("no metrics URL on stderr:\n%s", strings.Join(p.stderr.snapshot(), "\n"))
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
+}
+
+// TestIngestTLS: with --http-tls-cert and --http-tls-key, ingest serves
+// HTTPS with that certificate.
+func TestIngestTLS(t *testing.T) {
+	t.Parallel()
+	certPEM, keyPEM := selfSigned(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := startRun(t, "", "--http", "127.0.0.1:0", "--http-tls-cert", certFile, "--http-tls-key", keyFile)
+	run.waitStderr(10*time.Second, "HTTP ingest on https://127.0.0.1:")
+	var base string
+	for _, l := range run.stderr.snapshot() {
+		if m := regexp.MustCompile(`HTTP ingest on (https://127\.0\.0\.1:\d+)/v1/`).FindStringSubmatch(l); m != nil {
+			base = m[1]
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Post(base+"/v1/alerts", "application/json", strings.NewReader(`{"id":"tls-1","name":"over_tls"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("POST over HTTPS: %s", resp.Status)
+	}
+	if ids := run.waitIDs(10*time.Second, 1); ids["tls-1"] != 1 {
+		t.Errorf("handled %v, want tls-1", ids)
+	}
+	// Plain HTTP to the TLS port is not served.
+	plain := strings.Replace(base, "https://", "http://", 1)
+	if resp, err := http.Post(plain+"/v1/alerts", "application/json", strings.NewReader(`{"name":"x"}`)); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain HTTP accepted on the TLS listener")
+		}
+	}
+}
+
+// selfSigned returns a certificate for 127.0.0.1 and its key, PEM-encoded.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "reactor test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
