@@ -3,6 +3,8 @@ package ingest
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -84,16 +86,12 @@ func (h *Handler) mapWebhook(m webhookMessage, source string) ([]handlers.Alert,
 	return out, nil
 }
 
-type fieldError string
-
-func (e fieldError) Error() string { return string(e) }
-
 func (h *Handler) mapAlert(wa webhookAlert, source string) (handlers.Alert, error) {
 	if len(wa.Labels) == 0 {
-		return handlers.Alert{}, fieldError("no labels: an alert is identified by its labels")
+		return handlers.Alert{}, errors.New("no labels: an alert is identified by its labels")
 	}
 	if wa.Status != handlers.StatusFiring && wa.Status != handlers.StatusResolved {
-		return handlers.Alert{}, fieldError(`status "` + wa.Status + `": want firing or resolved`)
+		return handlers.Alert{}, fmt.Errorf("status %q: want %s or %s", wa.Status, handlers.StatusFiring, handlers.StatusResolved)
 	}
 	name := TokenName(wa.Labels[h.cfg.SubjectLabel])
 	a := handlers.Alert{
@@ -108,7 +106,7 @@ func (h *Handler) mapAlert(wa webhookAlert, source string) (handlers.Alert, erro
 		Timestamp:   wa.StartsAt.UTC(),
 		Status:      wa.Status,
 	}
-	if wa.Status == handlers.StatusResolved && !wa.EndsAt.IsZero() && wa.EndsAt.Year() > 1 {
+	if wa.Status == handlers.StatusResolved && !wa.EndsAt.IsZero() {
 		a.EndsAt = wa.EndsAt.UTC()
 	}
 	for k, v := range map[string]string{"silenceURL": wa.SilenceURL, "dashboardURL": wa.DashboardURL, "panelURL": wa.PanelURL} {
@@ -121,9 +119,6 @@ func (h *Handler) mapAlert(wa webhookAlert, source string) (handlers.Alert, erro
 		if _, ok := a.Annotations[k]; !ok {
 			a.Annotations[k] = v
 		}
-	}
-	if a.Timestamp.Year() <= 1 {
-		a.Timestamp = time.Time{}
 	}
 	if a.Timestamp.IsZero() {
 		a.Timestamp = time.Now().UTC()
@@ -151,12 +146,20 @@ func webhookID(source string, wa webhookAlert) string {
 	return source + "-" + hex.EncodeToString(sum[:16])
 }
 
+// MaxNameRunes bounds the name TokenName makes: a subject must fit a NATS
+// protocol line.
+const MaxNameRunes = 128
+
 // TokenName makes s a valid NATS subject token: letters, digits, '-' and
-// '_' are kept, anything else becomes '_'. An empty s is UnnamedDefault.
+// '_' are kept, anything else becomes '_', and it is cut at MaxNameRunes.
+// An empty s is UnnamedDefault.
 func TokenName(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return UnnamedDefault
+	}
+	if r := []rune(s); len(r) > MaxNameRunes {
+		s = string(r[:MaxNameRunes])
 	}
 	return strings.Map(func(r rune) rune {
 		if r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) {

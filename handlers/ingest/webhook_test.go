@@ -1,6 +1,8 @@
 package ingest_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/reactor-alerts/reactor/handlers/ingest"
@@ -17,6 +19,7 @@ func TestTokenName(t *testing.T) {
 		{"", ingest.UnnamedDefault},
 		{"Überlast-5xx", "Überlast-5xx"},
 		{"tab\there", "tab_here"},
+		{strings.Repeat("é", ingest.MaxNameRunes+10), strings.Repeat("é", ingest.MaxNameRunes)},
 	}
 	for _, tt := range tests {
 		got := ingest.TokenName(tt.in)
@@ -27,4 +30,14 @@ func TestTokenName(t *testing.T) {
 			t.Errorf("alerts.%s is not a valid subject", got)
 		}
 	}
+}
+
+func ExampleTokenName() {
+	fmt.Println(ingest.TokenName("High CPU usage"))
+	fmt.Println(ingest.TokenName("db.replication_lag"))
+	fmt.Println(ingest.TokenName(""))
+	// Output:
+	// High_CPU_usage
+	// db_replication_lag
+	// unnamed
 }
