@@ -358,3 +358,49 @@ func TestAlertmanagerRetriesWhileIngestDown(t *testing.T) {
 	run.waitHandled(60*time.Second, "db-1/resolved", "db-2/resolved", "db-3/resolved")
 	checkOnce(t, run, "db-1/firing", "db-2/firing", "db-3/firing", "db-1/resolved", "db-2/resolved", "db-3/resolved")
 }
+
+// TestAlertmanagerRetriesWhileNATSDown: `reactor ingest` stays up while the
+// NATS server behind it is down; it answers 503, Alertmanager retries, and
+// once the server is back every alert is stored and handled once.
+func TestAlertmanagerRetriesWhileNATSDown(t *testing.T) {
+	t.Parallel()
+	const token = "nats-down-S3cret"
+	dataDir := t.TempDir()
+	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	run := startRun(t, dataDir, "--listen", listen)
+	ing := startProc(t, nil, nil, "reactor: ready:", "ingest", "--http", "127.0.0.1:0", "--url", run.url,
+		"--http-token", token, "--metrics", "127.0.0.1:0", "--log-format", "json")
+	am := startAlertmanager(t, ing.ingestURL()+"/v1/alertmanager",
+		"          authorization:\n            type: Bearer\n            credentials: "+token)
+
+	start := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
+	alert := func(name, host string) amAlert {
+		return amAlert{Labels: map[string]string{"alertname": name, "host": host}, StartsAt: start}
+	}
+	am.post(alert("DiskFull", "db-1"))
+	run.waitHandled(60*time.Second, "db-1/firing")
+	if code := run.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("run exit %d after SIGTERM", code)
+	}
+
+	am.post(alert("DiskFull", "db-2"))
+	streamtest.Eventually(t, 60*time.Second, func() bool { return am.webhookFailures() >= 2 },
+		"alertmanager's failed webhook requests")
+	if text := scrape(t, ing); !strings.Contains(text, `reactor_ingest_requests_total{code="503",endpoint="alertmanager"}`) {
+		t.Errorf("ingest counted no 503 while NATS was down:\n%s", text)
+	}
+	ing.waitStderr(10*time.Second, `"code":503`)
+
+	run = startRun(t, dataDir, "--listen", listen)
+	run.waitHandled(90*time.Second, "db-2/firing")
+	stored := make(map[string]int)
+	for _, a := range storedAlerts(t, run.url) {
+		stored[a.Labels["host"]+"/"+a.Status]++
+	}
+	if len(stored) != 2 || stored["db-1/firing"] != 1 || stored["db-2/firing"] != 1 {
+		t.Errorf("stored %v, want db-1/firing and db-2/firing once each", stored)
+	}
+	if h := handled(run.stdout.snapshot()); h["db-2/firing"] != 1 || h["db-1/firing"] != 0 {
+		t.Errorf("the restarted run handled %v, want db-2/firing once (db-1 was handled before)", h)
+	}
+}

@@ -116,6 +116,7 @@ func serveIngest(c *cli.Context, cfg httpConfig, conn *stream.Conn, m *metrics.M
 	}
 	cfg.ingest.Metrics = im
 	cfg.ingest.MaxAlertBytes = conn.NC.MaxPayload()
+	cfg.ingest.Connected = conn.NC.IsConnected
 	h := ingest.New(stream.NewPublisher(conn.JS, stream.PublisherConfig{}), cfg.ingest)
 	return startHTTP(cfg, newHTTPMux(h), logger, im)
 }

@@ -79,6 +79,10 @@ type Config struct {
 	// NATS token: characters other than letters, digits, '-' and '_' become
 	// '_'). Defaults to SubjectLabelDefault.
 	SubjectLabel string
+	// Connected reports whether the NATS connection is up; while it is not,
+	// requests are answered 503 at once rather than after StoreTimeout.
+	// Defaults to nil: always try.
+	Connected func() bool
 	// Metrics counts requests and alerts. Defaults to nil: not counted.
 	Metrics *Metrics
 	// Logger receives one line per rejected request. Defaults to
@@ -221,8 +225,14 @@ func (h *Handler) serve(r *http.Request, parse parseFunc) (Response, error) {
 		msg.Header.Set(nats.MsgIdHdr, a.ID)
 		msgs[i] = msg
 	}
+	if h.cfg.Connected != nil && !h.cfg.Connected() {
+		return Response{}, &storeError{err: ErrNotConnected}
+	}
 	return h.store(r.Context(), alerts, msgs)
 }
+
+// ErrNotConnected is the reason of a 503 while the NATS connection is down.
+var ErrNotConnected = errors.New("ingest: not connected to NATS (reconnecting)")
 
 // store publishes msgs and waits for every PubAck.
 func (h *Handler) store(ctx context.Context, alerts []handlers.Alert, msgs []*nats.Msg) (Response, error) {
