@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,15 +120,17 @@ func requireToken(token string, logger *slog.Logger, m *ingest.Metrics, next htt
 	}
 	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var got string
-		var reason string
-		if user, pass, ok := r.BasicAuth(); ok {
-			got, reason = pass, "wrong token (basic auth password of user "+fmt.Sprintf("%q", user)+")"
-		} else if h := r.Header.Get("Authorization"); len(h) > 7 && (h[:7] == "Bearer " || h[:7] == "bearer ") {
-			got, reason = h[7:], "wrong token (Bearer)"
-		} else if h != "" {
+		var got, reason string
+		_, pass, basic := r.BasicAuth()
+		bearer, isBearer := cutBearer(r.Header.Get("Authorization"))
+		switch {
+		case basic:
+			got, reason = pass, "wrong token (basic auth password)"
+		case isBearer:
+			got, reason = bearer, "wrong token (Bearer)"
+		case r.Header.Get("Authorization") != "":
 			reason = "unsupported Authorization scheme: want Bearer or Basic"
-		} else {
+		default:
 			reason = "no token: send 'Authorization: Bearer TOKEN' (or basic auth with the token as password)"
 		}
 		if got != "" && subtle.ConstantTimeCompare([]byte(got), want) == 1 {
@@ -141,6 +144,16 @@ func requireToken(token string, logger *slog.Logger, m *ingest.Metrics, next htt
 		w.WriteHeader(http.StatusUnauthorized)
 		_ = json.NewEncoder(w).Encode(ingest.ErrorResponse{Error: reason})
 	})
+}
+
+// cutBearer returns the token of an "Authorization: Bearer TOKEN" header
+// (the scheme is case-insensitive, RFC 9110).
+func cutBearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
 }
 
 // httpServer is the running HTTP listener.
