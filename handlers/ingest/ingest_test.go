@@ -30,13 +30,13 @@ type bundle struct {
 	reg     *prometheus.Registry
 }
 
-func setup(t *testing.T, cfg ingest.Config) *bundle {
+func setup(t testing.TB, cfg ingest.Config) *bundle {
 	t.Helper()
 	conn, _ := streamtest.NewTopology(t)
 	return serve(t, conn, cfg)
 }
 
-func serve(t *testing.T, conn *stream.Conn, cfg ingest.Config) *bundle {
+func serve(t testing.TB, conn *stream.Conn, cfg ingest.Config) *bundle {
 	t.Helper()
 	b := &bundle{conn: conn, reg: prometheus.NewRegistry()}
 	b.metrics = ingest.NewMetrics(b.reg)
