@@ -135,7 +135,7 @@ receivers:
 		}
 	})
 	am := &alertmanager{t: t, url: "http://" + addr}
-	streamtest.Eventually(t, 30*time.Second, func() bool {
+	streamtest.Eventually(t, 30*time.Second, func() error {
 		select {
 		case <-done:
 			t.Fatalf("alertmanager exited:\n%s", tail(logs.snapshot(), 40))
@@ -143,10 +143,13 @@ receivers:
 		}
 		resp, err := http.Get(am.url + "/-/ready")
 		if err != nil {
-			return false
+			return err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /-/ready: %s", resp.Status)
+		}
+		return nil
 	}, "alertmanager ready on %s", addr)
 	return am
 }
@@ -340,7 +343,12 @@ func TestAlertmanagerRetriesWhileIngestDown(t *testing.T) {
 	}
 	am.post(alert("DiskFull", "db-2"), alert("NodeDown", "db-3"))
 	// Alertmanager tried, failed and tried again while ingest was down.
-	streamtest.Eventually(t, 60*time.Second, func() bool { return am.webhookFailures() >= 2 },
+	streamtest.Eventually(t, 60*time.Second, func() error {
+		if f := am.webhookFailures(); f < 2 {
+			return fmt.Errorf("%v failed webhook requests, want 2 or more", f)
+		}
+		return nil
+	},
 		"alertmanager's failed webhook notifications")
 	if h := handled(run.stdout.snapshot()); h["db-2/firing"]+h["db-3/firing"] != 0 {
 		t.Fatalf("handled while ingest was down: %v", h)
@@ -384,7 +392,12 @@ func TestAlertmanagerRetriesWhileNATSDown(t *testing.T) {
 	}
 
 	am.post(alert("DiskFull", "db-2"))
-	streamtest.Eventually(t, 60*time.Second, func() bool { return am.webhookFailures() >= 2 },
+	streamtest.Eventually(t, 60*time.Second, func() error {
+		if f := am.webhookFailures(); f < 2 {
+			return fmt.Errorf("%v failed webhook requests, want 2 or more", f)
+		}
+		return nil
+	},
 		"alertmanager's failed webhook requests")
 	if text := scrape(t, ing); !strings.Contains(text, `reactor_ingest_requests_total{code="503",endpoint="alertmanager"}`) {
 		t.Errorf("ingest counted no 503 while NATS was down:\n%s", text)

@@ -26,7 +26,6 @@ import (
 
 	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
-	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 var httpURL = regexp.MustCompile(`HTTP ingest on (http://127\.0\.0\.1:\d+)/v1/`)
@@ -214,17 +213,6 @@ func TestIngestAlone(t *testing.T) {
 		t.Errorf("ingest exit %d after SIGTERM, want 0\n%s", code, strings.Join(ing.stderr.snapshot(), "\n"))
 	}
 	ing.waitStderr(time.Second, "reactor: stopped")
-}
-
-// waitAlerts waits until cond holds for the alerts in the stream at url.
-func waitAlerts(t *testing.T, url string, timeout time.Duration, cond func([]handlers.Alert) bool, what string) []handlers.Alert {
-	t.Helper()
-	var got []handlers.Alert
-	streamtest.Eventually(t, timeout, func() bool {
-		got = storedAlerts(t, url)
-		return cond(got)
-	}, "%s", what)
-	return got
 }
 
 // TestIngestShutdownFinishesRequests: a request whose body is still coming
