@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -106,12 +107,21 @@ func testFailover(t *testing.T, target failoverTarget) {
 	var worst, worstE2E time.Duration
 	for k := range kills {
 		from := handled.acks.Load()
-		streamtest.Eventually(t, 60*time.Second, func() bool { return handled.acks.Load() >= from+200 }, "processing stalled before kill %d", k+1)
+		streamtest.Eventually(t, 60*time.Second, func() error {
+			if got := handled.acks.Load(); got < from+200 {
+				return fmt.Errorf("%d alerts acked, want %d", got, from+200)
+			}
+			return nil
+		}, "processing before kill %d", k+1)
 		// Caught up with the publisher, so that the end-to-end time is the
 		// failover's, not the backlog's: alerts are handled in order, and
 		// those published during the previous outage would come first.
-		streamtest.Eventually(t, 90*time.Second, func() bool { return published.Load()-1-newest.Load() <= resumed },
-			"processing never caught up with publishing before kill %d", k+1)
+		streamtest.Eventually(t, 90*time.Second, func() error {
+			if behind := published.Load() - 1 - newest.Load(); behind > resumed {
+				return fmt.Errorf("handling %d alerts behind publishing, want at most %d", behind, resumed)
+			}
+			return nil
+		}, "processing to catch up with publishing before kill %d", k+1)
 
 		victim, what := failoverVictim(t, c, topo, group, target)
 		at := handled.acks.Load()
@@ -121,15 +131,19 @@ func testFailover(t *testing.T, target failoverTarget) {
 		killed := time.Now()
 		c.Kill(victim)
 		var took, e2e time.Duration
-		streamtest.Eventually(t, 90*time.Second, func() bool {
-			if took == 0 && handled.acks.Load() >= at+resumed {
+		streamtest.Eventually(t, 90*time.Second, func() error {
+			acks, last := handled.acks.Load(), newest.Load()
+			if took == 0 && acks >= at+resumed {
 				took = time.Since(killed)
 			}
-			if e2e == 0 && newest.Load() >= next {
+			if e2e == 0 && last >= next {
 				e2e = time.Since(killed)
 			}
-			return took > 0 && e2e > 0
-		}, "processing did not resume after kill %d (%s %s)", k+1, what, c.ServerName(victim))
+			if took == 0 || e2e == 0 {
+				return fmt.Errorf("%d alerts acked since the kill, want %d; newest handled %d, want %d", acks-at, resumed, last, next)
+			}
+			return nil
+		}, "processing to resume after kill %d (%s %s)", k+1, what, c.ServerName(victim))
 		worst, worstE2E = max(worst, took), max(worstE2E, e2e)
 		// No bound is asserted: on a loaded machine the times vary too much
 		// to make one deterministic. They are logged, and the README reports
@@ -145,8 +159,8 @@ func testFailover(t *testing.T, target failoverTarget) {
 	<-pubDone
 
 	ids, failed := acked.snapshot()
-	streamtest.Eventually(t, 60*time.Second, func() bool { return len(handled.missing(ids)) == 0 },
-		"acknowledged alerts never handled")
+	streamtest.Eventually(t, 60*time.Second, func() error { return handled.handledAll(ids) },
+		"acknowledged alerts handled")
 	waitDrained(t, c.Connect(t).JS, topo, group, 60*time.Second)
 	stop()
 	lost := handled.missing(ids)
@@ -166,8 +180,12 @@ func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, g
 	streamLeader := c.WaitLeader(30*time.Second, topo.Alerts)
 	consLeader := func() int {
 		l := -1
-		streamtest.Eventually(t, 30*time.Second, func() bool { l = c.ConsumerLeader(topo.Alerts, group); return l >= 0 },
-			"consumer %s has no leader", group)
+		streamtest.Eventually(t, 30*time.Second, func() error {
+			if l = c.ConsumerLeader(topo.Alerts, group); l < 0 {
+				return errors.New("no leader")
+			}
+			return nil
+		}, "consumer %s leader", group)
 		return l
 	}
 	if target == killStreamLeader {
@@ -185,10 +203,12 @@ func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, g
 		if srv := c.Server(cl); srv != nil {
 			_ = srv.NATS().JetStreamStepdownConsumer(streamtest.Account, topo.Alerts, group)
 		}
-		streamtest.Eventually(t, 30*time.Second, func() bool {
-			l := c.ConsumerLeader(topo.Alerts, group)
-			return l >= 0 && l != cl
-		}, "consumer %s leader did not step down", group)
+		streamtest.Eventually(t, 30*time.Second, func() error {
+			if l := c.ConsumerLeader(topo.Alerts, group); l < 0 || l == cl {
+				return fmt.Errorf("leader is server %d, want another than %d", l, cl)
+			}
+			return nil
+		}, "consumer %s leader to step down", group)
 		streamLeader = c.WaitLeader(30*time.Second, topo.Alerts)
 	}
 	cl := consLeader()

@@ -80,6 +80,24 @@ func (h *handledLog) unique() int {
 	return len(h.seen)
 }
 
+// handledAll is nil once every id in want was handled, and otherwise says
+// how many were not (for Eventually).
+func (h *handledLog) handledAll(want []string) error {
+	if missing := h.missing(want); len(missing) > 0 {
+		return fmt.Errorf("%d of %d alerts not handled, first %v", len(missing), len(want), missing[:min(5, len(missing))])
+	}
+	return nil
+}
+
+// handledAtLeast is nil once n distinct alerts were handled, and otherwise
+// says how many were (for Eventually).
+func (h *handledLog) handledAtLeast(n int) error {
+	if got := h.unique(); got < n {
+		return fmt.Errorf("%d distinct alerts handled, want %d", got, n)
+	}
+	return nil
+}
+
 // ackedLog records the ids whose publish returned a PubAck.
 type ackedLog struct {
 	mu     sync.Mutex
@@ -152,15 +170,18 @@ func runProcessor(t *testing.T, js jetstream.JetStream, h processor.Handler, cfg
 		})
 	}
 	t.Cleanup(stop)
-	streamtest.Eventually(t, 30*time.Second, func() bool {
+	streamtest.Eventually(t, 30*time.Second, func() error {
 		select {
 		case err := <-done:
 			done <- err
 			t.Fatalf("processor stopped at start: %v", err)
 		default:
 		}
-		return p.Ready()
-	}, "processor never bound its consumer")
+		if !p.Ready() {
+			return errors.New("not ready")
+		}
+		return nil
+	}, "processor to bind its consumer")
 	return p, stop
 }
 
@@ -169,18 +190,13 @@ func runProcessor(t *testing.T, js jetstream.JetStream, h processor.Handler, cfg
 func waitDrained(t *testing.T, js jetstream.JetStream, topo stream.Topology, group string, timeout time.Duration) {
 	t.Helper()
 	topo = topo.WithDefaults()
-	deadline := time.Now().Add(timeout)
-	for {
+	streamtest.Eventually(t, timeout, func() error {
 		pending, ackPending, ok := streamtest.ConsumerPending(js, topo.Alerts, group)
-		if ok && pending == 0 && ackPending == 0 {
-			return
+		if !ok || pending != 0 || ackPending != 0 {
+			return fmt.Errorf("consumer pending %d, ack pending %d, want 0 and 0 (info ok: %v)", pending, ackPending, ok)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s not drained after %s: consumer pending %d, ack pending %d (info ok: %v)",
-				group, timeout, pending, ackPending, ok)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, "group %s drained", group)
 }
 
 // logBuffer is a concurrency-safe buffer for slog output.
@@ -200,6 +216,15 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
+}
+
+// has is nil once the log holds substr, and otherwise shows the log (for
+// Eventually).
+func (b *logBuffer) has(substr string) error {
+	if s := b.String(); !strings.Contains(s, substr) {
+		return fmt.Errorf("no log line with %q in:\n%s", substr, s)
+	}
+	return nil
 }
 
 // streamDir is where the file store keeps a stream.

@@ -103,10 +103,16 @@ func TestReplayTimeWindowAndSubjects(t *testing.T) {
 	if pending, ackPending, _ := streamtest.ConsumerPending(conn.JS, topo.Alerts, "g"); pending != 8 || ackPending != 0 {
 		t.Errorf("group g: %d pending, %d ack pending after replays; want the 8 alerts pending", pending, ackPending)
 	}
-	streamtest.Eventually(t, 5*time.Second, func() bool {
+	streamtest.Eventually(t, 5*time.Second, func() error {
 		info, err := hist.Info(ctx)
-		return err == nil && info.State.Consumers == 1
-	}, "replay left consumers on the alert stream")
+		if err != nil {
+			return err
+		}
+		if n := info.State.Consumers; n != 1 {
+			return fmt.Errorf("%d consumers on the alert stream, want 1 (the group's)", n)
+		}
+		return nil
+	}, "replay to leave no consumer behind")
 }
 
 func TestReplayWhileProcessing(t *testing.T) {

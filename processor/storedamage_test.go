@@ -84,7 +84,7 @@ func (r *damageRig) process(h *handledLog, then func() []string) {
 	if then != nil {
 		want = then()
 	}
-	streamtest.Eventually(r.t, 60*time.Second, func() bool { return len(h.missing(want)) == 0 }, "alerts not handled")
+	streamtest.Eventually(r.t, 60*time.Second, func() error { return h.handledAll(want) }, "alerts handled")
 	waitDrained(r.t, r.conn.JS, r.topo, "reactor", 60*time.Second)
 	stop()
 }
@@ -170,22 +170,31 @@ func TestStoreLiveCopy(t *testing.T) {
 	// Like a cp -r of a large store, the copy takes a while: the
 	// consumer's state is copied after the stream has taken 100 more
 	// alerts and the group has handled them.
-	streamtest.Eventually(t, 60*time.Second, func() bool { return handled.unique() >= n/5 }, "processing before the copy")
+	streamtest.Eventually(t, 60*time.Second, func() error { return handled.handledAtLeast(n / 5) }, "processing before the copy")
 	copyDir := filepath.Join(t.TempDir(), "copy")
 	atCopy, handledAtCopy := published.Load(), handled.unique()
 	obsDir := filepath.Join(streamDir(orig.dir, orig.topo.Alerts), "obs")
 	if err := copyTree(orig.dir, copyDir, func(path string) bool { return path == obsDir }); err != nil {
 		t.Fatalf("copy data dir: %v", err)
 	}
-	streamtest.Eventually(t, 60*time.Second, func() bool {
-		return published.Load() >= min(int64(n), atCopy+100) && handled.unique() >= int(min(int64(n), atCopy+100))
+	streamtest.Eventually(t, 60*time.Second, func() error {
+		want := min(int64(n), atCopy+100)
+		if got := published.Load(); got < want {
+			return fmt.Errorf("%d alerts published, want %d", got, want)
+		}
+		return handled.handledAtLeast(int(want))
 	}, "publishing during the copy")
 	if err := copyTree(obsDir, filepath.Join(streamDir(copyDir, orig.topo.Alerts), "obs"), nil); err != nil {
 		t.Fatalf("copy consumer state: %v", err)
 	}
 	afterCopy := published.Load()
 	<-pubDone
-	streamtest.Eventually(t, 60*time.Second, func() bool { return handled.unique() == n }, "original: alerts not handled")
+	streamtest.Eventually(t, 60*time.Second, func() error {
+		if got := handled.unique(); got != n {
+			return fmt.Errorf("%d distinct alerts handled, want %d", got, n)
+		}
+		return nil
+	}, "original: alerts handled")
 	waitDrained(t, orig.conn.JS, orig.topo, "reactor", 60*time.Second)
 	stop()
 	orig.close()
@@ -287,7 +296,7 @@ func TestStoreConsumerStateDeleted(t *testing.T) {
 	router := processor.NewRouter()
 	router.On("alerts.>", first.process)
 	_, stop := runProcessor(t, r.conn.JS, router, reliabilityConfig(r.topo, first, r.log))
-	streamtest.Eventually(t, 30*time.Second, func() bool { return first.unique() >= n/2 }, "first half handled")
+	streamtest.Eventually(t, 30*time.Second, func() error { return first.handledAtLeast(n / 2) }, "first half handled")
 	stop()
 	pending, ackPending, _ := streamtest.ConsumerPending(r.conn.JS, r.topo.Alerts, "reactor")
 	queued := int64(pending) + int64(ackPending)

@@ -62,7 +62,7 @@ func publishIDs(t *testing.T, conn *stream.Conn, subject string, ids []string) {
 // requireOnly fails unless h handled exactly want, each once.
 func requireOnly(t *testing.T, name string, h *handledLog, want []string) {
 	t.Helper()
-	streamtest.Eventually(t, 20*time.Second, func() bool { return len(h.missing(want)) == 0 }, "group %s: alerts not handled: %v", name, h.missing(want))
+	streamtest.Eventually(t, 20*time.Second, func() error { return h.handledAll(want) }, "group %s: alerts handled", name)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for id, n := range h.seen {
@@ -102,7 +102,7 @@ func TestGroupStart(t *testing.T) {
 	before := ids("before", 3)
 	publishIDs(t, conn, "alerts.x", before) // as `send --url` before the first `run`
 	first := runGroup(t, conn.JS, topo, "first", nil, stream.Start{}, nil)
-	streamtest.Eventually(t, 10*time.Second, func() bool { return len(first.handled.missing(before)) == 0 }, "first group: alerts sent before it ran")
+	streamtest.Eventually(t, 10*time.Second, func() error { return first.handled.handledAll(before) }, "first group: alerts sent before it ran")
 	late := runGroup(t, conn.JS, topo, "late", nil, stream.Start{}, nil)
 	all := runGroup(t, conn.JS, topo, "everything", nil, stream.Start{Policy: stream.StartAll}, nil)
 	after := ids("after", 2)
@@ -154,10 +154,13 @@ func TestRedriveReturnsToItsGroupOnly(t *testing.T) {
 	q := stream.NewDLQ(conn.JS, topo)
 	ctx := context.Background()
 	var dead []stream.DLQEntry
-	streamtest.Eventually(t, 10*time.Second, func() bool {
-		dead, _, _ = q.List(ctx, "", 0)
-		return len(dead) == 1
-	}, "pager dead-lettered the alert")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		var err error
+		if dead, _, err = q.List(ctx, "", 0); err != nil || len(dead) != 1 {
+			return fmt.Errorf("%d dead letters (err %v), want 1", len(dead), err)
+		}
+		return nil
+	}, "pager to dead-letter the alert")
 	if dead[0].Group != "pager" {
 		t.Fatalf("dead letter of group %q, want pager", dead[0].Group)
 	}
@@ -168,7 +171,12 @@ func TestRedriveReturnsToItsGroupOnly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("redrive: %v", err)
 	}
-	streamtest.Eventually(t, 10*time.Second, func() bool { return redriven.Load() != nil }, "pager handles the redriven alert")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		if redriven.Load() == nil {
+			return errors.New("not handled yet")
+		}
+		return nil
+	}, "pager to handle the redriven alert")
 	if got, want := redriven.Load().(string), fmt.Sprint("alerts.cpu ", dead[0].DLQSequence); got != want {
 		t.Errorf("pager saw subject and Reactor-Redriven-From %q, want %q", got, want)
 	}
@@ -208,9 +216,9 @@ func TestBacklogAgeWarning(t *testing.T) {
 		}
 	})
 	publishIDs(t, conn, "alerts.x", []string{"stuck"})
-	streamtest.Eventually(t, 10*time.Second, func() bool {
-		return strings.Contains(g.logs.String(), "oldest unsettled alert is past half the retention")
-	}, "no warning about the old unsettled alert")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		return g.logs.has("oldest unsettled alert is past half the retention")
+	}, "a warning about the old unsettled alert")
 	close(release)
 	if !strings.Contains(g.logs.String(), "max_age=4s") {
 		t.Errorf("the warning does not say the max age:\n%s", g.logs)

@@ -3,8 +3,8 @@ package processor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +55,15 @@ func oldLayout(t *testing.T, js jetstream.JetStream, groups map[string]string) {
 // handle what is left there, each group's consumer on the alert stream
 // starts after the last alert the work queue received, and the work queue
 // is deleted with its last group: every alert handled once, none lost.
+// streamGone is nil once the stream is deleted (for Eventually).
+func streamGone(ctx context.Context, js jetstream.JetStream, name string) error {
+	_, err := js.Stream(ctx, name)
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s still found (err %v)", name, err)
+	}
+	return nil
+}
+
 func TestUpgradeFromWorkQueue(t *testing.T) {
 	t.Parallel()
 	conn := streamtest.NewServer(t)
@@ -63,7 +72,12 @@ func TestUpgradeFromWorkQueue(t *testing.T) {
 	app, db := ids("app", 20), ids("db", 10)
 	publishIDs(t, conn, "alerts.app.cpu", app)
 	publishIDs(t, conn, "alerts.db.disk", db)
-	streamtest.Eventually(t, 10*time.Second, func() bool { return streamtest.StreamMsgs(conn.JS, "ALERTS_WORK") == 30 }, "old work queue sourced the alerts")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		if n := streamtest.StreamMsgs(conn.JS, "ALERTS_WORK"); n != 30 {
+			return fmt.Errorf("%d alerts in ALERTS_WORK, want 30", n)
+		}
+		return nil
+	}, "old work queue to source the alerts")
 
 	// The old code handled the first 8 alerts of app.
 	old, err := conn.JS.Consumer(ctx, "ALERTS_WORK", "app")
@@ -90,9 +104,9 @@ func TestUpgradeFromWorkQueue(t *testing.T) {
 	later := ids("app-new", 5)
 	publishIDs(t, conn, "alerts.app.cpu", later)
 	requireOnly(t, "app", newApp.handled, slices.Concat(app[8:], later))
-	streamtest.Eventually(t, 10*time.Second, func() bool {
-		return strings.Contains(newApp.logs.String(), "old work queue drained for this group")
-	}, "app: no log line about the old work queue:\n%s", newApp.logs)
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		return newApp.logs.has("old work queue drained for this group")
+	}, "app: a log line about the old work queue")
 	if _, err := conn.JS.Stream(ctx, "ALERTS_WORK"); err != nil {
 		t.Fatalf("the old work queue was deleted while db still has alerts in it: %v", err)
 	}
@@ -105,10 +119,9 @@ func TestUpgradeFromWorkQueue(t *testing.T) {
 	publishIDs(t, conn, "alerts.db.disk", dbLater) // stored in ALERTS only: the work queue is frozen
 	newDB := runGroup(t, conn.JS, topo, "db", []string{"alerts.db.>"}, stream.Start{}, nil)
 	requireOnly(t, "db", newDB.handled, slices.Concat(db, dbLater))
-	streamtest.Eventually(t, 10*time.Second, func() bool {
-		_, err := conn.JS.Stream(ctx, "ALERTS_WORK")
-		return errors.Is(err, jetstream.ErrStreamNotFound)
-	}, "the old work queue is not deleted with its last group")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		return streamGone(ctx, conn.JS, "ALERTS_WORK")
+	}, "the old work queue deleted with its last group")
 
 	st, err = stream.ReadStatus(ctx, conn.JS, topo)
 	if err != nil {
@@ -145,25 +158,27 @@ func TestUpgradeFromDrainedWorkQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	acked := 0
-	streamtest.Eventually(t, 10*time.Second, func() bool {
+	streamtest.Eventually(t, 10*time.Second, func() error {
 		batch, err := old.Fetch(5, jetstream.FetchMaxWait(100*time.Millisecond))
 		if err != nil {
-			return false
+			return fmt.Errorf("fetch: %w", err)
 		}
 		for m := range batch.Messages() {
 			if m.DoubleAck(ctx) == nil {
 				acked++
 			}
 		}
-		return acked == 5 && streamtest.StreamMsgs(conn.JS, "ALERTS_WORK") == 0
-	}, "old code handled the 5 alerts")
+		if left := streamtest.StreamMsgs(conn.JS, "ALERTS_WORK"); acked != 5 || left != 0 {
+			return fmt.Errorf("%d alerts acked, %d left in ALERTS_WORK; want 5 and 0", acked, left)
+		}
+		return nil
+	}, "old code to handle the 5 alerts")
 
 	g := runGroup(t, conn.JS, stream.Topology{}, "reactor", nil, stream.Start{}, nil)
 	fresh := ids("new", 3)
 	publishIDs(t, conn, "alerts.x", fresh)
 	requireOnly(t, "reactor", g.handled, fresh)
-	streamtest.Eventually(t, 10*time.Second, func() bool {
-		_, err := conn.JS.Stream(ctx, "ALERTS_WORK")
-		return errors.Is(err, jetstream.ErrStreamNotFound)
-	}, "the old work queue is not deleted")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		return streamGone(ctx, conn.JS, "ALERTS_WORK")
+	}, "the old work queue deleted")
 }

@@ -47,10 +47,13 @@ func TestClusterReplicatedTopology(t *testing.T) {
 		t.Errorf("consumer g has no leader")
 	}
 	streamtest.Publish(t, conn, "alerts.cpu", "one", []byte(`{}`))
-	streamtest.Eventually(t, 10*time.Second, func() bool {
+	streamtest.Eventually(t, 10*time.Second, func() error {
 		pending, _, ok := streamtest.ConsumerPending(conn.JS, topo.Alerts, "g")
-		return ok && pending == 1
-	}, "the group's consumer never saw the alert")
+		if !ok || pending != 1 {
+			return fmt.Errorf("consumer pending %d, want 1 (info ok: %v)", pending, ok)
+		}
+		return nil
+	}, "the group's consumer to see the alert")
 }
 
 // TestClusterPublishAcrossLeaderFailover publishes continuously while the
@@ -108,7 +111,12 @@ func TestClusterPublishAcrossLeaderFailover(t *testing.T) {
 	progress := func(n int64) {
 		t.Helper()
 		from := sent.Load()
-		streamtest.Eventually(t, 30*time.Second, func() bool { return sent.Load() >= from+n }, "publishing stalled at %d", from)
+		streamtest.Eventually(t, 30*time.Second, func() error {
+			if got := sent.Load(); got < from+n {
+				return fmt.Errorf("%d alerts published, want %d", got, from+n)
+			}
+			return nil
+		}, "publishing to go on from %d", from)
 	}
 	for k := range kills {
 		progress(200)

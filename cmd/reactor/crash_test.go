@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 // TestKill9DuringBacklog kills `reactor run` with SIGKILL in the middle of a
@@ -76,18 +78,14 @@ func TestKill9DuringBacklog(t *testing.T) {
 		"every alert handled (first run printed %d)", len(before))
 	// Everything was acked: the group's backlog is empty and no alert was
 	// dead-lettered.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	streamtest.Eventually(t, 10*time.Second, func() error {
 		st := statusJSON(t, second.url)
 		backlog, dlq := st["groups"].([]any)[0].(map[string]any)["backlog"], st["dlq"].(map[string]any)["messages"]
-		if backlog == 0.0 && dlq == 0.0 {
-			break
+		if backlog != 0.0 || dlq != 0.0 {
+			return fmt.Errorf("backlog of %v alerts, %v dead letters; want 0 and 0", backlog, dlq)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the restart: backlog of %v alerts, %v dead letters; want 0 and 0", backlog, dlq)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, "every alert settled after the restart")
 	if code := second.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Errorf("second run exit code %d, want 0", code)
 	}
@@ -163,21 +161,16 @@ func TestCrashLoop(t *testing.T) {
 	// Every alert was acked: the group has nothing pending or in flight,
 	// and nothing was dead-lettered. Acks land just after the prints, so
 	// wait for them.
-	var backlog, pending, inFlight, dlq any
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	streamtest.Eventually(t, 15*time.Second, func() error {
 		st := statusJSON(t, run.url)
 		g := st["groups"].([]any)[0].(map[string]any)
-		backlog, dlq = g["backlog"], st["dlq"].(map[string]any)["messages"]
-		pending, inFlight = g["num_pending"], g["ack_pending"]
-		if backlog == 0.0 && pending == 0.0 && inFlight == 0.0 && dlq == 0.0 {
-			break
+		backlog, dlq := g["backlog"], st["dlq"].(map[string]any)["messages"]
+		pending, inFlight := g["num_pending"], g["ack_pending"]
+		if backlog != 0.0 || pending != 0.0 || inFlight != 0.0 || dlq != 0.0 {
+			return fmt.Errorf("backlog %v, group pending %v, ack pending %v, dead letters %v; want all 0", backlog, pending, inFlight, dlq)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the crash loop: backlog %v, group pending %v, ack pending %v, dead letters %v; want all 0", backlog, pending, inFlight, dlq)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, "every alert settled after the crash loop")
 	if code := run.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Errorf("last run exit code %d, want 0", code)
 	}

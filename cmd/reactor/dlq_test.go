@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 // listDeadLetters returns `reactor dlq ls --json`.
@@ -30,13 +32,12 @@ func TestDLQRoundTrip(t *testing.T) {
 	mustReactor(t, ndjson("alerts.fail.x", "f", 4)+ndjson("alerts.ok", "ok", 1), "send", "--url", run.url, "--file", "-")
 	run.waitIDs(10*time.Second, 1) // alerts.ok printed
 	var dead []dlqView
-	deadline := time.Now().Add(10 * time.Second)
-	for dead = listDeadLetters(t, run.url); len(dead) < 4; dead = listDeadLetters(t, run.url) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d dead letters after 10s, want 4", len(dead))
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		if dead = listDeadLetters(t, run.url); len(dead) < 4 {
+			return fmt.Errorf("%d dead letters, want 4", len(dead))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, "the failing alerts dead-lettered")
 	for _, d := range dead {
 		if d.Subject != "alerts.fail.x" || d.Reason != "permanent" || !strings.Contains(d.Error, "exec false: exit status 1") ||
 			d.Pattern != "alerts.fail.>" || d.Group != "reactor" || d.Deliveries != 1 || d.MsgID == "" || d.Stored.IsZero() {

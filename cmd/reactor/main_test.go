@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 // The tests run the real binary, built once by TestMain, against embedded
@@ -246,22 +248,21 @@ func (p *runProc) waitStderr(timeout time.Duration, substr string) {
 // waitFor polls the lines until cond holds, the process exits or timeout.
 func (p *runProc) waitFor(timeout time.Duration, l *lines, cond func([]string) bool, format string, args ...any) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond(l.snapshot()) {
-		exited := false
+	streamtest.Eventually(p.t, timeout, func() error {
+		if cond(l.snapshot()) {
+			return nil
+		}
 		select {
 		case <-p.done:
-			exited = true
+			// Exited: what it wrote is complete, so waiting longer is useless.
+			if !cond(l.snapshot()) {
+				p.t.Fatalf("reactor run exited (%v) while waiting for "+format+"\nstderr:\n%s", append(append([]any{p.cmd.ProcessState}, args...), strings.Join(p.stderr.snapshot(), "\n"))...)
+			}
+			return nil
 		default:
 		}
-		if exited && !cond(l.snapshot()) {
-			p.t.Fatalf("reactor run exited (%v) while waiting for "+format+"\nstderr:\n%s", append(append([]any{p.cmd.ProcessState}, args...), strings.Join(p.stderr.snapshot(), "\n"))...)
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out after %s waiting for "+format+"\nstdout:\n%s\nstderr:\n%s", append(append([]any{timeout}, args...), tail(p.stdout.snapshot(), 20), strings.Join(p.stderr.snapshot(), "\n"))...)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("not seen yet\nstdout:\n%s\nstderr:\n%s", tail(p.stdout.snapshot(), 20), strings.Join(p.stderr.snapshot(), "\n"))
+	}, append([]any{format}, args...)...)
 }
 
 var idField = regexp.MustCompile(`\bid=(\S+)`)

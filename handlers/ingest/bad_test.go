@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -134,7 +135,12 @@ func TestStoreFailures(t *testing.T) {
 		r := b.post(t, ingest.PathAlertmanager, "application/json", strings.ReplaceAll(am, "2026-11-30T08", "2026-11-30T09"))
 		checkError(t, r, 503, "store alerts")
 		b2 := serve(t, b.conn, ingest.Config{StoreTimeout: time.Minute, Connected: b.conn.NC.IsConnected})
-		streamtest.Eventually(t, 10*time.Second, func() bool { return !b.conn.NC.IsConnected() }, "client sees the server down")
+		streamtest.Eventually(t, 10*time.Second, func() error {
+			if b.conn.NC.IsConnected() {
+				return errors.New("still connected")
+			}
+			return nil
+		}, "client to see the server down")
 		checkError(t, b2.post(t, ingest.PathAlertmanager, "application/json", am), 503, "store alerts: ingest: not connected to NATS")
 		if n := testutil.ToFloat64(metricVec(b.reg, "reactor_ingest_requests_total", map[string]string{"endpoint": "alertmanager", "code": "503"})); n != 1 {
 			t.Errorf("requests{code=503} = %v, want 1", n)

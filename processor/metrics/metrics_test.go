@@ -85,14 +85,22 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	streamtest.Publish(t, conn, "alerts.flaky", "flaky", []byte("x"))
 	ran := make(chan error)
 	go func() { ran <- p.Run(ctx) }()
-	streamtest.Eventually(t, 10*time.Second, func() bool { return settled.Load() == 13 }, "13 outcomes")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		if n := settled.Load(); n != 13 {
+			return fmt.Errorf("%d outcomes, want 13", n)
+		}
+		return nil
+	}, "13 outcomes")
 	if code, _ := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("readyz while running = %d, want 200", code)
 	}
 
-	streamtest.Eventually(t, 10*time.Second, func() bool {
+	streamtest.Eventually(t, 10*time.Second, func() error {
 		pending, ackPending, ok := streamtest.ConsumerPending(conn.JS, topo.Alerts, "reactor")
-		return ok && pending == 0 && ackPending == 0
+		if !ok || pending != 0 || ackPending != 0 {
+			return fmt.Errorf("consumer pending %d, ack pending %d, want 0 and 0 (info ok: %v)", pending, ackPending, ok)
+		}
+		return nil
 	}, "acks applied: backlog empty")
 	// A second group that handles nothing: its backlog is the 10 ok alerts.
 	if _, err := stream.EnsureConsumer(ctx, conn.JS, topo, stream.ConsumerSpec{Name: "idle", AckWait: time.Minute, MaxDeliver: -1,

@@ -2,6 +2,7 @@ package streamtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -275,32 +276,34 @@ func (c *Cluster) ConsumerLeader(streamName, consumer string) int {
 // server as a peer, and every running server is current with it.
 func (c *Cluster) WaitReady(timeout time.Duration) {
 	c.t.Helper()
-	Eventually(c.t, timeout, func() bool {
+	Eventually(c.t, timeout, func() error {
 		leader := c.MetaLeader()
 		if leader < 0 {
-			return false
+			return errors.New("no meta leader")
 		}
 		up := c.running()
-		if len(up[leader].JetStreamClusterPeers()) != len(c.nodes) {
-			return false
+		if n := len(up[leader].JetStreamClusterPeers()); n != len(c.nodes) {
+			return fmt.Errorf("meta leader %s has %d peers", up[leader].Name(), n)
 		}
 		for _, ns := range up {
 			if !ns.JetStreamIsCurrent() {
-				return false
+				return fmt.Errorf("server %s not current", ns.Name())
 			}
 		}
-		return true
-	}, "cluster %s: no meta leader with %d current peers", c.name, len(c.nodes))
+		return nil
+	}, "cluster %s: a meta leader with %d current peers", c.name, len(c.nodes))
 }
 
 // WaitLeader waits until stream has a leader and returns its index.
 func (c *Cluster) WaitLeader(timeout time.Duration, streamName string) int {
 	c.t.Helper()
 	leader := -1
-	Eventually(c.t, timeout, func() bool {
-		leader = c.StreamLeader(streamName)
-		return leader >= 0
-	}, "cluster %s: no leader for stream %s", c.name, streamName)
+	Eventually(c.t, timeout, func() error {
+		if leader = c.StreamLeader(streamName); leader < 0 {
+			return errors.New("no leader")
+		}
+		return nil
+	}, "cluster %s: a leader for stream %s", c.name, streamName)
 	return leader
 }
 
@@ -308,14 +311,14 @@ func (c *Cluster) WaitLeader(timeout time.Duration, streamName string) int {
 // of each of the streams (caught up with its leader).
 func (c *Cluster) WaitStreamCurrent(timeout time.Duration, streams ...string) {
 	c.t.Helper()
-	Eventually(c.t, timeout, func() bool {
+	Eventually(c.t, timeout, func() error {
 		for _, ns := range c.running() {
 			for _, name := range streams {
 				if !ns.JetStreamIsStreamCurrent(Account, name) {
-					return false
+					return fmt.Errorf("stream %s not current on %s", name, ns.Name())
 				}
 			}
 		}
-		return true
-	}, "cluster %s: streams %v not current on every server", c.name, streams)
+		return nil
+	}, "cluster %s: streams %v current on every server", c.name, streams)
 }
