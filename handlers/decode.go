@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/reactor-alerts/reactor/handlers/internal/strictjson"
 	"github.com/reactor-alerts/reactor/processor"
 )
 
@@ -94,19 +94,15 @@ func decodeAlert(subject string, data []byte) (Alert, error) {
 // decodeJSON decodes exactly one JSON object into a, strictly: only Alert's
 // keys, spelled exactly, each at most once.
 func decodeJSON(data []byte, a *Alert) error {
-	if err := checkDepth(data, MaxDepth); err != nil {
+	// The depth is checked before checkKeys walks the object.
+	if err := strictjson.CheckDepth(data, MaxDepth); err != nil {
 		return &alertError{op: "decode alert", err: err}
 	}
 	if err := checkKeys(data); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(a); err != nil {
-		return &alertError{op: "decode alert", msg: describeJSONError(err), err: err}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &alertError{op: "decode alert", err: fmt.Errorf("trailing data after the JSON object at byte %d", dec.InputOffset())}
+	if err := strictjson.Decode(data, a, strictjson.Options{DisallowUnknownFields: true}); err != nil {
+		return &alertError{op: "decode alert", msg: timeHint(err), err: err}
 	}
 	return nil
 }
@@ -168,52 +164,13 @@ func keyHint(key string) string {
 	return "want " + alertKeys
 }
 
-// describeJSONError rewords encoding/json's errors for people reading a
-// dead-letter reason: what is wrong and where, without the "json:" prefix.
-func describeJSONError(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+// timeHint words a bad time for people reading a dead-letter reason, or is
+// "" for other errors. encoding/json does not say which field a time came
+// from (time.Time decodes itself).
+func timeHint(err error) string {
 	var tm *time.ParseError
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("malformed JSON at byte %d: %s", syntax.Offset, syntax)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "malformed JSON: unexpected end of input"
-	case errors.As(err, &typ) && typ.Field != "":
-		return fmt.Sprintf("field %q: cannot use a JSON %s as %s", typ.Field, typ.Value, typ.Type)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("cannot use a JSON %s as an alert", typ.Value)
-	case errors.As(err, &tm), strings.HasPrefix(err.Error(), "Time.UnmarshalJSON"):
+	if errors.As(err, &tm) || strings.HasPrefix(err.Error(), "Time.UnmarshalJSON") {
 		return `field "timestamp": want an RFC 3339 time string, e.g. "2026-01-02T15:04:05Z"`
 	}
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
-
-// checkDepth rejects JSON nested deeper than max, scanning bytes without
-// decoding. Brackets inside strings do not count.
-func checkDepth(data []byte, max int) error {
-	depth := 0
-	inString, escaped := false, false
-	for _, c := range data {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch c {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			if depth++; depth > max {
-				return fmt.Errorf("JSON nested deeper than %d levels", max)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return nil
+	return ""
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/handlers/internal/strictjson"
 	"github.com/reactor-alerts/reactor/processor"
 )
 
@@ -18,17 +19,14 @@ import (
 // under "alerts." or a "name"; one without an id gets a new one, one without
 // a timestamp the time of the request.
 func parseAlerts(body []byte) ([]handlers.Alert, error) {
-	body = bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\uFEFF")))
-	if len(body) == 0 {
-		return nil, badRequest("empty body")
-	}
-	if err := checkDepth(body, handlers.MaxDepth); err != nil {
-		return nil, badRequest("%v", err)
+	body, err := trimBody(body)
+	if err != nil {
+		return nil, err
 	}
 	var raws []json.RawMessage
 	if body[0] == '[' {
 		if err := json.Unmarshal(body, &raws); err != nil {
-			return nil, badRequest("%s", describeJSONError(err))
+			return nil, badRequest("%s", strictjson.Describe(err))
 		}
 	} else {
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -39,7 +37,7 @@ func parseAlerts(body []byte) ([]handlers.Alert, error) {
 				break
 			}
 			if err != nil {
-				return nil, badRequest("alert %d: %s", len(raws), describeJSONError(err))
+				return nil, badRequest("alert %d: %s", len(raws), strictjson.Describe(err))
 			}
 			raws = append(raws, raw)
 		}
