@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -153,12 +154,12 @@ func dlqList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := connect(c)
+	q, conn, err := openDLQ(c)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	entries, total, err := stream.NewDLQ(conn.JS, topology(c)).List(c.Context, subject, c.Int("limit"))
+	entries, total, err := q.List(c.Context, subject, c.Int("limit"))
 	if err != nil {
 		return err
 	}
@@ -200,12 +201,12 @@ func dlqShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := connect(c)
+	q, conn, err := openDLQ(c)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	e, err := stream.NewDLQ(conn.JS, topology(c)).Get(c.Context, seq)
+	e, err := q.Get(c.Context, seq)
 	if err != nil {
 		return err
 	}
@@ -264,12 +265,11 @@ func dlqRedrive(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := connect(c)
+	q, conn, err := openDLQ(c)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	q := stream.NewDLQ(conn.JS, topology(c))
 	w, stderr := c.App.Writer, c.App.ErrWriter
 	done := func(r stream.Redriven, err error) {
 		if err != nil {
@@ -295,19 +295,12 @@ func dlqRedrive(c *cli.Context) error {
 		if ok, failed, err = q.RedriveAll(c.Context, subject, done); err != nil {
 			return err
 		}
-	} else {
-		for _, seq := range seqs {
-			r, err := q.Redrive(c.Context, seq)
-			done(r, err)
-			if err != nil {
-				failed++
-				if c.Context.Err() != nil {
-					return c.Context.Err()
-				}
-				continue
-			}
-			ok++
-		}
+	} else if ok, failed, err = eachSeq(c.Context, seqs, func(seq uint64) error {
+		r, err := q.Redrive(c.Context, seq)
+		done(r, err)
+		return err
+	}); err != nil {
+		return err
 	}
 	if !c.Bool("json") && (all || len(seqs) > 1) {
 		fmt.Fprintf(w, "redriven %d dead letters, %d failed\n", ok, failed)
@@ -320,12 +313,11 @@ func dlqPurge(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := connect(c)
+	q, conn, err := openDLQ(c)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	q := stream.NewDLQ(conn.JS, topology(c))
 	w := c.App.Writer
 	if all {
 		n, err := q.PurgeAll(c.Context, subject)
@@ -339,18 +331,46 @@ func dlqPurge(c *cli.Context) error {
 		fmt.Fprintf(w, "purged %d dead letters (%s)\n", n, what)
 		return nil
 	}
-	var ok, failed int
-	for _, seq := range seqs {
+	ok, failed, err := eachSeq(c.Context, seqs, func(seq uint64) error {
 		e, err := q.Purge(c.Context, seq)
 		if err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "reactor: %v\n", err)
+			return err
+		}
+		fmt.Fprintf(w, "purged dead letter %d: %s, %s: %s\n", e.DLQSequence, e.Subject, e.Reason, firstLine(e.Error, 80))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return batchResult("purge", ok, failed)
+}
+
+// openDLQ connects as the command's flags say and returns the dead-letter
+// stream of their topology, and the connection for the caller to close.
+func openDLQ(c *cli.Context) (*stream.DLQ, *stream.Conn, error) {
+	conn, err := connect(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return stream.NewDLQ(conn.JS, topology(c)), conn, nil
+}
+
+// eachSeq calls do for each sequence in turn and counts the calls that
+// succeeded and failed. A failure does not stop the batch, unless ctx is
+// done (interrupted): then it returns ctx's error.
+func eachSeq(ctx context.Context, seqs []uint64, do func(seq uint64) error) (ok, failed int, err error) {
+	for _, seq := range seqs {
+		if err := do(seq); err != nil {
 			failed++
+			if ctx.Err() != nil {
+				return ok, failed, ctx.Err()
+			}
 			continue
 		}
 		ok++
-		fmt.Fprintf(w, "purged dead letter %d: %s, %s: %s\n", e.DLQSequence, e.Subject, e.Reason, firstLine(e.Error, 80))
 	}
-	return batchResult("purge", ok, failed)
+	return ok, failed, nil
 }
 
 // batchResult is the error of a batch of which some items failed: exit 1 if
