@@ -261,15 +261,11 @@ func writeDeadLetter(w io.Writer, e stream.DLQEntry) error {
 }
 
 func dlqRedrive(c *cli.Context) error {
-	seqs, all, subject, err := targets(c, "redrive")
+	b, err := openBatch(c, "redrive")
 	if err != nil {
 		return err
 	}
-	q, conn, err := openDLQ(c)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer b.conn.Close()
 	w, stderr := c.App.Writer, c.App.ErrWriter
 	done := func(r stream.Redriven, err error) {
 		if err != nil {
@@ -291,48 +287,44 @@ func dlqRedrive(c *cli.Context) error {
 		fmt.Fprintf(w, "redriven dead letter %d (%s) for %s: seq=%d id=%s%s\n", r.DLQSequence, r.Subject, group, r.Sequence, r.MsgID, dup)
 	}
 	var ok, failed int
-	if all {
-		if ok, failed, err = q.RedriveAll(c.Context, subject, done); err != nil {
+	if b.all {
+		if ok, failed, err = b.q.RedriveAll(c.Context, b.subject, done); err != nil {
 			return err
 		}
-	} else if ok, failed, err = eachSeq(c.Context, seqs, func(seq uint64) error {
-		r, err := q.Redrive(c.Context, seq)
+	} else if ok, failed, err = b.each(c.Context, func(seq uint64) error {
+		r, err := b.q.Redrive(c.Context, seq)
 		done(r, err)
 		return err
 	}); err != nil {
 		return err
 	}
-	if !c.Bool("json") && (all || len(seqs) > 1) {
+	if !c.Bool("json") && (b.all || len(b.seqs) > 1) {
 		fmt.Fprintf(w, "redriven %d dead letters, %d failed\n", ok, failed)
 	}
 	return batchResult("redrive", ok, failed)
 }
 
 func dlqPurge(c *cli.Context) error {
-	seqs, all, subject, err := targets(c, "purge")
+	b, err := openBatch(c, "purge")
 	if err != nil {
 		return err
 	}
-	q, conn, err := openDLQ(c)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer b.conn.Close()
 	w := c.App.Writer
-	if all {
-		n, err := q.PurgeAll(c.Context, subject)
+	if b.all {
+		n, err := b.q.PurgeAll(c.Context, b.subject)
 		if err != nil {
 			return err
 		}
 		what := "all dead letters"
-		if subject != "" {
-			what = "the dead letters of " + subject
+		if b.subject != "" {
+			what = "the dead letters of " + b.subject
 		}
 		fmt.Fprintf(w, "purged %d dead letters (%s)\n", n, what)
 		return nil
 	}
-	ok, failed, err := eachSeq(c.Context, seqs, func(seq uint64) error {
-		e, err := q.Purge(c.Context, seq)
+	ok, failed, err := b.each(c.Context, func(seq uint64) error {
+		e, err := b.q.Purge(c.Context, seq)
 		if err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "reactor: %v\n", err)
 			return err
@@ -356,11 +348,34 @@ func openDLQ(c *cli.Context) (*stream.DLQ, *stream.Conn, error) {
 	return stream.NewDLQ(conn.JS, topology(c)), conn, nil
 }
 
-// eachSeq calls do for each sequence in turn and counts the calls that
+// dlqBatch is what redrive and purge act on: the dead letters their
+// arguments name, SEQ... or --all [--subject S], and the DLQ holding them.
+type dlqBatch struct {
+	q       *stream.DLQ
+	conn    *stream.Conn // for the caller to close
+	seqs    []uint64
+	all     bool
+	subject string
+}
+
+// openBatch reads the arguments of verb and connects to the DLQ.
+func openBatch(c *cli.Context, verb string) (*dlqBatch, error) {
+	seqs, all, subject, err := targets(c, verb)
+	if err != nil {
+		return nil, err
+	}
+	q, conn, err := openDLQ(c)
+	if err != nil {
+		return nil, err
+	}
+	return &dlqBatch{q: q, conn: conn, seqs: seqs, all: all, subject: subject}, nil
+}
+
+// each calls do for each sequence in turn and counts the calls that
 // succeeded and failed. A failure does not stop the batch, unless ctx is
 // done (interrupted): then it returns ctx's error.
-func eachSeq(ctx context.Context, seqs []uint64, do func(seq uint64) error) (ok, failed int, err error) {
-	for _, seq := range seqs {
+func (b *dlqBatch) each(ctx context.Context, do func(seq uint64) error) (ok, failed int, err error) {
+	for _, seq := range b.seqs {
 		if err := do(seq); err != nil {
 			failed++
 			if ctx.Err() != nil {
