@@ -14,7 +14,7 @@ import (
 // hold: the first thing to read after a crash or a damaged store (the
 // server's own warnings about what it repaired come just before it).
 func (p *Processor) logStreams(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
 	defer cancel()
 	t := p.cfg.Topology
 	state := func(name string) (jetstream.StreamState, bool) {
@@ -83,7 +83,7 @@ func (p *Processor) watchBacklog(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
 		seq, at, err := p.oldestUnsettled(cctx)
 		cancel()
 		if err != nil {

@@ -71,7 +71,7 @@ func (p *Processor) drainLegacy(ctx context.Context, l *stream.Legacy, dispatch 
 	if ctx.Err() != nil {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
 	defer cancel()
 	deleted, left, err := stream.RetireLegacy(rctx, p.js, l, p.cfg.Group)
 	switch {

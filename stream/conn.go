@@ -57,6 +57,11 @@ type Conn struct {
 	Server *Server // nil for an external server
 }
 
+// RequestTimeoutDefault bounds one request to the NATS server whose caller
+// gives no deadline of its own: a connect, a management call (stream or
+// consumer info, create, delete) or the wait for one publish's ack.
+const RequestTimeoutDefault = 5 * time.Second
+
 // ErrNoServer means no NATS server answered at the URL.
 var ErrNoServer = errors.New("stream: no NATS server reachable")
 
@@ -101,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	opts = append(opts, authOpts...)
-	timeout := 5 * time.Second
+	timeout := RequestTimeoutDefault
 	if deadline, ok := ctx.Deadline(); ok {
 		timeout = time.Until(deadline)
 	}

@@ -17,7 +17,8 @@ type PublisherConfig struct {
 	// RetryWait is the first wait between attempts; it doubles each time.
 	// Defaults to 100ms.
 	RetryWait time.Duration
-	// AttemptTimeout bounds the wait for one PubAck. Defaults to 5s.
+	// AttemptTimeout bounds the wait for one PubAck. Defaults to
+	// RequestTimeoutDefault.
 	AttemptTimeout time.Duration
 	// MaxPending bounds async publishes awaiting their PubAck. Defaults to
 	// 4000.
@@ -32,7 +33,7 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 		c.RetryWait = 100 * time.Millisecond
 	}
 	if c.AttemptTimeout <= 0 {
-		c.AttemptTimeout = 5 * time.Second
+		c.AttemptTimeout = RequestTimeoutDefault
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = 4000

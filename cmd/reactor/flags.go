@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
@@ -101,7 +100,7 @@ func connect(c *cli.Context) (*stream.Conn, error) {
 		return nil, usageErrorf("--url is empty: give the URL of a NATS server, e.g. %s", defaultURL)
 	}
 	cfg.Name = "reactor " + c.Command.Name
-	ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+	ctx, cancel := context.WithTimeout(c.Context, stream.RequestTimeoutDefault)
 	defer cancel()
 	conn, err := stream.Open(ctx, cfg)
 	if errors.Is(err, stream.ErrNoServer) {

@@ -39,9 +39,19 @@ func Listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// Timeouts of the metrics listener.
+const (
+	// readHeaderTimeout bounds how long a client may take to send a
+	// request's headers, so that idle connections cannot pile up.
+	readHeaderTimeout = 5 * time.Second
+	// shutdownTimeout bounds the wait for scrapes in flight when Serve's
+	// context is cancelled; the rest are cut off.
+	shutdownTimeout = 5 * time.Second
+)
+
 // Serve serves Handler on ln until ctx is cancelled, then shuts down.
 func Serve(ctx context.Context, ln net.Listener, m *Metrics, ready func() bool) error {
-	srv := &http.Server{Handler: Handler(m, ready), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: Handler(m, ready), ReadHeaderTimeout: readHeaderTimeout}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -49,7 +59,7 @@ func Serve(ctx context.Context, ln net.Listener, m *Metrics, ready func() bool) 
 		return fmt.Errorf("metrics: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
