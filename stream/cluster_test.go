@@ -14,10 +14,10 @@ import (
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
-// TestClusterReplicatedTopology: the topology with three replicas on a
-// three-server cluster reached by URL, as `--url a,b,c --replicas 3` does.
-func TestClusterReplicatedTopology(t *testing.T) {
-	t.Parallel()
+// replicatedCluster starts a three-server cluster, connects to it by URL
+// and creates the topology with three replicas on it.
+func replicatedCluster(t *testing.T) (*streamtest.Cluster, *stream.Conn, stream.Topology) {
+	t.Helper()
 	c := streamtest.NewCluster(t, 3)
 	conn := c.Connect(t)
 	topo := stream.Topology{Replicas: 3}.WithDefaults()
@@ -26,6 +26,16 @@ func TestClusterReplicatedTopology(t *testing.T) {
 	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
 		t.Fatalf("ensure streams: %v", err)
 	}
+	return c, conn, topo
+}
+
+// TestClusterReplicatedTopology: the topology with three replicas on a
+// three-server cluster reached by URL, as `--url a,b,c --replicas 3` does.
+func TestClusterReplicatedTopology(t *testing.T) {
+	t.Parallel()
+	c, conn, topo := replicatedCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for _, name := range []string{topo.Alerts, topo.DLQ} {
 		s, err := conn.JS.Stream(ctx, name)
 		if err != nil {
@@ -62,14 +72,7 @@ func TestClusterReplicatedTopology(t *testing.T) {
 func TestClusterPublishAcrossLeaderFailover(t *testing.T) {
 	t.Parallel()
 	kills := streamtest.Scale(2, 10)
-	c := streamtest.NewCluster(t, 3)
-	conn := c.Connect(t)
-	topo := stream.Topology{Replicas: 3}.WithDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
-		t.Fatalf("ensure streams: %v", err)
-	}
+	c, conn, topo := replicatedCluster(t)
 
 	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{Attempts: 20, AttemptTimeout: 2 * time.Second})
 	var (

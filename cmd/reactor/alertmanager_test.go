@@ -163,6 +163,14 @@ type amAlert struct {
 	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
+// firingSince returns a constructor of alerts named name on host, firing
+// since start.
+func firingSince(start time.Time) func(name, host string) amAlert {
+	return func(name, host string) amAlert {
+		return amAlert{Labels: map[string]string{"alertname": name, "host": host}, StartsAt: start}
+	}
+}
+
 // post posts alerts to Alertmanager's /api/v2/alerts, as Prometheus does.
 func (am *alertmanager) post(alerts ...amAlert) {
 	am.t.Helper()
@@ -179,6 +187,18 @@ func (am *alertmanager) post(alerts ...amAlert) {
 		data, _ := io.ReadAll(resp.Body)
 		am.t.Fatalf("POST /api/v2/alerts: %s: %s", resp.Status, data)
 	}
+}
+
+// waitWebhookFailures waits until Alertmanager counted at least n failed
+// webhook requests: it tried, failed and tried again.
+func (am *alertmanager) waitWebhookFailures(timeout time.Duration, n float64) {
+	am.t.Helper()
+	streamtest.Eventually(am.t, timeout, func() error {
+		if f := am.webhookFailures(); f < n {
+			return fmt.Errorf("%v failed webhook requests, want %v or more", f, n)
+		}
+		return nil
+	}, "alertmanager's failed webhook requests")
 }
 
 // webhookFailures is the number of failed webhook requests Alertmanager
@@ -331,10 +351,7 @@ func TestAlertmanagerRetriesWhileIngestDown(t *testing.T) {
 	am := startAlertmanager(t, "http://"+addr+"/v1/alertmanager",
 		"          basic_auth:\n            username: alertmanager\n            password: "+token)
 
-	start := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
-	alert := func(name, host string) amAlert {
-		return amAlert{Labels: map[string]string{"alertname": name, "host": host}, StartsAt: start}
-	}
+	alert := firingSince(time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond))
 	am.post(alert("DiskFull", "db-1"))
 	run.waitHandled(60*time.Second, "db-1/firing")
 
@@ -343,13 +360,7 @@ func TestAlertmanagerRetriesWhileIngestDown(t *testing.T) {
 	}
 	am.post(alert("DiskFull", "db-2"), alert("NodeDown", "db-3"))
 	// Alertmanager tried, failed and tried again while ingest was down.
-	streamtest.Eventually(t, 60*time.Second, func() error {
-		if f := am.webhookFailures(); f < 2 {
-			return fmt.Errorf("%v failed webhook requests, want 2 or more", f)
-		}
-		return nil
-	},
-		"alertmanager's failed webhook notifications")
+	am.waitWebhookFailures(60*time.Second, 2)
 	if h := handled(run.stdout.snapshot()); h["db-2/firing"]+h["db-3/firing"] != 0 {
 		t.Fatalf("handled while ingest was down: %v", h)
 	}
@@ -381,10 +392,7 @@ func TestAlertmanagerRetriesWhileNATSDown(t *testing.T) {
 	am := startAlertmanager(t, ing.ingestURL()+"/v1/alertmanager",
 		"          authorization:\n            type: Bearer\n            credentials: "+token)
 
-	start := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
-	alert := func(name, host string) amAlert {
-		return amAlert{Labels: map[string]string{"alertname": name, "host": host}, StartsAt: start}
-	}
+	alert := firingSince(time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond))
 	am.post(alert("DiskFull", "db-1"))
 	run.waitHandled(60*time.Second, "db-1/firing")
 	if code := run.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
@@ -392,13 +400,7 @@ func TestAlertmanagerRetriesWhileNATSDown(t *testing.T) {
 	}
 
 	am.post(alert("DiskFull", "db-2"))
-	streamtest.Eventually(t, 60*time.Second, func() error {
-		if f := am.webhookFailures(); f < 2 {
-			return fmt.Errorf("%v failed webhook requests, want 2 or more", f)
-		}
-		return nil
-	},
-		"alertmanager's failed webhook requests")
+	am.waitWebhookFailures(60*time.Second, 2)
 	if text := scrape(t, ing); !strings.Contains(text, `reactor_ingest_requests_total{code="503",endpoint="alertmanager"}`) {
 		t.Errorf("ingest counted no 503 while NATS was down:\n%s", text)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,7 +24,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/handlers"
-	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 var httpURL = regexp.MustCompile(`HTTP ingest on (http://127\.0\.0\.1:\d+)/v1/`)
@@ -71,30 +70,11 @@ func post(t *testing.T, url, auth, body string) (int, string) {
 // the server at url, in order.
 func storedAlerts(t *testing.T, url string) []handlers.Alert {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := stream.Open(ctx, stream.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	name, err := conn.JS.StreamNameBySubject(ctx, "alerts.x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := conn.JS.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []handlers.Alert
-	for seq := s.CachedInfo().State.FirstSeq; seq <= s.CachedInfo().State.LastSeq && seq > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("message %d: %v", seq, err)
-		}
+	for _, m := range streamtest.StoredMsgs(t, streamtest.Connect(t, url).JS, "alerts.x") {
 		a, err := handlers.DecodeAlert(m.Subject, m.Data)
 		if err != nil {
-			t.Fatalf("message %d: %v", seq, err)
+			t.Fatalf("message %d: %v", m.Sequence, err)
 		}
 		out = append(out, a)
 	}
@@ -144,16 +124,12 @@ func TestIngestToken(t *testing.T) {
 	}
 	// run's metrics count ingest too, on the processor's registry.
 	text := scrape(t, run)
-	for _, want := range []string{
+	requireMetrics(t, text,
 		`reactor_ingest_requests_total{code="401",endpoint="alerts"} 4`,
 		`reactor_ingest_requests_total{code="200",endpoint="alerts"} 2`,
 		`reactor_ingest_alerts_total{endpoint="alerts",result="stored"} 2`,
 		`reactor_alerts_handled_total{outcome="ok",pattern="alerts.>"} 2`,
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
+	)
 	if code := run.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
@@ -200,15 +176,11 @@ func TestIngestAlone(t *testing.T) {
 	run.waitIDs(10*time.Second, 2)
 
 	text := scrape(t, ing)
-	for _, want := range []string{
+	requireMetrics(t, text,
 		`reactor_ingest_requests_total{code="200",endpoint="alerts"} 1`,
 		`reactor_ingest_requests_total{code="400",endpoint="alerts"} 1`,
 		`reactor_ingest_alerts_total{endpoint="alerts",result="stored"} 2`,
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
+	)
 	if code := ing.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Errorf("ingest exit %d after SIGTERM, want 0\n%s", code, strings.Join(ing.stderr.snapshot(), "\n"))
 	}
@@ -277,6 +249,17 @@ func TestIngestShutdownFinishesRequests(t *testing.T) {
 var metricsURL = regexp.MustCompile(`metrics on (http://\S+/metrics)`)
 
 // scrape returns the metrics p serves (--metrics), as text.
+// requireMetrics fails the test for each of wants that the metrics text
+// lacks.
+func requireMetrics(t *testing.T, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
 func scrape(t *testing.T, p *runProc) string {
 	t.Helper()
 	var url string

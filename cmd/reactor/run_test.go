@@ -263,11 +263,7 @@ func TestMetrics(t *testing.T) {
 		_, body = get("/metrics")
 		return strings.Contains(body, handled)
 	}, "%s on /metrics", handled)
-	for _, want := range []string{`reactor_alerts_handled_total{outcome="ok",pattern="alerts.>"} 1`, "reactor_workers 16", "reactor_history_alerts 1"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %q", want)
-		}
-	}
+	requireMetrics(t, body, handled, "reactor_workers 16", "reactor_history_alerts 1")
 	if code := run.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d", code)
 	}

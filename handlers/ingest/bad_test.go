@@ -151,13 +151,9 @@ func TestStoreFailures(t *testing.T) {
 // connect opens a client connection to url and creates the alert streams.
 func connect(t *testing.T, url string) *stream.Conn {
 	t.Helper()
+	conn := streamtest.Connect(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := stream.Open(ctx, stream.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
 	if err := stream.EnsureStreams(ctx, conn.JS, stream.Topology{}.WithDefaults()); err != nil {
 		t.Fatal(err)
 	}

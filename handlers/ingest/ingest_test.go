@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -83,28 +82,14 @@ func do(t *testing.T, req *http.Request) reply {
 // in order.
 func (b *bundle) stored(t *testing.T) []handlers.Alert {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	name, err := b.conn.JS.StreamNameBySubject(ctx, "alerts.x")
-	if err != nil {
-		t.Fatalf("stream of the alerts: %v", err)
-	}
-	s, err := b.conn.JS.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []handlers.Alert
-	for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("message %d: %v", seq, err)
-		}
+	for _, m := range streamtest.StoredMsgs(t, b.conn.JS, "alerts.x") {
 		a, err := handlers.DecodeAlert(m.Subject, m.Data)
 		if err != nil {
-			t.Fatalf("stored message %d: %v", seq, err)
+			t.Fatalf("stored message %d: %v", m.Sequence, err)
 		}
 		if id := m.Header.Get("Nats-Msg-Id"); id != a.ID {
-			t.Errorf("message %d: Nats-Msg-Id %q, alert id %q", seq, id, a.ID)
+			t.Errorf("message %d: Nats-Msg-Id %q, alert id %q", m.Sequence, id, a.ID)
 		}
 		out = append(out, a)
 	}

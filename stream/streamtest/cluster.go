@@ -1,7 +1,6 @@
 package streamtest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -183,14 +182,7 @@ func (c *Cluster) ClientURLs() string {
 // t.Cleanup before the servers shut down.
 func (c *Cluster) Connect(t testing.TB) *stream.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := stream.Open(ctx, stream.Config{URL: c.ClientURLs(), Name: t.Name()})
-	if err != nil {
-		t.Fatalf("streamtest: connect to cluster: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return Connect(t, c.ClientURLs())
 }
 
 // Kill shuts server i down and waits until it is down: the closest an

@@ -50,6 +50,31 @@ func MsgIDs(t testing.TB, js jetstream.JetStream, streamName string) map[string]
 	return ids
 }
 
+// StoredMsgs returns every message of the stream that stores subject, first
+// to last.
+func StoredMsgs(t testing.TB, js jetstream.JetStream, subject string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name, err := js.StreamNameBySubject(ctx, subject)
+	if err != nil {
+		t.Fatalf("streamtest: stream of %s: %v", subject, err)
+	}
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatalf("streamtest: stream %s: %v", name, err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := s.CachedInfo().State.FirstSeq; seq <= s.CachedInfo().State.LastSeq && seq > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("streamtest: stream %s message %d: %v", name, seq, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 // StreamMsgs is the number of messages in a stream, or -1 if its info cannot
 // be had right now (no leader, say).
 func StreamMsgs(js jetstream.JetStream, streamName string) int64 {

@@ -40,6 +40,20 @@ func NewServerWith(t testing.TB, cfg stream.ServerConfig) *stream.Conn {
 	return conn
 }
 
+// Connect opens a client connection by URL (a comma-separated list for a
+// cluster), named after the test and closed by t.Cleanup.
+func Connect(t testing.TB, url string) *stream.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := stream.Open(ctx, stream.Config{URL: url, Name: t.Name()})
+	if err != nil {
+		t.Fatalf("streamtest: connect to %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
 // NewTopology starts a server as NewServer does and creates the default
 // topology on it.
 func NewTopology(t testing.TB) (*stream.Conn, stream.Topology) {
