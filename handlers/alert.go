@@ -38,6 +38,13 @@ const (
 	SeverityCritical = "critical"
 )
 
+// Statuses of an alert. Alert.Status holds one of them, or nothing: an
+// alert without a status is firing.
+const (
+	StatusFiring   = "firing"
+	StatusResolved = "resolved"
+)
+
 // ErrInvalidAlert is wrapped by every error that rejects an alert, from
 // Decode, DecodeAlert and Alert.Validate.
 var ErrInvalidAlert = errors.New("handlers: invalid alert")
@@ -57,6 +64,8 @@ type Alert struct {
 	Subject string `json:"subject,omitempty"`
 	// Severity is one of info, warning, error, critical. Defaults to warning.
 	Severity string `json:"severity,omitempty"`
+	// Status is firing or resolved. An alert without one is firing.
+	Status string `json:"status,omitempty"`
 	// Summary is the one-line human description.
 	Summary string `json:"summary,omitempty"`
 	// Labels identify the alert's source, e.g. host=db-3.
@@ -110,6 +119,11 @@ func (a Alert) validate() error {
 	}
 	if a.Severity != strings.ToLower(a.Severity) {
 		return fmt.Errorf("severity %q must be lower case", a.Severity)
+	}
+	switch a.Status {
+	case "", StatusFiring, StatusResolved:
+	default:
+		return fmt.Errorf("invalid status %q: want firing or resolved", a.Status)
 	}
 	for k := range a.Labels {
 		if k == "" {
