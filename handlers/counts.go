@@ -188,12 +188,13 @@ func ReadCounts(ctx context.Context, js jetstream.JetStream) ([]EntryCount, erro
 	}
 	byKey := make(map[[2]string]*EntryCount)
 	for subj := range info.State.Subjects {
-		parts := strings.Split(subj, ".")
-		if len(parts) != 4 {
+		rest, _ := strings.CutPrefix(subj, CountsSubjectPrefix+".")
+		parts := strings.Split(rest, ".")
+		if len(parts) != 3 {
 			continue
 		}
-		g, err1 := b64.DecodeString(parts[1])
-		e, err2 := b64.DecodeString(parts[2])
+		g, err1 := b64.DecodeString(parts[0])
+		e, err2 := b64.DecodeString(parts[1])
 		if err1 != nil || err2 != nil {
 			continue
 		}
@@ -214,7 +215,7 @@ func ReadCounts(ctx context.Context, js jetstream.JetStream) ([]EntryCount, erro
 			ec = &EntryCount{Group: key[0], Entry: key[1]}
 			byKey[key] = ec
 		}
-		switch parts[3] {
+		switch parts[2] {
 		case CountFiltered:
 			ec.Filtered = n
 		case CountSuppressed:

@@ -143,7 +143,7 @@ func (l *limiter) reserve(holder string) time.Duration {
 	if slot.Before(now) {
 		slot = now
 	}
-	l.tat = slot.Add(l.interval)
+	l.tat = later(l.tat, slot).Add(l.interval)
 	if !slot.After(now) {
 		return 0
 	}
@@ -152,6 +152,13 @@ func (l *limiter) reserve(holder string) time.Duration {
 	}
 	l.reserved[holder] = slot
 	return slot.Sub(now)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // forgetStale drops the reservations of alerts that did not come back

@@ -254,7 +254,11 @@ func (w When) compile() (conditions, error) {
 		if k == "" {
 			return c, fmt.Errorf("labels_match: empty label name")
 		}
-		re, err := regexp.Compile("^(?:" + w.LabelsMatch[k] + ")$")
+		var re *regexp.Regexp
+		_, err := regexp.Compile(w.LabelsMatch[k])
+		if err == nil {
+			re, err = regexp.Compile("^(?:" + w.LabelsMatch[k] + ")$")
+		}
 		if err != nil {
 			return c, fmt.Errorf("labels_match.%s: %q is not a regular expression: %v", k, w.LabelsMatch[k], strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
