@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -19,7 +20,8 @@ func statusCommand() *cli.Command {
 		Description: `Shows the history (alerts kept for replay, their size and age, how many came in
 the last minute and hour), the backlog of the work queue, each consumer group's
 progress (pending, in flight, redelivered, idle pull requests) and the dead
-letters.
+letters, and what the handler entries of each group filtered, suppressed and
+limited.
 
 Examples:
    reactor status
@@ -46,10 +48,20 @@ func statusAction(c *cli.Context) error {
 		return err
 	}
 	st.Server = conn.ServerStatus()
-	if c.Bool("json") {
-		return writeJSONIndent(c.App.Writer, st)
+	rules, err := handlers.ReadCounts(c.Context, conn.JS)
+	if err != nil {
+		return err
 	}
-	return writeStatus(c.App.Writer, st)
+	if c.Bool("json") {
+		return writeJSONIndent(c.App.Writer, struct {
+			*stream.Status
+			Rules []handlers.EntryCount `json:"rules,omitempty"`
+		}{st, rules})
+	}
+	if err := writeStatus(c.App.Writer, st); err != nil {
+		return err
+	}
+	return writeRuleCounts(c.App.Writer, rules)
 }
 
 func writeStatus(w io.Writer, st *stream.Status) error {
