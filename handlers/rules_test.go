@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,14 +215,25 @@ func TestLoadRulesExample(t *testing.T) {
 			Suppress: &SuppressConfig{Key: "{{.Labels.instance}}", For: 10 * time.Minute},
 			Limit:    &LimitConfig{Rate: "10/m", Concurrent: 2},
 			Exec:     &ExecConfig{Command: []string{"/usr/local/bin/page", "--team", "db"}},
-			line:     5,
+			line:     2,
 		},
-		{On: "alerts.disk.>", Name: "disk-warnings", When: When{MinSeverity: "warning"}, Print: true, line: 14},
-		{On: "alerts.>", When: When{Severity: []string{"info"}}, line: 18},
-		{On: "alerts.>", Print: true, line: 20},
+		{On: "alerts.disk.>", Name: "disk-warnings", When: When{MinSeverity: "warning"}, Print: true, line: 11},
+		{On: "alerts.>", When: When{Severity: []string{"info"}}, line: 15},
+		{On: "alerts.>", Print: true, line: 17},
 	}
 	if !reflect.DeepEqual(cfg.Handlers, want) {
 		t.Errorf("config:\n got %s\nwant %s", dump(cfg), dump(Config{Handlers: want}))
+	}
+	file, err := os.ReadFile(filepath.Join(testdata, "rules.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```yaml\n"+string(file)+"```") {
+		t.Error("README.md does not show testdata/handlers/rules.example.yaml as it is")
 	}
 }
 

@@ -285,7 +285,7 @@ func TestRulesExplain(t *testing.T) {
 
 	r := mustReactor(t, page, "rules", "explain", "--url", noServer, "--config", cfg, "-")
 	for _, want := range []string{
-		"alerts.disk.> (on alerts.disk.>, line 5): TAKES IT",
+		"alerts.disk.> (on alerts.disk.>, line 2): TAKES IT",
 		`ok   label instance =~ "db-.*": got "db-3"`,
 		"Outcome  alerts.disk.> runs exec /usr/local/bin/page --team db",
 		`Suppress key "db-3", window 10m0s (group reactor): state unknown`,
@@ -300,7 +300,7 @@ func TestRulesExplain(t *testing.T) {
 	r = mustReactor(t, "", "rules", "explain", "--url", noServer, "--config", cfg, warning)
 	for _, want := range []string{
 		`FAIL severity in [critical error]: got warning`,
-		`disk-warnings (on alerts.disk.>, line 14): TAKES IT`,
+		`disk-warnings (on alerts.disk.>, line 11): TAKES IT`,
 		"Outcome  disk-warnings runs print",
 	} {
 		if !strings.Contains(r.stdout, want) {
