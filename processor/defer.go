@@ -13,7 +13,7 @@ import (
 
 // DeferralsBucket is the key-value bucket where the processor counts the
 // deferrals (see Defer) of each alert, per group, under the key
-// <group>.<stream>.<seq>. It is created on the first deferral, with the
+// <group>.<stream>.<seq>. It is created on the first redelivery, with the
 // replicas of the topology and its MaxAge as the TTL of every key.
 //
 // JetStream counts every delivery, deferred or not, and a nak cannot carry
@@ -32,8 +32,10 @@ type deferralLog struct {
 	kv jetstream.KeyValue
 }
 
-// bucket returns the bucket; nil if it does not exist and create is false.
-func (d *deferralLog) bucket(ctx context.Context, js jetstream.JetStream, cfg Config, create bool) (jetstream.KeyValue, error) {
+// bucket returns the bucket, creating it if it does not exist. It is
+// created on the first redelivery or deferral rather than at start-up:
+// most groups never need it.
+func (d *deferralLog) bucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.kv != nil {
@@ -41,16 +43,16 @@ func (d *deferralLog) bucket(ctx context.Context, js jetstream.JetStream, cfg Co
 	}
 	kv, err := js.KeyValue(ctx, DeferralsBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		if !create {
-			return nil, nil
-		}
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      DeferralsBucket,
 			Description: "reactor: deferrals of each alert per group, not counted as failed deliveries",
 			TTL:         cfg.Topology.MaxAge,
 			Replicas:    cfg.Topology.Replicas,
 			Storage:     jetstream.FileStorage,
 		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, DeferralsBucket) // another process was first
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %q: %w", DeferralsBucket, err)
@@ -82,8 +84,8 @@ func (p *Processor) discountDeferrals(ctx context.Context, msg jetstream.Msg, m 
 func (d *deferralLog) count(ctx context.Context, p *Processor, m *Message) (int, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	kv, err := d.bucket(ctx, p.js, p.cfg, false)
-	if err != nil || kv == nil {
+	kv, err := d.bucket(ctx, p.js, p.cfg)
+	if err != nil {
 		return 0, err
 	}
 	e, err := kv.Get(ctx, p.deferralKey(m))
@@ -115,7 +117,7 @@ func (p *Processor) deferDelivery(ctx context.Context, msg jetstream.Msg, m *Mes
 func (d *deferralLog) record(ctx context.Context, p *Processor, m *Message) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	kv, err := d.bucket(ctx, p.js, p.cfg, true)
+	kv, err := d.bucket(ctx, p.js, p.cfg)
 	if err != nil {
 		return fmt.Errorf("record deferral: %w", err)
 	}
