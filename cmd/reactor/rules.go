@@ -34,7 +34,7 @@ func rulesExplainCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "config", Usage: "handlers config file (YAML); default: print every alert", EnvVars: env("CONFIG"), Category: catProc, TakesFile: true},
 		&cli.StringFlag{Name: "group", Value: "reactor", Usage: "consumer group whose suppression windows to read", EnvVars: env("GROUP"), Category: catProc},
-		&cli.Uint64Flag{Name: "seq", Usage: "explain the alert stored at this sequence of the history stream instead of a file", EnvVars: env("EXPLAIN_SEQ"), Category: catProc},
+		&cli.Uint64Flag{Name: "seq", Usage: "explain the alert stored at this sequence of the alert stream instead of a file", EnvVars: env("EXPLAIN_SEQ"), Category: catProc},
 		&cli.StringFlag{Name: "subject", Usage: `subject of an alert that has neither "subject" nor "name", e.g. alerts.disk_full`, EnvVars: env("EXPLAIN_SUBJECT"), Category: catProc},
 		jsonFlag("print the explanation as one JSON object (snake_case keys)"),
 	}
@@ -43,7 +43,7 @@ func rulesExplainCommand() *cli.Command {
 		Usage:     "show which entry takes an alert, which conditions hold, and what would run",
 		UsageText: "reactor rules explain [options] FILE|-\nreactor rules explain [options] --seq N",
 		Description: `Reads one alert (JSON or text) from FILE, from stdin with -, or from the
-history stream with --seq, and evaluates the handler entries of --config on it
+alert stream with --seq, and evaluates the handler entries of --config on it
 as reactor run would: the entries whose pattern matches, in evaluation order,
 each condition with the alert's value, the entry that takes it, the actions
 that would run, and whether the alert falls in an open suppression window of
@@ -113,7 +113,7 @@ func rulesExplainAction(c *cli.Context) error {
 		out.Unknown = "suppression windows and counts: " + firstLine(cerr.Error(), 200)
 	}
 	if seq != 0 {
-		if subject, data, header, err = storedAlert(c.Context, conn.JS, topology(c).History, seq); err != nil {
+		if subject, data, header, err = storedAlert(c.Context, conn.JS, topology(c).Alerts, seq); err != nil {
 			return err
 		}
 	}
@@ -186,15 +186,15 @@ func alertSubject(data []byte, flag string) (string, error) {
 	return "", usageErrorf(`the alert has neither "subject" nor "name": give --subject, e.g. --subject alerts.disk_full`)
 }
 
-// storedAlert reads the alert at seq of the history stream.
-func storedAlert(ctx context.Context, js jetstream.JetStream, history string, seq uint64) (string, []byte, nats.Header, error) {
-	s, err := js.Stream(ctx, history)
+// storedAlert reads the alert at seq of the alert stream.
+func storedAlert(ctx context.Context, js jetstream.JetStream, name string, seq uint64) (string, []byte, nats.Header, error) {
+	s, err := js.Stream(ctx, name)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("read stream %q: %w", history, err)
+		return "", nil, nil, fmt.Errorf("read stream %q: %w", name, err)
 	}
 	m, err := s.GetMsg(ctx, seq)
 	if err != nil {
-		return "", nil, nil, withHint(fmt.Errorf("read alert %d of %s: %w", seq, history, err), "see `reactor status` for the sequences kept")
+		return "", nil, nil, withHint(fmt.Errorf("read alert %d of %s: %w", seq, name, err), "see `reactor status` for the sequences kept")
 	}
 	return m.Subject, m.Data, m.Header, nil
 }
