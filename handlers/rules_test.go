@@ -293,6 +293,14 @@ func TestParseRules(t *testing.T) {
 			wantErr: `line 3: limit: burst 2: want a positive number, with a rate`},
 		{name: "labels not a mapping", yaml: "handlers:\n  - on: a\n    when: {labels: [team]}\n    print: true\n",
 			wantErr: `line 3: when.labels must be a mapping of names to strings, got a list`},
+		{name: "range over a number", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{range 300000000}}{{end}}\", for: 1m}\n    print: true\n",
+			wantErr: `line 3: suppress: key "{{range 300000000}}{{end}}": range over 300000000: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
+		{name: "nested range over a number", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{if .Labels}}{{range $i := 9}}{{end}}{{end}}\", for: 1m}\n    print: true\n",
+			wantErr: `line 3: suppress: key "{{if .Labels}}{{range $i := 9}}{{end}}{{end}}": range over $i := 9: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
+		{name: "range over dot", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{with 9}}{{range .}}{{end}}{{end}}\", for: 1m}\n    print: true\n",
+			wantErr: `line 3: suppress: key "{{with 9}}{{range .}}{{end}}{{end}}": range over .: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
+		{name: "template", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{define \\\"x\\\"}}{{template \\\"x\\\"}}{{end}}{{template \\\"x\\\"}}\", for: 1m}\n    print: true\n",
+			wantErr: `line 3: suppress: key "{{define \"x\"}}{{template \"x\"}}{{end}}{{template \"x\"}}": {{template}} is not allowed in a key`},
 		{name: "template fails on an alert", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{.Labels.x.y}}\", for: 1m}\n    print: true\n",
 			wantErr: `line 3: suppress: key "{{.Labels.x.y}}": template: key:1:9: executing "key" at <.Labels.x.y>: can't evaluate field y in type string`},
 	}
@@ -313,5 +321,17 @@ func TestParseRules(t *testing.T) {
 				t.Errorf("config:\n got %s\nwant %s", dump(cfg), dump(Config{Handlers: []Entry{tt.want}}))
 			}
 		})
+	}
+}
+
+func TestSuppressKeyBounded(t *testing.T) {
+	t.Parallel()
+	s, err := SuppressConfig{Key: "{{range .Labels}}{{.}}{{.}}{{.}}{{.}}{{end}}", For: time.Minute}.parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = render(s.tmpl, Alert{Labels: map[string]string{"a": strings.Repeat("x", 2000), "b": "y"}})
+	if err == nil || !strings.Contains(err.Error(), "key longer than 4096 bytes") {
+		t.Errorf("error %v, want the key's bound", err)
 	}
 }
