@@ -225,7 +225,11 @@ func writeExplanation(w io.Writer, out explainOutput, group string) error {
 		if cand.Takes {
 			verdict = "TAKES IT"
 		}
-		fmt.Fprintf(w, "  %s (on %s, %s): %s\n", cand.Entry, cand.Pattern, cand.Where, verdict)
+		where := cand.Where
+		if cand.Entry != cand.Pattern {
+			where = "on " + cand.Pattern + ", " + where
+		}
+		fmt.Fprintf(w, "  %s (%s): %s\n", cand.Entry, where, verdict)
 		if len(cand.Checks) == 0 {
 			fmt.Fprintln(w, "    no conditions")
 		}

@@ -285,7 +285,7 @@ func TestRulesExplain(t *testing.T) {
 
 	r := mustReactor(t, page, "rules", "explain", "--url", noServer, "--config", cfg, "-")
 	for _, want := range []string{
-		"alerts.disk.> (on alerts.disk.>, line 2): TAKES IT",
+		"alerts.disk.> (line 2): TAKES IT",
 		`ok   label instance =~ "db-.*": got "db-3"`,
 		"Outcome  alerts.disk.> runs exec /usr/local/bin/page --team db",
 		`Suppress key "db-3", window 10m0s (group reactor): state unknown`,
