@@ -75,7 +75,7 @@ func TestDecodeAlert(t *testing.T) {
 		{name: "invalid UTF-8", subject: "alerts.x", data: "disk \xff\xfe full", wantErr: "decode alert: payload is not valid UTF-8"},
 		{name: "truncated JSON", subject: "alerts.x", data: `{"summary":"x"`, wantErr: "decode alert: malformed JSON: unexpected end of input"},
 		{name: "malformed JSON", subject: "alerts.x", data: `{"summary" "x"}`, wantErr: "decode alert: malformed JSON at byte 12: invalid character"},
-		{name: "unknown field", subject: "alerts.x", data: `{"summary":"x","foo":1}`, wantErr: `decode alert: unknown field "foo" (want id, name, subject, severity, summary, labels, annotations, source, timestamp)`},
+		{name: "unknown field", subject: "alerts.x", data: `{"summary":"x","foo":1}`, wantErr: `decode alert: unknown field "foo" (want id, name, subject, severity, status, summary, labels, annotations, source, timestamp)`},
 		{name: "key in another case", subject: "alerts.x", data: `{"nAme":"x"}`, wantErr: `decode alert: unknown field "nAme" (keys are case-sensitive: did you mean "name"?)`},
 		{name: "key in upper case", subject: "alerts.x", data: `{"SUMMARY":"x"}`, wantErr: `decode alert: unknown field "SUMMARY"`},
 		{name: "key folded by Unicode", subject: "alerts.x", data: `{"\u017fummary":"x"}`, wantErr: `decode alert: unknown field "ſummary"`},
@@ -290,5 +290,5 @@ func ExampleDecodeAlert() {
 	// Output:
 	// disk_full error disk 95% on db-3 db-3 <nil>
 	// terminator_detected warning bad robot detected <nil>
-	// permanent: decode alert: unknown field "sevirity" (want id, name, subject, severity, summary, labels, annotations, source, timestamp)
+	// permanent: decode alert: unknown field "sevirity" (want id, name, subject, severity, status, summary, labels, annotations, source, timestamp)
 }
