@@ -38,8 +38,8 @@ const (
 	SeverityCritical = "critical"
 )
 
-// Statuses of an alert. Alert.Status holds one of them, or nothing: an
-// alert without a status is firing.
+// Statuses of an alert from monitoring: Alert.Status holds one of them, or
+// nothing for an alert that only fires (what `reactor send` publishes).
 const (
 	StatusFiring   = "firing"
 	StatusResolved = "resolved"
@@ -65,8 +65,6 @@ type Alert struct {
 	Subject string `json:"subject,omitempty"`
 	// Severity is one of info, warning, error, critical. Defaults to warning.
 	Severity string `json:"severity,omitempty"`
-	// Status is firing or resolved. An alert without one is firing.
-	Status string `json:"status,omitempty"`
 	// Summary is the one-line human description.
 	Summary string `json:"summary,omitempty"`
 	// Labels identify the alert's source, e.g. host=db-3.
@@ -78,6 +76,13 @@ type Alert struct {
 	// Timestamp is when the alert fired. Defaults to when the stream stored
 	// the message.
 	Timestamp time.Time `json:"timestamp,omitzero"`
+	// Status is StatusFiring or StatusResolved for alerts from monitoring
+	// that resolves them (Alertmanager, Grafana). Defaults to empty: an
+	// alert that fires and needs no resolution.
+	Status string `json:"status,omitempty"`
+	// EndsAt is when a resolved alert stopped firing (Alertmanager's
+	// endsAt). Defaults to the zero time.
+	EndsAt time.Time `json:"ends_at,omitzero"`
 }
 
 // NewAlert returns an alert ready to publish: a fresh ID, subject
@@ -97,7 +102,8 @@ func NewAlert(name, summary string) Alert {
 
 // Validate reports whether a is fit to publish and to handle: a valid subject
 // (no wildcards), a name, a known lower-case severity (empty means warning),
-// non-empty label keys and valid UTF-8 text. An ID is not required: alerts published by other
+// a status that is empty, firing or resolved, non-empty label keys and valid
+// UTF-8 text. An ID is not required: alerts published by other
 // tools may lack one.
 func (a Alert) Validate() error {
 	if err := a.validate(); err != nil {
@@ -118,13 +124,13 @@ func (a Alert) validate() error {
 	if _, err := parseSeverity(a.Severity); err != nil {
 		return err
 	}
-	if a.Severity != strings.ToLower(a.Severity) {
-		return fmt.Errorf("severity %q must be lower case", a.Severity)
-	}
 	switch a.Status {
 	case "", StatusFiring, StatusResolved:
 	default:
-		return fmt.Errorf("invalid status %q: want firing or resolved", a.Status)
+		return fmt.Errorf("invalid status %q: want %s or %s", a.Status, StatusFiring, StatusResolved)
+	}
+	if a.Severity != strings.ToLower(a.Severity) {
+		return fmt.Errorf("severity %q must be lower case", a.Severity)
 	}
 	for k := range a.Labels {
 		if k == "" {

@@ -32,6 +32,7 @@ func TestHelpGolden(t *testing.T) {
 		{"status"},
 		{"rules"},
 		{"rules", "explain"},
+		{"ingest"},
 	} {
 		name := strings.Join(append([]string{"help"}, args...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {
