@@ -3,6 +3,7 @@ package processor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +36,12 @@ func TestDeferDoesNotCountTowardMaxDeliver(t *testing.T) {
 	})
 	b.publish(1, "alerts.limited")
 	b.start()
-	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) == 1 }, "acked")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		if n := b.count(processor.OutcomeAck); n != 1 {
+			return fmt.Errorf("%d acks, want 1", n)
+		}
+		return nil
+	}, "the alert acked")
 	mu.Lock()
 	defer mu.Unlock()
 	want := []int{1, 1, 1, 1, 1, 1, 2}
