@@ -82,6 +82,10 @@ type GroupStatus struct {
 	// LastActive is when the group last received an alert.
 	LastActive     time.Time `json:"last_active,omitzero"`
 	AckWaitSeconds float64   `json:"ack_wait_seconds"`
+	// Paused reports a group paused by PauseGroup: the server delivers
+	// nothing to it until PausedUntil or ResumeGroup.
+	Paused      bool      `json:"paused"`
+	PausedUntil time.Time `json:"paused_until,omitzero"`
 }
 
 // ReadStatus reads the status of t's streams and of every consumer group on
@@ -161,7 +165,9 @@ func groupStatus(info *jetstream.ConsumerInfo) GroupStatus {
 		Delivered:      info.Delivered.Stream,
 		AckFloor:       info.AckFloor.Stream,
 		AckWaitSeconds: info.Config.AckWait.Seconds(),
+		PausedUntil:    pausedUntil(info),
 	}
+	g.Paused = !g.PausedUntil.IsZero()
 	switch {
 	case info.Config.FilterSubject != "":
 		g.FilterSubjects = []string{info.Config.FilterSubject}

@@ -241,7 +241,13 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, t Topology, spe
 	if spec.Name == "" {
 		return nil, errors.New("stream: consumer needs a name")
 	}
-	c, err := js.CreateOrUpdateConsumer(ctx, t.Work, spec.ConsumerConfig())
+	cc := spec.ConsumerConfig()
+	// An update without PauseUntil would resume a paused group: keep the
+	// pause of a group an operator paused while its processes restart.
+	if have, err := js.Consumer(ctx, t.Work, spec.Name); err == nil && have.CachedInfo().Paused {
+		cc.PauseUntil = have.CachedInfo().Config.PauseUntil
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, t.Work, cc)
 	if err != nil {
 		hint := ""
 		if strings.Contains(err.Error(), "overlap") || strings.Contains(err.Error(), "unique") {
