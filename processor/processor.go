@@ -134,7 +134,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		defer close(watched)
 		p.watchSourcing(wctx)
 	}()
+	stopPauseWatch := p.watchPause(ctx)
 	err := p.loop(ctx, dispatch)
+	stopPauseWatch()
 	stopWatch()
 	<-watched
 	p.stopping.Store(true)

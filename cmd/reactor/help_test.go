@@ -30,6 +30,9 @@ func TestHelpGolden(t *testing.T) {
 		{"dlq", "redrive"},
 		{"dlq", "purge"},
 		{"status"},
+		{"group"},
+		{"group", "pause"},
+		{"group", "resume"},
 	} {
 		name := strings.Join(append([]string{"help"}, args...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {

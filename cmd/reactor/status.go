@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -86,15 +87,28 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tLAST ACTIVE\tFILTER")
+	fmt.Fprintln(tw, "GROUP\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tLAST ACTIVE\tFILTER\tSTATE")
 	for _, g := range st.Groups {
 		filter := "all"
 		if len(g.FilterSubjects) > 0 {
 			filter = strings.Join(g.FilterSubjects, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", g.Name, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), filter)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", g.Name, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), filter, groupState(now, g))
 	}
 	return tw.Flush()
+}
+
+// groupState says whether a group receives alerts: "active", "paused" (until
+// resumed), or "paused 29m left".
+func groupState(now time.Time, g stream.GroupStatus) string {
+	switch left := g.PausedUntil.Sub(now); {
+	case !g.Paused:
+		return "active"
+	case left > stream.PauseIndefinitely/2:
+		return "paused"
+	default:
+		return "paused " + left.Truncate(time.Second).String() + " left"
+	}
 }
 
 func orUnknown(n *uint64) string {
