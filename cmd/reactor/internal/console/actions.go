@@ -111,9 +111,9 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, kind dlqAction
 		for k, vs := range q.values() {
 			d.Fields = append(d.Fields, [2]string{k, vs[0]})
 		}
-		d.Summary = "every dead letter"
+		d.Summary = "Every dead letter in " + c.cfg.Topology.DLQ
 		if v := q.values(); len(v) > 0 {
-			d.Summary += " matching " + describeFilter(q)
+			d.Summary = "Every dead letter with " + describeFilter(q)
 		}
 	} else {
 		var list []string
@@ -121,9 +121,9 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, kind dlqAction
 			d.Fields = append(d.Fields, [2]string{"seq", strconv.FormatUint(s, 10)})
 			list = append(list, strconv.FormatUint(s, 10))
 		}
-		d.Summary = "dead letter " + strings.Join(list, ", ")
+		d.Summary = "Dead letter " + strings.Join(list, ", ")
 		if len(seqs) > 1 {
-			d.Summary = "dead letters " + strings.Join(list, ", ")
+			d.Summary = "Dead letters " + strings.Join(list, ", ")
 		}
 	}
 	c.render(w, r, http.StatusOK, "confirm", page{Title: d.Verb + " dead letters", Nav: "dlq", Data: d})

@@ -250,16 +250,16 @@ var severities = []string{handlers.SeverityInfo, handlers.SeverityWarning, handl
 
 // alertData is an alert's page.
 type alertData struct {
-	Msg       stream.StoredMsg
-	Alert     *handlers.Alert
-	Invalid   string
-	Payload   string
-	Headers   []header
-	MsgID     string
-	TraceID   string
-	Redriven  string
-	Groups    []groupFate
-	DeadLetts []stream.DLQEntry
+	Msg        stream.StoredMsg
+	Alert      *handlers.Alert
+	Invalid    string
+	Payload    string
+	Headers    []header
+	MsgID      string
+	TraceID    string
+	Redriven   string
+	Groups     []groupFate
+	DeadLetts  []stream.DLQEntry
 	DLQLimited bool
 }
 

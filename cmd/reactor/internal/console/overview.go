@@ -14,8 +14,8 @@ import (
 type overviewData struct {
 	GroupStream string
 	Status      *stream.Status
-	Server *stream.ServerStatus
-	Chart  chart
+	Server      *stream.ServerStatus
+	Chart       chart
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
@@ -42,21 +42,22 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 
 // chart is the overview's per-minute chart, laid out for an SVG.
 type chart struct {
-	W, H, PlotH   int
-	Minutes       int
-	Bars          []bar
-	Handled, Dead string // polyline points
-	Backlog       string // polygon points
-	Max           uint64
-	BacklogMax    uint64
-	Ticks         []tick
-	Published     uint64 // totals over the window
-	HandledTotal  uint64
-	DeadTotal     uint64
-	SampledSince  time.Time
-	From          time.Time
-	LastBacklog   uint64
-	BacklogH      int
+	W, H, PlotH  int
+	Minutes      int
+	Bars         []bar
+	DeadBars     []bar
+	Handled      string // polyline points
+	Backlog      string // polygon points
+	Max          uint64
+	BacklogMax   uint64
+	Ticks        []tick
+	Published    uint64 // totals over the window
+	HandledTotal uint64
+	DeadTotal    uint64
+	SampledSince time.Time
+	From         time.Time
+	LastBacklog  uint64
+	BacklogH     int
 }
 
 type bar struct {
@@ -96,7 +97,7 @@ func (c *Console) chart(ctx context.Context, now time.Time) (chart, error) {
 	ch.BacklogMax = niceCeil(ch.BacklogMax)
 	bw := float64(ch.W) / float64(n)
 	y := func(v, top uint64, h int) float64 { return float64(h) - float64(v)/float64(top)*float64(h) }
-	var hp, dp, bp []string
+	var hp, bp []string
 	for i := range n {
 		x := float64(i) * bw
 		at := from.Add(time.Duration(i) * time.Minute)
@@ -105,8 +106,12 @@ func (c *Console) chart(ctx context.Context, now time.Time) (chart, error) {
 			ch.Bars = append(ch.Bars, bar{X: x, Y: top, W: max(bw-0.6, 0.6), H: float64(ch.PlotH) - top,
 				Title: fmt.Sprintf("%s: %d published, %d handled, %d dead-lettered", at.Format("15:04"), published[i], handled[i], dead[i])})
 		}
+		if dead[i] > 0 {
+			top := y(dead[i], ch.Max, ch.PlotH)
+			ch.DeadBars = append(ch.DeadBars, bar{X: x, Y: top, W: max(bw-0.6, 0.6), H: float64(ch.PlotH) - top,
+				Title: fmt.Sprintf("%s: %d dead-lettered", at.Format("15:04"), dead[i])})
+		}
 		mid := x + bw/2
-		dp = append(dp, point(mid, y(dead[i], ch.Max, ch.PlotH)))
 		if sampled[i] {
 			hp = append(hp, point(mid, y(handled[i], ch.Max, ch.PlotH)))
 			bp = append(bp, point(mid, y(backlog[i], ch.BacklogMax, ch.BacklogH)))
@@ -117,7 +122,6 @@ func (c *Console) chart(ctx context.Context, now time.Time) (chart, error) {
 		}
 	}
 	ch.Handled = strings.Join(hp, " ")
-	ch.Dead = strings.Join(dp, " ")
 	if len(bp) > 0 {
 		first, last := strings.Split(bp[0], ","), strings.Split(bp[len(bp)-1], ",")
 		ch.Backlog = first[0] + "," + strconv.Itoa(ch.BacklogH) + " " + strings.Join(bp, " ") + " " + last[0] + "," + strconv.Itoa(ch.BacklogH)
@@ -125,7 +129,9 @@ func (c *Console) chart(ctx context.Context, now time.Time) (chart, error) {
 	return ch, nil
 }
 
-func point(x, y float64) string { return strconv.FormatFloat(x, 'f', 1, 64) + "," + strconv.FormatFloat(y, 'f', 1, 64) }
+func point(x, y float64) string {
+	return strconv.FormatFloat(x, 'f', 1, 64) + "," + strconv.FormatFloat(y, 'f', 1, 64)
+}
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten, for an axis.
 func niceCeil(v uint64) uint64 {
