@@ -123,9 +123,22 @@ func (a alertQuery) matcher() func(stream.StoredMsg) bool {
 	}
 	text := []byte(strings.ToLower(a.Text))
 	key, val, hasVal := strings.Cut(a.Label, "=")
+	// Words that a matching payload must hold, checked before decoding it:
+	// most alerts fail a filter on them, and decoding costs ten times more.
+	var must [][]byte
+	for _, w := range []string{a.Severity, key, val} {
+		if w != "" {
+			must = append(must, []byte(strings.ToLower(w)))
+		}
+	}
 	return func(m stream.StoredMsg) bool {
 		if len(text) > 0 && !containsFold(m.Data, text) {
 			return false
+		}
+		for _, w := range must {
+			if !containsFold(m.Data, w) {
+				return false
+			}
 		}
 		if a.Severity == "" && a.Label == "" {
 			return true
@@ -147,12 +160,19 @@ func (a alertQuery) matcher() func(stream.StoredMsg) bool {
 	}
 }
 
-// containsFold reports whether data holds lower, ignoring ASCII case.
+// containsFold reports whether data holds lower (lower case), ignoring
+// ASCII case, without allocating.
 func containsFold(data, lower []byte) bool {
-	if bytes.Contains(data, lower) {
+	if len(lower) == 0 {
 		return true
 	}
-	return bytes.Contains(bytes.ToLower(data), lower)
+	first := lower[0]
+	for i := 0; i+len(lower) <= len(data); i++ {
+		if c := data[i]; (c == first || c|0x20 == first) && bytes.EqualFold(data[i:i+len(lower)], lower) {
+			return true
+		}
+	}
+	return false
 }
 
 // alertRow is one line of the alerts list.
@@ -246,6 +266,10 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
 }
 
+// deadLetterSearch bounds the dead letters an alert's page reads to find
+// its own.
+const deadLetterSearch = 2000
+
 var severities = []string{handlers.SeverityInfo, handlers.SeverityWarning, handlers.SeverityError, handlers.SeverityCritical}
 
 // alertData is an alert's page.
@@ -307,21 +331,21 @@ func (c *Console) alert(w http.ResponseWriter, r *http.Request) {
 	} else {
 		d.Alert = &a
 	}
-	// Dead letters of this alert: those of its subject whose origin is it.
-	lo, hi, _, err := bounds(ctx, c, c.cfg.Topology.DLQ, time.Time{}, time.Time{}, 0)
-	if err != nil {
-		c.fail(w, r, http.StatusBadGateway, err)
-		return
+	// Dead letters of this alert: those of its subject, stored after it,
+	// whose origin is it; the newest deadLetterSearch of them.
+	origin, seqText := c.cfg.Topology.History+" "+strconv.FormatUint(seq, 10), strconv.FormatUint(seq, 10)
+	lo, hi, ok, err := bounds(ctx, c, c.cfg.Topology.DLQ, m.Time, time.Time{}, 0)
+	var scan scanned
+	if err == nil && ok {
+		scan, err = scanBack(ctx, c, window{
+			stream: c.cfg.Topology.DLQ, filter: []string{c.cfg.Topology.DLQSubject(m.Subject)},
+			lo: lo, hi: hi, want: 20, budget: min(c.cfg.ScanLimit, deadLetterSearch),
+			matches: func(dm stream.StoredMsg) bool {
+				return dm.Header.Get(stream.HeaderOrigin) == origin ||
+					dm.Header.Get(stream.HeaderStream) == c.cfg.Topology.History && dm.Header.Get(stream.HeaderSequence) == seqText
+			},
+		})
 	}
-	scan, err := scanBack(ctx, c, window{
-		stream: c.cfg.Topology.DLQ, filter: []string{c.cfg.Topology.DLQSubject(m.Subject)},
-		lo: lo, hi: hi, want: 20, budget: c.cfg.ScanLimit,
-		matches: func(dm stream.StoredMsg) bool {
-			dl := stream.ParseDeadLetter(dm.Subject, dm.Data, dm.Header)
-			return dl.Origin == c.cfg.Topology.History+" "+strconv.FormatUint(seq, 10) ||
-				dl.Stream == c.cfg.Topology.History && dl.Sequence == seq
-		},
-	})
 	if err == nil {
 		for _, dm := range scan.Msgs {
 			e := stream.DLQEntry{DeadLetter: stream.ParseDeadLetter(dm.Subject, dm.Data, dm.Header), DLQSubject: dm.Subject, Stored: dm.Time}
@@ -350,7 +374,11 @@ func (c *Console) fate(seq uint64, subject string, g stream.GroupStatus, dead []
 	}
 	for _, e := range dead {
 		if e.Group == g.Name {
-			f.State, f.Class = fmt.Sprintf("dead-lettered (%s) after %d deliveries", e.Reason, e.Deliveries), "bad"
+			n := fmt.Sprintf("%d deliveries", e.Deliveries)
+			if e.Deliveries == 1 {
+				n = "1 delivery"
+			}
+			f.State, f.Class = fmt.Sprintf("dead-lettered (%s) after %s", e.Reason, n), "bad"
 			return f
 		}
 	}

@@ -185,6 +185,14 @@ func TestRedriveDeadLetterByClicking(t *testing.T) {
 	b.failing.Store(false)
 
 	ctx := browser(t)
+	// The alert's page says what became of it.
+	do(t, ctx, chromedp.Navigate(b.srv.URL+"/alerts/1"))
+	if got := text(t, ctx, "#fates"); !strings.Contains(got, "ops") || !strings.Contains(got, "dead-lettered (permanent) after 1 delivery") {
+		t.Errorf("alert 1's fate in each group: %q", got)
+	}
+	if got := text(t, ctx, "#dead-letters"); !strings.Contains(got, "dead letter 1") {
+		t.Errorf("alert 1's dead letters: %q", got)
+	}
 	do(t, ctx, chromedp.Navigate(b.srv.URL+"/dlq?subject=alerts.fail.disk"))
 	click(t, ctx, `#deadletters td.summary a`, `#redrive`)
 	if got := text(t, ctx, "pre.error-text"); got != "permanent: disk on fire\nsecond line of the error" {
