@@ -79,6 +79,7 @@ func TestOverviewReadsTheNumbers(t *testing.T) {
 	waitText(t, ctx, "#alerts-total", "10")
 	waitText(t, ctx, "#backlog-total", "3")
 	waitText(t, ctx, `#groups tr[data-group="ops"] td:nth-child(2)`, "paused")
+	screenshot(t, ctx, "overview-paused")
 }
 
 func TestFilterAlerts(t *testing.T) {
