@@ -21,6 +21,11 @@ type Config struct {
 	Group string
 	// FilterSubjects restricts the group to some subjects. Defaults to all.
 	FilterSubjects []string
+	// Start is where the group starts in the alert stream when its consumer
+	// is created; an existing group keeps its position. Defaults to
+	// stream.StartAuto: every alert kept for the first group of the stream,
+	// the next alert for a group added later.
+	Start stream.Start
 	// Workers bounds concurrent handler calls. Defaults to 8.
 	Workers int
 	// Prefetch is how many messages are pulled ahead of the workers. Their
@@ -142,5 +147,6 @@ func (c Config) ConsumerSpec() stream.ConsumerSpec {
 		MaxDeliver:     -1,
 		MaxAckPending:  c.MaxAckPending,
 		FilterSubjects: c.FilterSubjects,
+		Start:          c.Start,
 	}
 }

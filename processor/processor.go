@@ -44,6 +44,8 @@ type Processor struct {
 	backoff backoff
 	log     *slog.Logger
 	tracer  trace.Tracer
+	redrive string              // the group's redrive subject prefix, see alertSubject
+	spec    stream.ConsumerSpec // the consumer; Run may set its start for an upgrade
 
 	stopping atomic.Bool
 	inflight sync.Map // *delivery -> struct{}
@@ -69,7 +71,9 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 		h:        h,
 		cfg:      cfg,
 		backoff:  backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
-		log:      cfg.Logger.With("stream", cfg.Topology.Work, "consumer", cfg.Group),
+		log:      cfg.Logger.With("stream", cfg.Topology.Alerts, "consumer", cfg.Group),
+		redrive:  cfg.Topology.RedriveSubject(cfg.Group, ""),
+		spec:     cfg.ConsumerSpec(),
 		attempts: attemptLog{first: make(map[uint64]attempt)},
 	}, nil
 }
@@ -91,6 +95,10 @@ func (p *Processor) InFlight() int { return int(p.running.Load()) }
 // shutdown, or the error that kept it from starting.
 func (p *Processor) Run(ctx context.Context) error {
 	if err := stream.EnsureStreams(ctx, p.js, p.cfg.Topology); err != nil {
+		return fmt.Errorf("processor: %w", err)
+	}
+	legacy, err := p.upgrade(ctx)
+	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
 	p.logStreams(ctx)
@@ -129,16 +137,21 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	p.log.Info("processor started", "workers", p.cfg.Workers, "prefetch", p.cfg.Prefetch, "ack_wait", p.cfg.AckWait, "max_deliver", p.cfg.MaxDeliver)
 	wctx, stopWatch := context.WithCancel(ctx)
-	watched := make(chan struct{})
+	watched, drained := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watched)
-		p.watchSourcing(wctx)
+		p.watchBacklog(wctx)
+	}()
+	go func() {
+		defer close(drained)
+		p.drainLegacy(wctx, legacy, dispatch)
 	}()
 	stopPauseWatch := p.watchPause(ctx)
-	err := p.loop(ctx, dispatch)
+	err = p.loop(ctx, dispatch)
 	stopPauseWatch()
 	stopWatch()
 	<-watched
+	<-drained
 	p.stopping.Store(true)
 	close(quit)
 	p.shutdown(workers, hcancel)
@@ -222,7 +235,7 @@ func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg, *j
 	}
 	wait := 100 * time.Millisecond
 	for {
-		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.cfg.ConsumerSpec())
+		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.spec)
 		if err == nil {
 			watch := new(stream.PullWatch)
 			cc, err := cons.Consume(watch.Wrap(dispatch),

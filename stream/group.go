@@ -18,7 +18,7 @@ const PauseIndefinitely = 100 * 365 * 24 * time.Hour
 var ErrGroupNotFound = errors.New("stream: no consumer group with that name")
 
 // GroupStream is the stream whose durable consumers are t's groups.
-func (t Topology) GroupStream() string { return t.WithDefaults().Work }
+func (t Topology) GroupStream() string { return t.WithDefaults().Alerts }
 
 // PauseGroup pauses the durable consumer of group until the given time (zero
 // means PauseIndefinitely from now): the server delivers nothing to any of

@@ -12,7 +12,7 @@ import (
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
-// pullWatchSetup returns a bound consumer on a work stream holding n
+// pullWatchSetup returns a bound consumer on an alert stream holding n
 // alerts, nobody pulling, allowing maxAckPending unacknowledged deliveries.
 func pullWatchSetup(t *testing.T, n, maxAckPending int) jetstream.Consumer {
 	t.Helper()
@@ -21,8 +21,8 @@ func pullWatchSetup(t *testing.T, n, maxAckPending int) jetstream.Consumer {
 		streamtest.Publish(t, conn, "alerts.x", fmt.Sprint("a", i), []byte("x"))
 	}
 	streamtest.Eventually(t, 5*time.Second, func() bool {
-		return streamtest.StreamMsgs(conn.JS, topo.Work) == int64(n)
-	}, "work stream sourced the alerts")
+		return streamtest.StreamMsgs(conn.JS, topo.Alerts) == int64(n)
+	}, "alert stream holds the alerts")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cons, err := stream.EnsureConsumer(ctx, conn.JS, topo, stream.ConsumerSpec{Name: "g", AckWait: time.Minute, MaxDeliver: -1, MaxAckPending: maxAckPending})

@@ -101,9 +101,8 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
 	subjects := "reactor_bench." + run + "." + name
 	topo := stream.Topology{
-		History:   tag,
+		Alerts:    tag,
 		Subjects:  []string{subjects + ".>"},
-		Work:      tag + "_WORK",
 		DLQ:       tag + "_DLQ",
 		DLQPrefix: "reactor_bench_dlq." + run + "." + name,
 
@@ -113,12 +112,6 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		return ph, fmt.Errorf("bench: %w", err)
 	}
 	defer deleteStreams(js, topo)
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := stream.WaitSourcing(wctx, js, topo)
-	cancel()
-	if err != nil {
-		return ph, fmt.Errorf("bench: %w", err)
-	}
 
 	t := newTracker(run+"-"+name+"-", cfg.Msgs)
 	var side consumerSide
@@ -207,7 +200,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / elapsed.Seconds()
 		}
 	}
-	ph.WorkLeft, ph.DLQMessages = streamCounts(js, topo)
+	ph.Backlog, ph.DLQMessages = streamCounts(js, topo)
 	if rs, ok := side.(*reactorSide); ok {
 		ph.Metrics = counters(rs.metrics)
 	}
@@ -247,7 +240,7 @@ func waitPulling(ctx context.Context, js jetstream.JetStream, topo stream.Topolo
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		c, err := js.Consumer(ctx, topo.Work, benchGroup)
+		c, err := js.Consumer(ctx, topo.Alerts, benchGroup)
 		if err == nil {
 			if info, err := c.Info(ctx); err == nil && info.NumWaiting > 0 {
 				return nil
@@ -261,10 +254,10 @@ func waitPulling(ctx context.Context, js jetstream.JetStream, topo stream.Topolo
 	}
 }
 
-// waitBacklog waits until the work stream has sourced n messages.
+// waitBacklog waits until the alert stream holds n messages.
 func waitBacklog(ctx context.Context, js jetstream.JetStream, topo stream.Topology, n uint64) error {
 	for {
-		s, err := js.Stream(ctx, topo.Work)
+		s, err := js.Stream(ctx, topo.Alerts)
 		if err == nil {
 			if info, err := s.Info(ctx); err == nil && info.State.Msgs >= n {
 				return nil
@@ -308,11 +301,11 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 	}
 }
 
-// streamCounts returns the messages left in the work stream and stored in
-// the DLQ stream, read as `reactor status` reads them. Acks are
-// asynchronous: the connection is flushed first, and the work stream is
-// given a moment to apply the last ones.
-func streamCounts(js jetstream.JetStream, topo stream.Topology) (work, dlq uint64) {
+// streamCounts returns the bench group's backlog (alerts not settled) and
+// the messages stored in the DLQ stream, read as `reactor status` reads
+// them. Acks are asynchronous: the connection is flushed first, and the
+// consumer is given a moment to apply the last ones.
+func streamCounts(js jetstream.JetStream, topo stream.Topology) (backlog, dlq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = js.Conn().FlushWithContext(ctx)
@@ -321,19 +314,24 @@ func streamCounts(js jetstream.JetStream, topo stream.Topology) (work, dlq uint6
 		if err != nil {
 			return 0, 0
 		}
-		return st.Work.Messages, st.DLQ.Messages
+		for _, g := range st.Groups {
+			if g.Name == benchGroup {
+				return g.Backlog, st.DLQ.Messages
+			}
+		}
+		return 0, st.DLQ.Messages
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for work, dlq = read(); work > 0 && time.Now().Before(deadline); work, dlq = read() {
+	for backlog, dlq = read(); backlog > 0 && time.Now().Before(deadline); backlog, dlq = read() {
 		time.Sleep(20 * time.Millisecond)
 	}
-	return work, dlq
+	return backlog, dlq
 }
 
 func deleteStreams(js jetstream.JetStream, topo stream.Topology) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, name := range []string{topo.Work, topo.History, topo.DLQ} {
+	for _, name := range []string{topo.Alerts, topo.DLQ} {
 		_ = js.DeleteStream(ctx, name)
 	}
 }

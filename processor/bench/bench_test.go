@@ -43,7 +43,7 @@ func TestRunSettlesEveryAlert(t *testing.T) {
 		}
 	}})
 	for _, p := range []*Phase{&rep.Phase, rep.Raw} {
-		if p.Published != 1000 || p.Acked != 1000 || p.Duplicates != 0 || p.DeadLettered != 0 || p.WorkLeft != 0 {
+		if p.Published != 1000 || p.Acked != 1000 || p.Duplicates != 0 || p.DeadLettered != 0 || p.Backlog != 0 {
 			t.Errorf("phase: %+v, want 1000 published and acked once, nothing left", *p)
 		}
 		if p.ProcessRate <= 0 || p.PublishRate <= 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P99 {

@@ -177,18 +177,21 @@ func containsFold(data, lower []byte) bool {
 
 // alertRow is one line of the alerts list.
 type alertRow struct {
-	Seq      uint64
-	Time     time.Time
-	Subject  string
-	Severity string
-	Summary  string
-	Labels   []string
-	Invalid  string
+	Seq     uint64
+	Time    time.Time
+	Subject string
+	// RedrivenFor is the group a redriven alert was stored for.
+	RedrivenFor string
+	Severity    string
+	Summary     string
+	Labels      []string
+	Invalid     string
 }
 
-func rowOf(m stream.StoredMsg) alertRow {
+func (c *Console) rowOf(m stream.StoredMsg) alertRow {
 	r := alertRow{Seq: m.Sequence, Time: m.Time.UTC(), Subject: m.Subject}
-	a, err := handlers.DecodeAlert(m.Subject, m.Data)
+	r.RedrivenFor, r.Subject, _ = c.redriven(m.Subject)
+	a, err := handlers.DecodeAlert(r.Subject, m.Data)
 	if err != nil {
 		r.Invalid = err.Error()
 		r.Summary = truncate(string(m.Data), 120)
@@ -228,22 +231,23 @@ type alertsData struct {
 func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC()
 	q, err := parseAlertQuery(r.URL.Query(), now)
-	d := alertsData{Q: q, Stream: c.cfg.Topology.History, Severities: severities}
+	d := alertsData{Q: q, Stream: c.cfg.Topology.Alerts, Severities: severities}
 	if err != nil {
 		c.render(w, r, http.StatusBadRequest, "alerts", page{Title: "Alerts", Nav: "alerts", Notice: err.Error(), Data: d})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	lo, hi, ok, err := bounds(ctx, c, c.cfg.Topology.History, q.since, q.until, q.Before)
+	lo, hi, ok, err := bounds(ctx, c, c.cfg.Topology.Alerts, q.since, q.until, q.Before)
 	if err != nil {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
 	if ok {
-		win := window{stream: c.cfg.Topology.History, lo: lo, hi: hi, want: c.cfg.PageSize, budget: c.cfg.ScanLimit, matches: q.matcher()}
+		win := window{stream: c.cfg.Topology.Alerts, lo: lo, hi: hi, want: c.cfg.PageSize, budget: c.cfg.ScanLimit, matches: q.matcher()}
 		if q.Subject != "" {
-			win.filter = []string{q.Subject}
+			// The alerts of the subject, and those redriven for a group.
+			win.filter = []string{q.Subject, c.cfg.Topology.RedrivePrefix + ".*." + q.Subject}
 		}
 		if d.Scan, err = scanBack(ctx, c, win); err != nil {
 			c.fail(w, r, http.StatusBadGateway, err)
@@ -251,7 +255,7 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, m := range d.Scan.Msgs {
-		d.Rows = append(d.Rows, rowOf(m))
+		d.Rows = append(d.Rows, c.rowOf(m))
 	}
 	v := q.values()
 	if d.Scan.Older > 0 {
@@ -272,19 +276,35 @@ const deadLetterSearch = 2000
 
 var severities = []string{handlers.SeverityInfo, handlers.SeverityWarning, handlers.SeverityError, handlers.SeverityCritical}
 
+// redriven splits a subject of the alert stream: a dead letter redriven
+// for a group is stored on RedrivePrefix.<group>.<subject>.
+func (c *Console) redriven(stored string) (group, subject string, ok bool) {
+	rest, ok := strings.CutPrefix(stored, c.cfg.Topology.RedrivePrefix+".")
+	if !ok {
+		return "", stored, false
+	}
+	group, subject, ok = strings.Cut(rest, ".")
+	if !ok {
+		return "", stored, false
+	}
+	return group, subject, true
+}
+
 // alertData is an alert's page.
 type alertData struct {
-	Msg        stream.StoredMsg
-	Alert      *handlers.Alert
-	Invalid    string
-	Payload    string
-	Headers    []header
-	MsgID      string
-	TraceID    string
-	Redriven   string
-	Groups     []groupFate
-	DeadLetts  []stream.DLQEntry
-	DLQLimited bool
+	Msg         stream.StoredMsg
+	Subject     string // the alert's subject, which its handlers' patterns match
+	RedrivenFor string
+	Alert       *handlers.Alert
+	Invalid     string
+	Payload     string
+	Headers     []header
+	MsgID       string
+	TraceID     string
+	Redriven    string
+	Groups      []groupFate
+	DeadLetts   []stream.DLQEntry
+	DLQLimited  bool
 }
 
 type header struct{ Key, Value string }
@@ -305,44 +325,45 @@ func (c *Console) alert(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	s, err := c.cfg.JS.Stream(ctx, c.cfg.Topology.History)
+	s, err := c.cfg.JS.Stream(ctx, c.cfg.Topology.Alerts)
 	if err != nil {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
 	raw, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		c.fail(w, r, http.StatusNotFound, fmt.Errorf("no alert %d in %s: it expired, or never was", seq, c.cfg.Topology.History))
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("no alert %d in %s: it expired, or never was", seq, c.cfg.Topology.Alerts))
 		return
 	}
 	if err != nil {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	m := stream.StoredMsg{Stream: c.cfg.Topology.History, Subject: raw.Subject, Data: raw.Data, Header: raw.Header, Sequence: raw.Sequence, Time: raw.Time.UTC()}
+	m := stream.StoredMsg{Stream: c.cfg.Topology.Alerts, Subject: raw.Subject, Data: raw.Data, Header: raw.Header, Sequence: raw.Sequence, Time: raw.Time.UTC()}
 	d := alertData{Msg: m, Payload: prettyPayload(m.Data), Headers: headersOf(m.Header), MsgID: m.Header.Get(nats.MsgIdHdr), Redriven: m.Header.Get(stream.HeaderRedrivenFrom)}
 	if tp := stream.Traceparent(m.Header); tp != "" {
 		if parts := strings.Split(tp, "-"); len(parts) == 4 {
 			d.TraceID = parts[1]
 		}
 	}
-	if a, err := handlers.DecodeAlert(m.Subject, m.Data); err != nil {
+	d.RedrivenFor, d.Subject, _ = c.redriven(m.Subject)
+	if a, err := handlers.DecodeAlert(d.Subject, m.Data); err != nil {
 		d.Invalid = err.Error()
 	} else {
 		d.Alert = &a
 	}
 	// Dead letters of this alert: those of its subject, stored after it,
 	// whose origin is it; the newest deadLetterSearch of them.
-	origin, seqText := c.cfg.Topology.History+" "+strconv.FormatUint(seq, 10), strconv.FormatUint(seq, 10)
+	seqText := strconv.FormatUint(seq, 10)
+	_, subject, _ := c.redriven(m.Subject)
 	lo, hi, ok, err := bounds(ctx, c, c.cfg.Topology.DLQ, m.Time, time.Time{}, 0)
 	var scan scanned
 	if err == nil && ok {
 		scan, err = scanBack(ctx, c, window{
-			stream: c.cfg.Topology.DLQ, filter: []string{c.cfg.Topology.DLQSubject(m.Subject)},
+			stream: c.cfg.Topology.DLQ, filter: []string{c.cfg.Topology.DLQSubject(subject)},
 			lo: lo, hi: hi, want: 20, budget: min(c.cfg.ScanLimit, deadLetterSearch),
 			matches: func(dm stream.StoredMsg) bool {
-				return dm.Header.Get(stream.HeaderOrigin) == origin ||
-					dm.Header.Get(stream.HeaderStream) == c.cfg.Topology.History && dm.Header.Get(stream.HeaderSequence) == seqText
+				return dm.Header.Get(stream.HeaderStream) == c.cfg.Topology.Alerts && dm.Header.Get(stream.HeaderSequence) == seqText
 			},
 		})
 	}
@@ -357,7 +378,7 @@ func (c *Console) alert(w http.ResponseWriter, r *http.Request) {
 	st, err := stream.ReadStatus(ctx, c.cfg.JS, c.cfg.Topology)
 	if err == nil {
 		for _, g := range st.Groups {
-			d.Groups = append(d.Groups, c.fate(seq, m.Subject, g, d.DeadLetts))
+			d.Groups = append(d.Groups, c.fate(seq, d.Subject, d.RedrivenFor, g, d.DeadLetts))
 		}
 	}
 	c.render(w, r, http.StatusOK, "alert", page{Title: fmt.Sprintf("Alert %d", seq), Nav: "alerts", Data: d})
@@ -366,8 +387,12 @@ func (c *Console) alert(w http.ResponseWriter, r *http.Request) {
 // fate says what a group did with the alert at seq. A group reads the alert
 // stream itself (one consumer per group on it), so its ack floor and
 // delivered sequence place the alert.
-func (c *Console) fate(seq uint64, subject string, g stream.GroupStatus, dead []stream.DLQEntry) groupFate {
+func (c *Console) fate(seq uint64, subject, redrivenFor string, g stream.GroupStatus, dead []stream.DLQEntry) groupFate {
 	f := groupFate{Group: g.Name}
+	if redrivenFor != "" && redrivenFor != g.Name {
+		f.State, f.Class = "not for this group (redriven for "+redrivenFor+")", "muted"
+		return f
+	}
 	if len(g.FilterSubjects) > 0 && !slices.ContainsFunc(g.FilterSubjects, func(p string) bool { return subjectMatches(p, subject) }) {
 		f.State, f.Class = "not for this group (filter "+strings.Join(g.FilterSubjects, ", ")+")", "muted"
 		return f
@@ -383,8 +408,6 @@ func (c *Console) fate(seq uint64, subject string, g stream.GroupStatus, dead []
 		}
 	}
 	switch {
-	case c.cfg.Topology.GroupStream() != c.cfg.Topology.History:
-		f.State, f.Class = "unknown: the group reads "+c.cfg.Topology.GroupStream()+", whose sequences differ", "muted"
 	case seq <= g.AckFloor:
 		f.State, f.Class = "settled (handled, or dropped)", "ok"
 	case seq > g.Delivered:

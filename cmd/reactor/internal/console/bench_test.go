@@ -52,8 +52,8 @@ func BenchmarkPages(b *testing.B) {
 			reason = stream.ReasonPermanent
 		}
 		d := stream.DeadLetter{Subject: "alerts.cpu", Data: []byte(`{"summary":"cpu at 99%"}`), Reason: reason,
-			Error: "exit status 1: connection refused", Pattern: "alerts.>", Stream: topo.Work, Sequence: uint64(i + 1),
-			Origin: fmt.Sprintf("%s %d", topo.History, i+1), Group: "ops", Deliveries: 5,
+			Error: "exit status 1: connection refused", Pattern: "alerts.>", Stream: topo.Alerts, Sequence: uint64(i + 1),
+			Group: "ops", Deliveries: 5,
 			FirstAttempt: time.Now(), LastAttempt: time.Now(), Queued: time.Now()}
 		m := d.Msg(topo.DLQSubject(d.Subject))
 		m.Header.Set(nats.MsgIdHdr, fmt.Sprint("dl-", i))

@@ -74,7 +74,7 @@ func (c *Console) chart(ctx context.Context, now time.Time) (chart, error) {
 	now = now.UTC()
 	end := now.Truncate(time.Minute)
 	from := end.Add(-c.cfg.ChartWindow + time.Minute)
-	published, err := c.timeline.perMinute(ctx, c.cfg.Topology.History, from, now)
+	published, err := c.timeline.perMinute(ctx, c.cfg.Topology.Alerts, from, now)
 	if err != nil {
 		return chart{}, err
 	}

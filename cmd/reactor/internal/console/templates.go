@@ -41,7 +41,7 @@ var funcs = template.FuncMap{
 	"backlog": func(gs []stream.GroupStatus) uint64 {
 		var n uint64
 		for _, g := range gs {
-			n += g.NumPending + uint64(g.AckPending)
+			n += g.Backlog
 		}
 		return n
 	},
@@ -54,7 +54,10 @@ var funcs = template.FuncMap{
 		}
 		return n
 	},
-	"sum":   func(a uint64, b int) uint64 { return a + uint64(b) },
+	// old reports an unsettled alert past half the stream's max age.
+	"old": func(now, t time.Time, maxAgeSeconds float64) bool {
+		return maxAgeSeconds > 0 && !t.IsZero() && now.Sub(t).Seconds() > maxAgeSeconds/2
+	},
 	"add":   func(a, b int) int { return a + b },
 	"half":  func(a int) int { return a / 2 },
 	"halfu": func(a uint64) uint64 { return a / 2 },
@@ -71,10 +74,10 @@ var funcs = template.FuncMap{
 	"join":    strings.Join,
 	"lower":   strings.ToLower,
 	"originSeq": func(e stream.DLQEntry) string {
-		if name, seq, ok := strings.Cut(e.Origin, " "); ok && name != "" {
-			return seq
+		if e.Stream == "" || e.Sequence == 0 {
+			return ""
 		}
-		return ""
+		return strconv.FormatUint(e.Sequence, 10)
 	},
 }
 
