@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -99,13 +98,13 @@ func texts(t *testing.T, ctx context.Context, sel string) []string {
 	return out
 }
 
-// waitText waits until the first element matching sel has text containing
-// want, on the page as it is (it may refresh itself).
+// waitText waits until the first element matching sel has the text want,
+// on the page as it is (it may refresh itself).
 func waitText(t *testing.T, ctx context.Context, sel, want string) {
 	t.Helper()
 	streamtest.Eventually(t, 20*time.Second, func() bool {
 		s, _ := textOf(ctx, sel)
-		return strings.Contains(s, want)
+		return s == want
 	}, "%s never showed %q", sel, want)
 }
 

@@ -80,6 +80,17 @@ func TestOverviewReadsTheNumbers(t *testing.T) {
 	waitText(t, ctx, "#backlog-total", "3")
 	waitText(t, ctx, `#groups tr[data-group="ops"] td:nth-child(2)`, "paused")
 	screenshot(t, ctx, "overview-paused")
+	if got := text(t, ctx, "#chart-handled"); got != "0" {
+		t.Errorf("handled while paused, in the chart: %s", got)
+	}
+	// Resumed, the 3 are handled, and the chart counts them (it sampled
+	// the group since the first view).
+	if err := stream.ResumeGroup(context.Background(), b.conn.JS, b.topo, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#backlog-total", "0")
+	waitText(t, ctx, "#chart-handled", "3")
+	waitText(t, ctx, `#groups tr[data-group="ops"] td:nth-child(2)`, "active")
 }
 
 func TestFilterAlerts(t *testing.T) {

@@ -58,6 +58,9 @@ func setupWith(t *testing.T, cfg console.Config) *bundle {
 	if cfg.PageSize == 0 {
 		cfg.PageSize = 20
 	}
+	if cfg.SampleInterval == 0 {
+		cfg.SampleInterval = time.Millisecond // each overview samples the groups
+	}
 	if cfg.Refresh == 0 {
 		cfg.Refresh = 300 * time.Millisecond
 	}

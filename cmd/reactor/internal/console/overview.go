@@ -32,7 +32,11 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		d.Server = &srv
 	}
 	c.timeline.sample(ctx, c.cfg.SampleInterval)
-	d.Chart, err = c.chart(ctx, st.Time)
+	var backlog uint64
+	for _, g := range st.Groups {
+		backlog += g.Backlog
+	}
+	d.Chart, err = c.chart(ctx, st.Time, backlog)
 	if err != nil {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
@@ -70,7 +74,9 @@ type tick struct {
 	Label string
 }
 
-func (c *Console) chart(ctx context.Context, now time.Time) (chart, error) {
+// chart lays out the per-minute chart up to now, when the groups' backlog
+// is backlog.
+func (c *Console) chart(ctx context.Context, now time.Time, backlogNow uint64) (chart, error) {
 	now = now.UTC()
 	end := now.Truncate(time.Minute)
 	from := end.Add(-c.cfg.ChartWindow + time.Minute)
@@ -84,6 +90,7 @@ func (c *Console) chart(ctx context.Context, now time.Time) (chart, error) {
 	}
 	n := len(published)
 	handled, backlog, sampled := c.timeline.minuteSamples(from, n)
+	backlog[n-1], sampled[n-1] = backlogNow, true
 	ch := chart{W: 760, PlotH: 150, BacklogH: 60, Minutes: n, From: from, SampledSince: c.timeline.since()}
 	ch.H = ch.PlotH + 18
 	for i := range n {

@@ -40,12 +40,16 @@ type boundKey struct {
 
 // sample is the groups' progress at one time.
 type sample struct {
-	at time.Time
-	// last is the group stream's last sequence.
-	last    uint64
-	groups  map[string]uint64 // backlog (pending + ack pending) by group
-	handled uint64            // settled by all groups since the previous sample
-	valid   bool              // handled is known (a previous sample existed)
+	at      time.Time
+	groups  map[string]groupSample
+	handled uint64 // settled by all groups since the previous sample
+	valid   bool   // handled is known (a previous sample existed)
+}
+
+type groupSample struct {
+	backlog    uint64 // pending + ack pending
+	delivered  uint64 // last stream sequence delivered
+	ackPending int
 }
 
 func newTimeline(js jetstream.JetStream, t stream.Topology) *timeline {
@@ -54,19 +58,20 @@ func newTimeline(js jetstream.JetStream, t stream.Topology) *timeline {
 
 // sample records the groups' backlogs and what they settled since the
 // previous sample, unless one is younger than minGap.
+//
+// What a group settled between two samples is what it received for the
+// first time, the alerts of its filter between the two delivered
+// sequences, less the growth of its ack pending. Both sequences are in the
+// past, so alerts stored meanwhile do not count twice.
 func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
 	tl.mu.Lock()
-	var prev *sample
+	var prev map[string]groupSample
 	if n := len(tl.samples); n > 0 {
-		prev = &tl.samples[n-1]
-		if time.Since(prev.at) < minGap {
+		if time.Since(tl.samples[n-1].at) < minGap {
 			tl.mu.Unlock()
 			return
 		}
-	}
-	var prevCopy sample
-	if prev != nil {
-		prevCopy = *prev
+		prev = tl.samples[n-1].groups
 	}
 	tl.mu.Unlock()
 
@@ -76,38 +81,36 @@ func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
 	if err != nil {
 		return
 	}
-	cur := sample{at: time.Now(), last: s.CachedInfo().State.LastSeq, groups: map[string]uint64{}}
-	names := s.ListConsumers(ctx)
-	for info := range names.Info() {
+	cur := sample{at: time.Now(), groups: map[string]groupSample{}}
+	infos := s.ListConsumers(ctx)
+	for info := range infos.Info() {
 		if info.Config.Durable == "" {
 			continue
 		}
-		backlog := info.NumPending + uint64(info.NumAckPending)
-		cur.groups[info.Name] = backlog
-		if prevCopy.groups == nil {
-			continue
-		}
-		before, ok := prevCopy.groups[info.Name]
+		g := groupSample{backlog: info.NumPending + uint64(info.NumAckPending), delivered: info.Delivered.Stream, ackPending: info.NumAckPending}
+		cur.groups[info.Name] = g
+		before, ok := prev[info.Name]
 		if !ok {
 			continue
 		}
-		arrived := cur.last - min(prevCopy.last, cur.last)
-		if filters := filtersOf(info.Config); len(filters) > 0 && arrived > 0 {
-			arrived = tl.countFrom(ctx, tl.topo.GroupStream(), prevCopy.last+1, filters)
+		cur.valid = true
+		received := g.delivered - min(before.delivered, g.delivered)
+		if filters := filtersOf(info.Config); len(filters) > 0 && received > 0 {
+			received = tl.countFrom(ctx, s.CachedInfo().Config.Name, before.delivered+1, filters) -
+				tl.countFrom(ctx, s.CachedInfo().Config.Name, g.delivered+1, filters)
 		}
-		if settled := int64(before) + int64(arrived) - int64(backlog); settled > 0 {
+		if settled := int64(received) - int64(g.ackPending-before.ackPending); settled > 0 {
 			cur.handled += uint64(settled)
 		}
-		cur.valid = true
 	}
-	if names.Err() != nil {
+	if infos.Err() != nil {
 		return
 	}
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	tl.samples = append(tl.samples, cur)
 	// Keep a day of samples at most: the chart shows a few hours.
-	if cut := time.Now().Add(-24 * time.Hour); len(tl.samples) > 0 && tl.samples[0].at.Before(cut) {
+	if cut := time.Now().Add(-24 * time.Hour); tl.samples[0].at.Before(cut) {
 		i := 0
 		for i < len(tl.samples) && tl.samples[i].at.Before(cut) {
 			i++
@@ -250,7 +253,7 @@ func apiPrefix(js jetstream.JetStream) string {
 }
 
 // minuteSamples folds the samples into minutes from from to now: what the
-// groups handled in each minute, and their backlog at its last sample. ok
+// groups handled in each minute, and their highest backlog in it. ok
 // reports the minutes with a sample.
 func (tl *timeline) minuteSamples(from time.Time, n int) (handled, backlog []uint64, ok []bool) {
 	handled, backlog, ok = make([]uint64, n), make([]uint64, n), make([]bool, n)
@@ -266,9 +269,9 @@ func (tl *timeline) minuteSamples(from time.Time, n int) (handled, backlog []uin
 		}
 		var b uint64
 		for _, g := range s.groups {
-			b += g
+			b += g.backlog
 		}
-		backlog[i], ok[i] = b, true
+		backlog[i], ok[i] = max(backlog[i], b), true // the minute's peak
 	}
 	return handled, backlog, ok
 }
