@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"github.com/reactor-alerts/reactor/cmd/reactor/internal/console"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -326,4 +327,42 @@ func TestActionFromAnotherOriginIsRefused(t *testing.T) {
 	if code, _ := b.get("/groups/ops/pause"); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET of an action: %d, want 405", code)
 	}
+}
+
+// The chart's handled series counts every alert settled while the console
+// samples, dead-lettered ones included, once.
+func TestChartCountsHandledOnce(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, console.Config{SampleInterval: 20 * time.Millisecond})
+	b.startProcessor()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.console.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	streamtest.Eventually(t, 5*time.Second, func() bool {
+		_, body := b.get("/")
+		return strings.Contains(body, "sampled by this process, since")
+	}, "a first sample")
+	const n = 300
+	for i := range n {
+		name := "cpu"
+		if i%10 == 0 {
+			name = "fail.disk"
+		}
+		b.send(name, "warning", fmt.Sprint("load ", i), nil)
+	}
+	streamtest.Eventually(t, 20*time.Second, func() bool { return b.group("ops").Backlog == 0 && b.group("ops").Delivered >= n }, "all settled")
+	want := fmt.Sprintf(`id="chart-handled">%d<`, n)
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		_, body := b.get("/")
+		if strings.Contains(body, want) {
+			return nil
+		}
+		_, got, _ := strings.Cut(body, `id="chart-handled">`)
+		got, _, _ = strings.Cut(got, "<")
+		return fmt.Errorf("chart shows %s handled, want %d", got, n)
+	})
 }

@@ -22,7 +22,7 @@ func TestOverviewScreenshot(t *testing.T) {
 	if os.Getenv("REACTOR_SCREENSHOTS") == "" {
 		t.Skip("set REACTOR_SCREENSHOTS=dir to take the README's screenshot (it takes 4 minutes)")
 	}
-	b := setupWith(t, console.Config{SampleInterval: 2 * time.Second, ChartWindow: 30 * time.Minute, Refresh: time.Hour})
+	b := setupWith(t, console.Config{SampleInterval: 2 * time.Second, ChartWindow: 30 * time.Minute, Refresh: console.RefreshDefault})
 	b.startProcessor()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

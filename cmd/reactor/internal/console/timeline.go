@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,9 +29,10 @@ type timeline struct {
 	js   jetstream.JetStream
 	topo stream.Topology
 
-	mu      sync.Mutex
-	bounds  map[boundKey]uint64
-	samples []sample
+	sampling sync.Mutex // one sample at a time: each builds on the last
+	mu       sync.Mutex
+	bounds   map[boundKey]uint64
+	samples  []sample
 }
 
 type boundKey struct {
@@ -64,6 +66,8 @@ func newTimeline(js jetstream.JetStream, t stream.Topology) *timeline {
 // sequences, less the growth of its ack pending. Both sequences are in the
 // past, so alerts stored meanwhile do not count twice.
 func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
+	tl.sampling.Lock()
+	defer tl.sampling.Unlock()
 	tl.mu.Lock()
 	var prev map[string]groupSample
 	if n := len(tl.samples); n > 0 {
@@ -95,9 +99,12 @@ func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
 		}
 		cur.valid = true
 		received := g.delivered - min(before.delivered, g.delivered)
-		if filters := filtersOf(info.Config); len(filters) > 0 && received > 0 {
-			received = tl.countFrom(ctx, s.CachedInfo().Config.Name, before.delivered+1, filters) -
-				tl.countFrom(ctx, s.CachedInfo().Config.Name, g.delivered+1, filters)
+		if filters := tl.ownFilters(info); len(filters) > 0 && received > 0 {
+			// A group of some subjects: count them. Alerts stored between
+			// the two counts make this an estimate; a group of every
+			// subject (the usual) needs no count and is exact.
+			received = sub(tl.countFrom(ctx, s.CachedInfo().Config.Name, before.delivered+1, filters),
+				tl.countFrom(ctx, s.CachedInfo().Config.Name, g.delivered+1, filters))
 		}
 		if settled := int64(received) - int64(g.ackPending-before.ackPending); settled > 0 {
 			cur.handled += uint64(settled)
@@ -119,12 +126,24 @@ func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
 	}
 }
 
-func filtersOf(cc jetstream.ConsumerConfig) []string {
-	if cc.FilterSubject != "" {
-		return []string{cc.FilterSubject}
+// ownFilters are a group's filter subjects when it does not take every
+// alert subject, nil when it does. Its own redrive subject does not count:
+// every group has one. Alerts redriven for other groups, rare, are then
+// counted as received: no exact count would be cheaper.
+func (tl *timeline) ownFilters(info *jetstream.ConsumerInfo) []string {
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = []string{info.Config.FilterSubject}
 	}
-	return cc.FilterSubjects
+	own := tl.topo.RedriveSubject(info.Name, ">")
+	filters = slices.DeleteFunc(slices.Clone(filters), func(f string) bool { return f == own })
+	if len(filters) == 0 || slices.Equal(filters, tl.topo.Subjects) {
+		return nil
+	}
+	return filters
 }
+
+func sub(a, b uint64) uint64 { return a - min(a, b) }
 
 // countFrom counts the messages of a stream matching filters from seq on,
 // by asking the server how many a consumer starting there would get.
