@@ -30,6 +30,7 @@ func TestHelpGolden(t *testing.T) {
 		{"dlq", "redrive"},
 		{"dlq", "purge"},
 		{"status"},
+		{"ingest"},
 		{"group"},
 		{"group", "pause"},
 		{"group", "resume"},

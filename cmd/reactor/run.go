@@ -57,6 +57,7 @@ func runCommand() *cli.Command {
 	)
 	flags = append(flags, logFlags()...)
 	flags = append(flags, &cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on host:port (/metrics, /healthz, /readyz), e.g. 127.0.0.1:9464; default: off", EnvVars: env("METRICS"), Category: catOutput})
+	flags = append(flags, httpFlags("")...)
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "process alerts with the configured handlers",
@@ -74,7 +75,8 @@ Examples:
    reactor run --listen 0.0.0.0:4222 --user ops --password "$PW"
    reactor run --url nats://nats-1:4222,nats://nats-2:4222 --creds ops.creds --replicas 3
    reactor run --group pager --filter 'alerts.db.>'      # a second group: each gets every alert it filters
-   reactor run --group audit --start 24h                # a new group that starts with the last day's alerts`,
+   reactor run --group audit --start 24h                # a new group that starts with the last day's alerts
+   reactor run --http 127.0.0.1:8080                    # also receive Alertmanager/Grafana webhooks`,
 		Flags:  flags,
 		Action: runAction,
 	}
@@ -131,6 +133,12 @@ func runAction(c *cli.Context) error {
 	if topo.DuplicateWindow <= 0 || topo.MaxAge <= 0 || topo.DuplicateWindow > topo.MaxAge {
 		return usageErrorf("--duplicate-window and --history-max-age must be positive, the window no longer than the history")
 	}
+	var hcfg httpConfig
+	if c.String("http") != "" {
+		if hcfg, err = httpConfigFrom(c, logger); err != nil {
+			return err
+		}
+	}
 	scfg, where, err := runStreamConfig(c, logger, level)
 	if err != nil {
 		return err
@@ -170,6 +178,17 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 		defer stopMetrics()
+	}
+	if hcfg.addr != "" {
+		srv, err := serveIngest(c, hcfg, conn, m, logger)
+		if err != nil {
+			return err
+		}
+		// Stopped before conn closes (deferred later, runs first), and at
+		// Ctrl-C already, while the workers drain.
+		defer srv.stop(pcfg.ShutdownTimeout)
+		stopHTTPOnCancel(c, srv, pcfg.ShutdownTimeout, stderr)
+		srv.announce(stderr)
 	}
 	go func() {
 		if waitReady(ctx, p) {
