@@ -252,9 +252,9 @@ func (c *Console) logRedrive(r *http.Request, res stream.Redriven, err error) {
 }
 
 func redriveNotice(ok, failed int, errs []error) string {
-	s := fmt.Sprintf("Redrove %s: published again to their subjects.", plural(uint64(ok), "dead letter"))
+	s := fmt.Sprintf("Redrove %s: back in processing for the groups that dead-lettered them.", plural(uint64(ok), "dead letter"))
 	if ok == 1 {
-		s = "Redrove 1 dead letter: published again to its subject."
+		s = "Redrove 1 dead letter: back in processing for the group that dead-lettered it."
 	}
 	if failed > 0 {
 		s += fmt.Sprintf(" %d failed and stay in the DLQ", failed)

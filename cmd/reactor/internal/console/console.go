@@ -39,7 +39,7 @@ const (
 	PageSizeDefault = 50
 	// ScanLimitDefault bounds the stream sequences a filtered list reads
 	// for one page; the page then offers the older ones.
-	ScanLimitDefault = 20_000
+	ScanLimitDefault = 10_000
 	// RefreshDefault is how often the overview refreshes itself.
 	RefreshDefault = 5 * time.Second
 	// ChartWindowDefault is how far back the overview's chart goes.
@@ -218,7 +218,9 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	p.Now = time.Now().UTC()
 	if p.Notice == "" {
-		p.Notice = r.URL.Query().Get("notice")
+		// An action's outcome, passed on by its redirect; escaped like
+		// all text, and short.
+		p.Notice = truncate(r.URL.Query().Get("notice"), 400)
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
