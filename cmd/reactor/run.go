@@ -115,15 +115,13 @@ func runAction(c *cli.Context) error {
 		BackoffBase:     c.Duration("backoff-base"),
 		BackoffMax:      c.Duration("backoff-max"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
-		// With --sync-always, applying an ack is a synchronous disk write on
-		// the server (the consumer's ack floor), slower than
-		// printing an alert: fire-and-forget acks pile up in the server's
-		// ack queue, up to the group's MaxAckPending (1000). A crash then
-		// repeats every one of them, and once the queue takes longer than
-		// --ack-wait the server redelivers alerts whose ack it holds, with
-		// no crash at all. Waiting for each ack to be confirmed (a round
-		// trip, small next to the write it waits for) bounds what a crash
-		// repeats by the workers (TestCrashLoop).
+		// With --sync-always, wait for the server to confirm each ack:
+		// fire-and-forget acks can queue on the server up to the group's
+		// MaxAckPending (1000), and a crash repeats every one of them (seen
+		// with the former work queue, where applying an ack was a
+		// synchronous write). Confirmed, a crash repeats the alerts in the
+		// workers and those acked in the last ~100 ms, which nats-server
+		// had not yet written to the consumer's state (TestCrashLoop).
 		DoubleAck: c.Bool("sync-always"),
 		Logger:    logger,
 	}
