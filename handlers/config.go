@@ -19,20 +19,39 @@ const DefaultPattern = "alerts.>"
 // Config is what users write in reactor.yaml, read by LoadConfig:
 //
 //	handlers:
-//	  - on: "alerts.terminator_detected"   # NATS pattern: * is one token, > the rest
+//	  - on: "alerts.disk.>"                # NATS pattern: * is one token, > the rest
+//	    when:                              # every listed condition must hold
+//	      severity: [critical, error]      # a set; or ">=error": at least that level
+//	      labels: {team: db}               # equality
+//	      labels_match: {instance: "db-.*"}  # regular expression, anchored
+//	      status: firing                   # firing | resolved; an alert without a status is firing
+//	    suppress: {key: "{{.Labels.instance}}", for: 10m}  # Go template over the alert
+//	    limit: {rate: 10/m, concurrent: 2}
+//	    exec: {command: ["/usr/local/bin/page", "--team", "db"], timeout: 30s, permanent_exit_codes: [2]}
+//	  - on: "alerts.terminator_detected"
 //	    print: true
-//	    exec: {command: ["/usr/local/bin/page", "--team", "ops"], timeout: 30s, permanent_exit_codes: [2]}
 //	    webhook: {url: "https://hooks.example.com/x", timeout: 10s, headers: {Authorization: "Bearer ${HOOK_TOKEN}"}}
+//	  - on: "alerts.>"
+//	    when: {severity: [info]}           # no action: drop on purpose (filtered)
 //	  - on: "alerts.>"
 //	    print: true
 //	print: {format: text}   # or json
 //
-// A message goes to the one handler whose pattern matches its subject most
-// specifically (see processor.Router), not the first in the file. The
-// handler runs its actions in the order print, exec, webhook and stops at
-// the first that fails; the message is then retried and every action runs
-// again, so actions should be idempotent (exec sees REACTOR_DELIVERED, a
-// webhook gets an Idempotency-Key).
+// An alert is taken by the first entry, in evaluation order, whose pattern
+// matches its subject and whose conditions all hold: entries with the most
+// specific pattern first (see processor.Router: a literal token beats "*",
+// which beats ">", comparing from the left), and entries of one pattern in
+// the order of the file. An alert no entry takes is dead-lettered with the
+// reason no_handler. An entry with no action takes the alert and drops it on
+// purpose: it is acknowledged and counted as filtered.
+//
+// The entry that takes an alert runs its actions in the order print, exec,
+// webhook and stops at the first that fails; the alert is then retried and
+// every action runs again, so actions should be idempotent (exec sees
+// REACTOR_DELIVERED, a webhook gets an Idempotency-Key). Before that,
+// suppress acknowledges a repeat of an alert that acted within the window
+// (see SuppressConfig), and limit makes the alert wait while the entry's
+// rate or concurrency is used up (see LimitConfig).
 //
 // ${VAR} in a webhook's url and headers and in an exec's env is replaced by
 // the environment variable VAR when the file is loaded, which keeps secrets
@@ -48,10 +67,24 @@ type Config struct {
 	Print PrintConfig `yaml:"print"`
 }
 
-// Entry routes the alerts matching a pattern to one or more actions.
+// Entry routes the alerts matching a pattern and its conditions to its
+// actions. With no action it drops them on purpose (filtered).
 type Entry struct {
 	// On is the subject pattern. Required.
 	On string `yaml:"on"`
+	// Name names the entry in counts, logs and `reactor rules explain`.
+	// Defaults to On, with "#2", "#3"... appended for the second and later
+	// entries of one pattern.
+	Name string `yaml:"name"`
+	// When holds the conditions an alert must meet besides its subject.
+	// Defaults to none: every alert on On.
+	When When `yaml:"when"`
+	// Suppress acknowledges repeats without running the actions. Defaults
+	// to none.
+	Suppress *SuppressConfig `yaml:"suppress"`
+	// Limit bounds the rate and concurrency of the entry's actions.
+	// Defaults to none.
+	Limit *LimitConfig `yaml:"limit"`
 	// Print prints the alert (see Print).
 	Print bool `yaml:"print"`
 	// Exec runs a command (see Exec).
@@ -60,6 +93,64 @@ type Entry struct {
 	Webhook *WebhookConfig `yaml:"webhook"`
 
 	line int // in the file it was read from; 0 if built in Go
+}
+
+// When is an entry's conditions; each one set must hold. The zero When
+// matches every alert.
+type When struct {
+	// Severity is the set of severities accepted. Defaults to any.
+	Severity []string `yaml:"severity"`
+	// MinSeverity accepts alerts at least this severe (info < warning <
+	// error < critical); in YAML, severity: ">=error". Defaults to any;
+	// exclusive with Severity.
+	MinSeverity string `yaml:"-"`
+	// Labels must all be equal to the alert's. A missing label is the
+	// empty string, as in Alertmanager. Defaults to none.
+	Labels map[string]string `yaml:"labels"`
+	// LabelsMatch are regular expressions (RE2 syntax) that must match
+	// the whole value of each label ("db-.*" matches "db-3", not
+	// "old-db-3"). Defaults to none.
+	LabelsMatch map[string]string `yaml:"labels_match"`
+	// Status is StatusFiring or StatusResolved; an alert without a status
+	// is firing. Defaults to any.
+	Status string `yaml:"status"`
+}
+
+// IsZero reports whether w has no condition.
+func (w When) IsZero() bool {
+	return len(w.Severity) == 0 && w.MinSeverity == "" && len(w.Labels) == 0 && len(w.LabelsMatch) == 0 && w.Status == ""
+}
+
+// SuppressConfig is an entry's repeat suppression. The first firing alert
+// with a key runs the actions and opens a window of For; the repeats within
+// the window are acknowledged without running them and counted as
+// suppressed. A resolved alert with the key ends the window, so the next
+// firing one acts again; an action that fails does not count as having
+// acted. The windows live in the SuppressBucket key-value bucket, shared by
+// every process of the group and kept across restarts.
+type SuppressConfig struct {
+	// Key is a Go text/template over the Alert (.Subject, .Name,
+	// .Severity, .Labels.instance, ...): alerts with the same key are
+	// repeats. Defaults to DefaultSuppressKey: the subject and every label.
+	Key string `yaml:"key"`
+	// For is the window. Required, at least MinSuppressFor.
+	For time.Duration `yaml:"for"`
+}
+
+// LimitConfig bounds how often and how many at once an entry's actions run,
+// in each process. An alert over a limit waits: it is redelivered after the
+// limiter's delay (processor.Defer), never failed, dropped or
+// dead-lettered for it, and counted as limited.
+type LimitConfig struct {
+	// Rate is at most N runs per period: "10/s", "10/m", "100/h" or
+	// "5/30s". Defaults to no rate limit.
+	Rate string `yaml:"rate"`
+	// Burst is how many runs may start at once before Rate spaces them.
+	// Defaults to 1: runs at least period/N apart.
+	Burst int `yaml:"burst"`
+	// Concurrent is the most runs at once. Defaults to no limit (the
+	// workers bound it).
+	Concurrent int `yaml:"concurrent"`
 }
 
 // PrintConfig configures the print action of every entry.
@@ -159,22 +250,49 @@ func (c Config) withDefaults() Config {
 }
 
 // validate checks what the YAML decoder cannot: formats, patterns,
-// duplicates, that every entry does something.
+// conditions, names, and that no entry hides behind another.
 func (c Config) validate() error {
 	if err := c.Print.validate(); err != nil {
 		return err
 	}
-	first := make(map[string]int, len(c.Handlers))
+	names := entryNames(c.Handlers)
+	catchAll := make(map[string]int, len(c.Handlers)) // pattern -> entry without conditions
+	byName := make(map[string]int, len(c.Handlers))
 	for i, e := range c.Handlers {
 		if err := e.validate(); err != nil {
 			return fmt.Errorf("%s: %w", e.where(i), err)
 		}
-		if j, ok := first[e.On]; ok {
-			return fmt.Errorf("%s: duplicate handler for %q (first at %s)", e.where(i), e.On, c.Handlers[j].where(j))
+		if j, ok := catchAll[e.On]; ok {
+			return fmt.Errorf("%s: handler %q is never reached: the entry at %s takes every alert on %q first (give it conditions, or merge the two)", e.where(i), e.On, c.Handlers[j].where(j), e.On)
 		}
-		first[e.On] = i
+		if e.When.IsZero() {
+			catchAll[e.On] = i
+		}
+		if j, ok := byName[names[i]]; ok {
+			return fmt.Errorf("%s: name %q is taken by the entry at %s", e.where(i), names[i], c.Handlers[j].where(j))
+		}
+		byName[names[i]] = i
 	}
 	return nil
+}
+
+// entryNames returns each entry's name: its Name, or its pattern with "#k"
+// for the k-th entry (k >= 2) of that pattern.
+func entryNames(es []Entry) []string {
+	out := make([]string, len(es))
+	seen := make(map[string]int, len(es))
+	for i, e := range es {
+		seen[e.On]++
+		switch {
+		case e.Name != "":
+			out[i] = e.Name
+		case seen[e.On] == 1:
+			out[i] = e.On
+		default:
+			out[i] = fmt.Sprintf("%s#%d", e.On, seen[e.On])
+		}
+	}
+	return out
 }
 
 func (p PrintConfig) validate() error {
@@ -200,8 +318,24 @@ func (e Entry) validate() error {
 	if err := checkPattern(e.On); err != nil {
 		return err
 	}
-	if !e.Print && e.Exec == nil && e.Webhook == nil {
-		return fmt.Errorf("handler %q has no action: set print, exec or webhook", e.On)
+	if strings.ContainsAny(e.Name, "\n\r\t") || (e.Name != "" && strings.TrimSpace(e.Name) == "") {
+		return fmt.Errorf("handler %q: name %q: want printable text", e.On, e.Name)
+	}
+	if err := e.When.validate(); err != nil {
+		return fmt.Errorf("handler %q: when: %w", e.On, err)
+	}
+	if x := e.Suppress; x != nil {
+		if _, err := x.parse(); err != nil {
+			return fmt.Errorf("handler %q: suppress: %w", e.On, err)
+		}
+	}
+	if x := e.Limit; x != nil {
+		if _, err := x.parse(); err != nil {
+			return fmt.Errorf("handler %q: limit: %w", e.On, err)
+		}
+	}
+	if !e.hasAction() && (e.Suppress != nil || e.Limit != nil) {
+		return fmt.Errorf("handler %q has suppress or limit but no action to apply them to: set print, exec or webhook", e.On)
 	}
 	if x := e.Exec; x != nil {
 		ex := Exec{Command: x.Command, Timeout: x.Timeout}
@@ -217,6 +351,8 @@ func (e Entry) validate() error {
 	}
 	return nil
 }
+
+func (e Entry) hasAction() bool { return e.Print || e.Exec != nil || e.Webhook != nil }
 
 // checkPattern mirrors processor.Router's rules, which panic on an invalid
 // pattern: non-empty dot-separated tokens without white space, "*" and ">"

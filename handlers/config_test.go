@@ -64,9 +64,8 @@ func TestLoadConfigErrors(t *testing.T) {
 	}{
 		{"bad_unknown_field.yaml", `line 4: unknown field "comand" in exec (did you mean "command"?)`},
 		{"bad_top_level.yaml", `line 1: unknown field "handler" in the config (did you mean "handlers"?)`},
-		{"bad_no_action.yaml", `line 4: handler "alerts.disk_full" has no action: set print, exec or webhook`},
 		{"bad_pattern.yaml", `line 2: invalid pattern "alerts.>.disk": ">" must be the last token`},
-		{"bad_duplicate.yaml", `line 7: duplicate handler for "alerts.>" (first at line 3)`},
+		{"bad_duplicate.yaml", `line 7: handler "alerts.>" is never reached: the entry at line 3 takes every alert on "alerts.>" first (give it conditions, or merge the two)`},
 		{"bad_duration.yaml", `line 5: exec.timeout must be a duration such as "30s" or "500ms", got "30" (an integer)`},
 		{"bad_command_string.yaml", `line 4: exec.command must be a list: the program and its arguments, e.g. ["/usr/local/bin/page", "--team", "ops"] (no shell; use ["sh", "-c", "..."] for one)`},
 		{"bad_exit_codes.yaml", `line 5: exec.permanent_exit_codes[1] must be an integer, got "three" (a string)`},
@@ -246,7 +245,7 @@ func TestConfigValidateInGo(t *testing.T) {
 		{On: "alerts.>", Print: true},
 		{On: "alerts.>", Webhook: &WebhookConfig{URL: "https://h.example/x"}},
 	}}.validate()
-	if want := `handlers[1]: duplicate handler for "alerts.>" (first at handlers[0])`; err == nil || err.Error() != want {
+	if want := `handlers[1]: handler "alerts.>" is never reached: the entry at handlers[0] takes every alert on "alerts.>" first (give it conditions, or merge the two)`; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
 	}
 	err = Config{Handlers: []Entry{{On: "a", Exec: &ExecConfig{Command: []string{"x"}, Timeout: -time.Second}}}}.validate()

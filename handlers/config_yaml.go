@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/xrash/smetrics"
@@ -49,7 +50,17 @@ func (e *Entry) UnmarshalYAML(n *yaml.Node) error {
 	n = resolve(n)
 	e.line = n.Line
 	return decodeMapping(n, "handler", fields{
-		"on":    str(&e.On, "on"),
+		"on":   str(&e.On, "on"),
+		"name": str(&e.Name, "name"),
+		"when": e.When.decode,
+		"suppress": func(v *yaml.Node) error {
+			e.Suppress = new(SuppressConfig)
+			return e.Suppress.UnmarshalYAML(v)
+		},
+		"limit": func(v *yaml.Node) error {
+			e.Limit = new(LimitConfig)
+			return e.Limit.UnmarshalYAML(v)
+		},
 		"print": boolean(&e.Print, "print"),
 		"exec": func(v *yaml.Node) error {
 			e.Exec = new(ExecConfig)
@@ -60,6 +71,82 @@ func (e *Entry) UnmarshalYAML(n *yaml.Node) error {
 			return e.Webhook.UnmarshalYAML(v)
 		},
 	})
+}
+
+// decode decodes an entry's conditions, checking each where its line is
+// known.
+func (w *When) decode(n *yaml.Node) error {
+	return decodeMapping(n, "when", fields{
+		"severity": func(v *yaml.Node) error {
+			if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" {
+				if min, ok := strings.CutPrefix(v.Value, minSeverityPrefix); ok {
+					w.MinSeverity = strings.TrimSpace(min)
+				} else {
+					w.Severity = []string{v.Value}
+				}
+			} else if err := strList(&w.Severity, "when.severity")(v); err != nil {
+				return typeError(v, "when.severity", `a list of severities, one severity, or ">=" and one`)
+			}
+			return checkAt(v, When{Severity: w.Severity, MinSeverity: w.MinSeverity})
+		},
+		"labels": func(v *yaml.Node) error {
+			if err := strMap(&w.Labels, "when.labels", false)(v); err != nil {
+				return err
+			}
+			return checkAt(v, When{Labels: w.Labels})
+		},
+		"labels_match": func(v *yaml.Node) error {
+			if err := strMap(&w.LabelsMatch, "when.labels_match", false)(v); err != nil {
+				return err
+			}
+			return checkAt(v, When{LabelsMatch: w.LabelsMatch})
+		},
+		"status": func(v *yaml.Node) error {
+			if err := str(&w.Status, "when.status")(v); err != nil {
+				return err
+			}
+			return checkAt(v, When{Status: w.Status})
+		},
+	})
+}
+
+// checkAt checks one condition, for an error with its line.
+func checkAt(v *yaml.Node, w When) error {
+	if err := w.validate(); err != nil {
+		return lineErrorf(v, "when: %v", err)
+	}
+	return nil
+}
+
+// UnmarshalYAML decodes an entry's suppress.
+func (x *SuppressConfig) UnmarshalYAML(n *yaml.Node) error {
+	n = resolve(n)
+	if err := decodeMapping(n, "suppress", fields{
+		"key": str(&x.Key, "suppress.key"),
+		"for": duration(&x.For, "suppress.for"),
+	}); err != nil {
+		return err
+	}
+	if _, err := x.parse(); err != nil {
+		return lineErrorf(n, "suppress: %v", err)
+	}
+	return nil
+}
+
+// UnmarshalYAML decodes an entry's limit.
+func (x *LimitConfig) UnmarshalYAML(n *yaml.Node) error {
+	n = resolve(n)
+	if err := decodeMapping(n, "limit", fields{
+		"rate":       str(&x.Rate, "limit.rate"),
+		"burst":      integer(&x.Burst, "limit.burst"),
+		"concurrent": integer(&x.Concurrent, "limit.concurrent"),
+	}); err != nil {
+		return err
+	}
+	if _, err := x.parse(); err != nil {
+		return lineErrorf(n, "limit: %v", err)
+	}
+	return nil
 }
 
 // UnmarshalYAML decodes an exec action, expanding ${VAR} in env.
@@ -146,6 +233,17 @@ func boolean(dst *bool, what string) func(*yaml.Node) error {
 			return typeError(v, what, "true or false")
 		}
 		return v.Decode(dst)
+	}
+}
+
+func integer(dst *int, what string) func(*yaml.Node) error {
+	return func(v *yaml.Node) error {
+		n, err := strconv.Atoi(v.Value)
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || err != nil {
+			return typeError(v, what, "an integer")
+		}
+		*dst = n
+		return nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -59,13 +60,21 @@ func FuzzDecodeAlert(f *testing.F) {
 	})
 }
 
+var fuzzAlerts = []handlers.Alert{
+	{Subject: "alerts.disk.db-3", Name: "disk.db-3", Severity: "critical", Labels: map[string]string{"team": "db", "instance": "db-3"}},
+	{Subject: "alerts.x", Name: "x", Severity: "info", Status: handlers.StatusResolved},
+}
+
 func normalizeTime(a handlers.Alert) handlers.Alert {
 	a.Timestamp = a.Timestamp.UTC()
 	return a
 }
 
 // FuzzParseConfig: any config either fails to parse with an error, or
-// registers on a fresh router without panicking. Seeds: testdata/handlers.
+// registers on a fresh router without panicking and evaluates its rules on
+// alerts, explaining each as it takes it. Seeds: testdata/handlers
+// (rules.example.yaml and bad_rules_*.yaml for conditions, suppress and
+// limit).
 func FuzzParseConfig(f *testing.F) {
 	addFiles(f, "../testdata/handlers/*.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -78,6 +87,15 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if err := handlers.Register(processor.NewRouter(), cfg, handlers.Deps{Out: io.Discard}); err != nil {
 			t.Fatalf("parsed config does not register: %v", err)
+		}
+		rs, err := handlers.NewRules(cfg, handlers.Deps{Out: io.Discard})
+		if err != nil {
+			t.Fatalf("parsed config does not compile: %v", err)
+		}
+		for _, a := range fuzzAlerts {
+			if _, err := rs.Explain(context.Background(), a); err != nil {
+				t.Fatalf("explain %+v: %v", a, err)
+			}
 		}
 	})
 }

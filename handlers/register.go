@@ -2,14 +2,14 @@ package handlers
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/processor"
 )
@@ -28,6 +28,15 @@ type Deps struct {
 	// with connect, TLS and idle timeouts (each request is bounded by its
 	// webhook's timeout as well).
 	HTTPClient *http.Client
+	// JetStream holds the suppression windows (SuppressBucket). Without it
+	// suppress is off, as in a replay, which asks for the actions again.
+	// Defaults to nil.
+	JetStream jetstream.JetStream
+	// Group is the consumer group whose processes share the suppression
+	// windows. Defaults to "reactor", processor.Config's default.
+	Group string
+	// Replicas of SuppressBucket on a cluster. Defaults to 1.
+	Replicas int
 }
 
 func (d Deps) withDefaults() Deps {
@@ -39,6 +48,9 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.HTTPClient == nil {
 		d.HTTPClient = newHTTPClient()
+	}
+	if d.Group == "" {
+		d.Group = "reactor"
 	}
 	return d
 }
@@ -60,27 +72,16 @@ func newHTTPClient() *http.Client {
 	}}
 }
 
-// Register adds a handler to r for every entry of cfg (the default route if
-// it has none). It checks cfg first, and the patterns against those r has
-// already, so it returns an error rather than letting r panic, and registers
-// nothing if it fails.
+// Register adds the handler of cfg (the default route if it has none) to r
+// under each of its patterns: NewRules, then Rules.Register. It checks cfg
+// first, and the patterns against those r has already, so it returns an
+// error rather than letting r panic, and registers nothing if it fails.
 func Register(r *processor.Router, cfg Config, deps Deps) error {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("handlers: %w", err)
+	rs, err := NewRules(cfg, deps)
+	if err != nil {
+		return err
 	}
-	existing := r.Patterns()
-	for i, e := range cfg.Handlers {
-		if slices.Contains(existing, e.On) {
-			return fmt.Errorf("handlers: %s: pattern %q is already registered", e.where(i), e.On)
-		}
-	}
-	deps = deps.withDefaults()
-	out := SyncWriter(deps.Out)
-	for _, e := range cfg.Handlers {
-		r.Handle(e.On, newChain(e, cfg.Print, deps, out))
-	}
-	return nil
+	return rs.Register(r)
 }
 
 // action is one step of an entry, given the alert decoded once.
@@ -88,8 +89,8 @@ type action interface {
 	handle(ctx context.Context, m *processor.Message, a Alert) error
 }
 
-// chain is the handler of one entry: decode, then each action in order,
-// stopping at the first failure.
+// chain is the actions of one entry, run in order, stopping at the first
+// failure.
 type chain []action
 
 func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
@@ -112,12 +113,8 @@ func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
 	return c
 }
 
-// Process decodes the alert and runs the entry's actions.
-func (c chain) Process(ctx context.Context, m *processor.Message) error {
-	a, err := Decode(m)
-	if err != nil {
-		return err
-	}
+// run runs the actions on the alert a decoded from m.
+func (c chain) run(ctx context.Context, m *processor.Message, a Alert) error {
 	for _, act := range c {
 		if err := act.handle(ctx, m, a); err != nil {
 			return err

@@ -153,8 +153,8 @@ func TestRegisterErrorsLeaveRouterAlone(t *testing.T) {
 			want: `handlers: handlers[1]: pattern "alerts.disk_full" is already registered`,
 		},
 		{
-			cfg:  Config{Handlers: []Entry{{On: "alerts.>", Print: true}, {On: "alerts.x"}}},
-			want: `handlers: handlers[1]: handler "alerts.x" has no action: set print, exec or webhook`,
+			cfg:  Config{Handlers: []Entry{{On: "alerts.>", Print: true}, {On: "alerts.x", Limit: &LimitConfig{Concurrent: 1}}}},
+			want: `handlers: handlers[1]: handler "alerts.x" has suppress or limit but no action to apply them to: set print, exec or webhook`,
 		},
 		{
 			cfg:  Config{Handlers: []Entry{{On: "alerts.>", Print: true}, {On: "alerts..x", Print: true}}},

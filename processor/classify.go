@@ -22,6 +22,9 @@ const (
 	OutcomeDeadLetter
 	// OutcomeDrop acknowledges a message its handler chose to ignore.
 	OutcomeDrop
+	// OutcomeDefer naks the message with the delay its handler asked for
+	// (Defer), without counting the delivery as a failure.
+	OutcomeDefer
 )
 
 func (o Outcome) String() string {
@@ -34,6 +37,8 @@ func (o Outcome) String() string {
 		return "dead_lettered"
 	case OutcomeDrop:
 		return "dropped"
+	case OutcomeDefer:
+		return "deferred"
 	}
 	return "unknown"
 }
@@ -70,6 +75,10 @@ func classify(err error, delivered, maxDeliver int, b backoff, jitter float64) d
 	}
 	if errors.Is(err, ErrDrop) {
 		return decision{outcome: OutcomeDrop}
+	}
+	var deferred *DeferError
+	if errors.As(err, &deferred) {
+		return decision{outcome: OutcomeDefer, delay: max(deferred.After, 0)}
 	}
 	if errors.Is(err, ErrNoHandler) {
 		return decision{outcome: OutcomeDeadLetter, reason: stream.ReasonNoHandler}

@@ -45,6 +45,10 @@ func TestClassify(t *testing.T) {
 		{"panic", newPanicError("bug"), 1, 5, 0, decision{outcome: OutcomeRetry, delay: 500 * time.Millisecond}},
 		{"panic on last delivery", newPanicError("bug"), 5, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
 		{"max deliver 1", plain, 1, 1, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
+		{"defer", Defer(3*time.Second, "rate"), 1, 5, 0, decision{outcome: OutcomeDefer, delay: 3 * time.Second}},
+		{"defer on last delivery", Defer(time.Second, ""), 5, 5, 0, decision{outcome: OutcomeDefer, delay: time.Second}},
+		{"defer past last delivery", fmt.Errorf("limit: %w", Defer(time.Second, "")), 9, 5, 0, decision{outcome: OutcomeDefer, delay: time.Second}},
+		{"negative defer", Defer(-time.Second, ""), 1, 5, 0, decision{outcome: OutcomeDefer, delay: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,6 +41,31 @@ func (e *RetryError) Error() string {
 
 func (e *RetryError) Unwrap() error { return e.Err }
 
+// DeferError asks for redelivery after a delay without counting the
+// delivery as a failure: the alert is not failing, it has to wait (a rate or
+// concurrency limit is full). Build it with Defer.
+type DeferError struct {
+	After  time.Duration
+	Reason string
+}
+
+// Defer returns an error that naks the message with delay after and does
+// not count the delivery toward MaxDeliver: a deferred alert is never
+// dead-lettered for being deferred, however often. The processor records
+// each deferral in the DeferralsBucket key-value bucket, shared by every
+// process of the group, and subtracts them from JetStream's delivery count
+// (see Message.Delivered).
+func Defer(after time.Duration, reason string) error {
+	return &DeferError{After: after, Reason: reason}
+}
+
+func (e *DeferError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("deferred for %s", e.After)
+	}
+	return fmt.Sprintf("deferred for %s: %s", e.After, e.Reason)
+}
+
 // PermanentError marks a failure that no retry can fix (malformed input, a
 // 4xx answer). Build it with Permanent.
 type PermanentError struct {

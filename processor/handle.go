@@ -50,6 +50,9 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		delivered: int(meta.NumDelivered),
 		timestamp: meta.Timestamp,
 	}
+	if m.delivered > 1 && !p.discountDeferrals(ctx, msg, m) {
+		return // nak'ed
+	}
 	p.inflight.Store(d, struct{}{})
 	p.running.Add(1)
 	stopHeartbeat := p.heartbeat(d)
@@ -142,6 +145,8 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr er
 		err = p.ack(ctx, d.msg)
 	case OutcomeRetry:
 		err = d.msg.NakWithDelay(dec.delay)
+	case OutcomeDefer:
+		err = p.deferDelivery(ctx, d.msg, m, dec.delay)
 	case OutcomeDeadLetter:
 		fallback := start
 		if m.delivered > 1 {

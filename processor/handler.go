@@ -17,6 +17,9 @@ import "context"
 //     request the other side refuses for good).
 //   - ErrDrop (or an error wrapping it): acknowledged, no dead letter: the
 //     message is deliberately ignored.
+//   - Defer(after, reason): redelivered after that delay, not counted as a
+//     failure: the delivery does not count toward MaxDeliver (see
+//     DeferralsBucket), so a deferred message is never dead-lettered for it.
 //   - a panic: recovered as a *PanicError and handled as an error (retried,
 //     then dead-lettered); the process keeps running.
 //

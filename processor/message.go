@@ -75,7 +75,8 @@ func (m *Message) Stream() string { return m.stream }
 // Sequence is the message's sequence in its stream.
 func (m *Message) Sequence() uint64 { return m.sequence }
 
-// Delivered is the delivery count: 1 on the first attempt.
+// Delivered is the delivery count: 1 on the first attempt. Deliveries that
+// ended in Defer are not counted.
 func (m *Message) Delivered() int { return m.delivered }
 
 // Timestamp is when the stream stored the message.

@@ -26,7 +26,7 @@ type Result struct {
 	Message  *Message
 	Pattern  string
 	Outcome  Outcome
-	Delay    time.Duration // for OutcomeRetry
+	Delay    time.Duration // for OutcomeRetry and OutcomeDefer
 	Err      error         // the handler's error, nil on success
 	Duration time.Duration // time spent in the handler
 	// SettleErr is a failure to acknowledge, nak or dead-letter the
@@ -52,6 +52,8 @@ type Processor struct {
 	attempts attemptLog
 	running  atomic.Int64
 	bound    atomic.Bool
+
+	deferrals deferralLog // see Defer
 }
 
 // New returns a Processor that hands every message of cfg's group to h,

@@ -69,7 +69,8 @@ type ReplayStats struct {
 // a replayed alert that fails is counted and reported through OnResult, never
 // retried or dead-lettered. Handlers see the message as the alert stream
 // stored it: its stream is the alert stream, its sequence the stream's,
-// and Delivered is 1. A handler panic is recovered and counted as a failure.
+// and Delivered is 1. A handler that defers (Defer) is called again after
+// the delay it asked for. A handler panic is recovered and counted as a failure.
 //
 // Replay returns when the range is done or ctx is cancelled; the stats count
 // what was replayed either way.
@@ -118,6 +119,16 @@ func Replay(ctx context.Context, js jetstream.JetStream, h Handler, cfg ReplayCo
 		})
 		t0 := time.Now()
 		herr := h.Process(stream.ExtractTrace(ctx, sm.Header), m)
+		for d := (*DeferError)(nil); errors.As(herr, &d); {
+			// A limit is full: wait as the processor would, then again.
+			select {
+			case <-ctx.Done():
+				st.Duration = time.Since(start)
+				return st, ctx.Err()
+			case <-time.After(d.After):
+			}
+			herr = h.Process(stream.ExtractTrace(ctx, sm.Header), m)
+		}
 		if errors.Is(herr, ErrDrop) {
 			herr = nil
 		}

@@ -102,17 +102,17 @@ func TestKill9DuringBacklog(t *testing.T) {
 }
 
 // TestCrashLoop: alerts published to `reactor run --sync-always`, the
-// process killed with SIGKILL at fixed points of the backlog and restarted
+// process killed with SIGKILL in the middle of the backlog and restarted
 // on the same data dir each time, until every alert was printed. Every
 // acknowledged alert is handled at least once, the duplicates of each kill
 // stay within what was in flight or acked too recently to be on disk at
 // that kill, and in the end nothing is left in the group's backlog,
 // pending or in flight.
 //
-// 5,000 alerts and 3 kills; REACTOR_SOAK=1 (task soak): 50,000 and 12.
+// 10,000 alerts and 3 kills; REACTOR_SOAK=1 (task soak): 50,000 and 12.
 func TestCrashLoop(t *testing.T) {
 	t.Parallel()
-	n, kills, budget := 5_000, 3, time.Minute
+	n, kills, budget := 10_000, 3, time.Minute
 	if os.Getenv("REACTOR_SOAK") != "" {
 		n, kills, budget = 50_000, 12, 10*time.Minute
 	}
@@ -127,27 +127,32 @@ func TestCrashLoop(t *testing.T) {
 	args := []string{"--sync-always", "--ack-wait", "2s", "--workers", strconv.Itoa(workers), "--config", config}
 	printed := &printLog{}
 
-	run := startRunWriter(t, printed.next(), nil, dataDir, args...)
+	// The backlog is stored before processing starts, so that every kill
+	// hits a process in the middle of it: a first run whose group takes
+	// none of the alerts serves the send, then stops.
+	warmup := startRunWriter(t, nil, nil, dataDir, "--group", "warmup", "--filter", "alerts.none")
 	// send returns once JetStream acknowledged every alert (it exits 3 if
 	// one failed): from here on, each of them must be handled.
-	if r := mustReactor(t, alerts.String(), "send", "--url", run.url, "--file", "-"); r.stdout != fmt.Sprintf("stored %d alerts (0 duplicates, 0 failed)\n", n) {
+	if r := mustReactor(t, alerts.String(), "send", "--url", warmup.url, "--file", "-"); r.stdout != fmt.Sprintf("stored %d alerts (0 duplicates, 0 failed)\n", n) {
 		t.Fatalf("send: %q", r.stdout)
 	}
 	published := time.Since(start)
-
-	// The kills come at evenly spaced points of the backlog (a number of
-	// distinct alerts printed), so that each one hits a process in the
-	// middle of the backlog, not an idle one.
-	from := printed.distinct()
-	points := make([]int, kills)
-	for i := range points {
-		points[i] = from + (n*9/10-from)*(i+1)/(kills+1)
+	if code := warmup.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Fatalf("warm-up run exit code %d, want 0", code)
 	}
+
+	// Each kill comes once its run has been printing for a second (twice
+	// ackStateWindow, so that the bound below says something), or when 95%
+	// of the alerts are printed, whichever is first. The group is not the
+	// stream's first, so it is told to start with the stored alerts.
+	args = append(args, "--start", "all")
+	run := startRunWriter(t, printed.next(), nil, dataDir, args...)
 	atKill := make([]int, kills) // distinct alerts printed when each kill came
 	recent := make([]int, kills) // alerts run k printed in the flush window before its kill
-	for k, point := range points {
-		run.waitFor(budget, run.stderr, func([]string) bool { return printed.distinct() >= point },
-			"%d distinct alerts printed before kill %d", point, k+1)
+	for k := range kills {
+		run.waitFor(budget, run.stderr, func([]string) bool {
+			return printed.printingFor(k) >= 2*ackStateWindow || printed.distinct() >= n*95/100
+		}, "run %d printing for %s before its kill", k+1, 2*ackStateWindow)
 		killed := time.Now()
 		if code := run.stop(syscall.SIGKILL, 10*time.Second); code != -1 {
 			t.Fatalf("run %d exit code %d, want -1 (killed)", k+1, code)
@@ -268,6 +273,16 @@ func (l *printLog) next() io.Writer {
 	l.byRun = append(l.byRun, make(map[string]int))
 	l.at = append(l.at, nil)
 	return &runPrints{log: l, run: len(l.byRun) - 1}
+}
+
+// printingFor is how long ago run printed its first alert; 0 before that.
+func (l *printLog) printingFor(run int) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.at[run]) == 0 {
+		return 0
+	}
+	return time.Since(l.at[run][0])
 }
 
 // since is how many alerts run printed from t on.

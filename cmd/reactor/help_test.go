@@ -30,6 +30,8 @@ func TestHelpGolden(t *testing.T) {
 		{"dlq", "redrive"},
 		{"dlq", "purge"},
 		{"status"},
+		{"rules"},
+		{"rules", "explain"},
 		{"ingest"},
 		{"group"},
 		{"group", "pause"},

@@ -91,7 +91,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	router, err := newRouter(c, stdout, logger)
+	handlersCfg, err := loadHandlersConfig(c)
 	if err != nil {
 		return err
 	}
@@ -153,10 +153,19 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer conn.Close()
+	rules, err := handlers.NewRules(handlersCfg, handlers.Deps{Out: stdout, Logger: logger, JetStream: conn.JS, Group: pcfg.Group, Replicas: topo.Replicas})
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	router := processor.NewRouter()
+	if err := rules.Register(router); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
 	var m *metrics.Metrics
 	if c.String("metrics") != "" {
 		m = metrics.New(prometheus.NewRegistry())
 		pcfg.OnOutcome = m.Observe
+		m.Registry().MustRegister(ruleCountsCollector{rules})
 	}
 	p, err := processor.New(conn.JS, router, pcfg)
 	if err != nil {
@@ -170,6 +179,9 @@ func runAction(c *cli.Context) error {
 	defer stopForce()
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
+	countsDone := make(chan struct{})
+	go func() { defer close(countsDone); rules.PublishCounts(ctx, handlers.CountsFlushEvery) }()
+	defer func() { cancel(); <-countsDone }()
 	if m != nil {
 		stopMetrics, err := serveMetrics(ctx, c.String("metrics"), m, p, conn, topo, stderr)
 		if err != nil {
@@ -294,15 +306,25 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, p *proce
 	return func() { cancel(); <-done }, nil
 }
 
-// newRouter builds the handlers of --config (or the default: print every
-// alert), printing to out.
-func newRouter(c *cli.Context, out io.Writer, logger *slog.Logger) (*processor.Router, error) {
+// loadHandlersConfig reads --config; without it, the default (print every
+// alert).
+func loadHandlersConfig(c *cli.Context) (handlers.Config, error) {
 	var cfg handlers.Config
 	if path := c.String("config"); path != "" {
 		var err error
 		if cfg, err = handlers.LoadConfig(path); err != nil {
-			return nil, &exitError{code: exitUsage, err: err}
+			return cfg, &exitError{code: exitUsage, err: err}
 		}
+	}
+	return cfg, nil
+}
+
+// newRouter builds the handlers of --config (or the default: print every
+// alert), printing to out, without suppression (see handlers.Deps).
+func newRouter(c *cli.Context, out io.Writer, logger *slog.Logger) (*processor.Router, error) {
+	cfg, err := loadHandlersConfig(c)
+	if err != nil {
+		return nil, err
 	}
 	r := processor.NewRouter()
 	if err := handlers.Register(r, cfg, handlers.Deps{Out: out, Logger: logger}); err != nil {

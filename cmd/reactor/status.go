@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -22,7 +23,8 @@ size, age, how many came in the last minute and hour), the dead letters, and
 each consumer group's progress: its backlog (alerts not settled yet: pending
 plus in flight), the age of its oldest unsettled alert (alerts older than the
 stream's max age leave it, settled or not), redeliveries, idle pull requests,
-and where the group started (run --start).
+where the group started (run --start), and what its handler entries filtered,
+suppressed and limited (reactor rules explain).
 
 Examples:
    reactor status
@@ -49,10 +51,20 @@ func statusAction(c *cli.Context) error {
 		return err
 	}
 	st.Server = conn.ServerStatus()
-	if c.Bool("json") {
-		return writeJSONIndent(c.App.Writer, st)
+	rules, err := handlers.ReadCounts(c.Context, conn.JS)
+	if err != nil {
+		return err
 	}
-	return writeStatus(c.App.Writer, st)
+	if c.Bool("json") {
+		return writeJSONIndent(c.App.Writer, struct {
+			*stream.Status
+			Rules []handlers.EntryCount `json:"rules,omitempty"`
+		}{st, rules})
+	}
+	if err := writeStatus(c.App.Writer, st); err != nil {
+		return err
+	}
+	return writeRuleCounts(c.App.Writer, rules)
 }
 
 func writeStatus(w io.Writer, st *stream.Status) error {

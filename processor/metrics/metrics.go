@@ -38,7 +38,7 @@ func New(reg *prometheus.Registry) *Metrics {
 		reg: reg,
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reactor_alerts_handled_total",
-			Help: "Alerts settled, by outcome (ok, retried, dead_lettered, dropped) and handler pattern.",
+			Help: "Alerts settled, by outcome (ok, retried, dead_lettered, dropped, deferred) and handler pattern.",
 		}, []string{"outcome", "pattern"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "reactor_handler_duration_seconds",

@@ -1,0 +1,141 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Explanation says what the rules would do with an alert, without doing it.
+type Explanation struct {
+	// Subject is the alert's subject.
+	Subject string `json:"subject"`
+	// Candidates are the entries whose pattern matches the subject, in
+	// evaluation order, up to the one that takes the alert.
+	Candidates []Candidate `json:"candidates"`
+	// Entry is the name of the entry that takes the alert; empty if none
+	// does (Outcome no_handler).
+	Entry string `json:"entry,omitempty"`
+	// Outcome is what would happen: OutcomeAct, OutcomeFiltered,
+	// OutcomeSuppressed or OutcomeNoHandler. A limited entry may make the
+	// alert wait first (see Limit).
+	Outcome string `json:"outcome"`
+	// Actions are the actions that would run, in order.
+	Actions []string `json:"actions,omitempty"`
+	// Suppress is the window the alert falls in, if the entry suppresses.
+	Suppress *SuppressState `json:"suppress,omitempty"`
+	// Limit describes the entry's limits, if any.
+	Limit string `json:"limit,omitempty"`
+	// EndsWindows names the entries whose suppression window a resolved
+	// alert ends.
+	EndsWindows []string `json:"ends_windows,omitempty"`
+}
+
+// Candidate is one entry whose pattern matches, with its verdict.
+type Candidate struct {
+	Entry   string  `json:"entry"`
+	Pattern string  `json:"pattern"`
+	Where   string  `json:"where"`
+	Checks  []Check `json:"checks,omitempty"`
+	Takes   bool    `json:"takes"`
+}
+
+// SuppressState is a suppression window as explain sees it.
+type SuppressState struct {
+	Window
+	// For is the entry's window.
+	For time.Duration `json:"for_ns"`
+	// Known reports whether the window's state could be read (with
+	// Deps.JetStream and an existing bucket, or none yet).
+	Known bool `json:"known"`
+}
+
+// Outcomes of Explain.
+const (
+	OutcomeAct        = "act"
+	OutcomeFiltered   = "filtered"
+	OutcomeSuppressed = "suppressed"
+	OutcomeNoHandler  = "no_handler"
+)
+
+// Explain evaluates the rules on a as Process would, and reads (never
+// opens, ends or creates) the suppression window it falls in. It runs no
+// action.
+func (rs *Rules) Explain(ctx context.Context, a Alert) (Explanation, error) {
+	ex := Explanation{Subject: a.Subject, Outcome: OutcomeNoHandler}
+	var taken *rule
+	for _, ru := range rs.rules {
+		if !matchTokens(ru.tokens, a.Subject) {
+			continue
+		}
+		if a.Status == StatusResolved && ru.suppress != nil && ru.cond.matchExceptStatus(a) {
+			ex.EndsWindows = append(ex.EndsWindows, ru.name)
+		}
+		if taken != nil {
+			continue
+		}
+		c := Candidate{Entry: ru.name, Pattern: ru.pattern, Where: ru.where, Checks: ru.cond.checks(a), Takes: ru.cond.match(a)}
+		ex.Candidates = append(ex.Candidates, c)
+		if c.Takes {
+			taken = ru
+		}
+	}
+	if taken == nil {
+		return ex, nil
+	}
+	ex.Entry = taken.name
+	if len(taken.actions) == 0 {
+		ex.Outcome = OutcomeFiltered
+		return ex, nil
+	}
+	ex.Outcome = OutcomeAct
+	for _, act := range taken.actions {
+		ex.Actions = append(ex.Actions, describeAction(act))
+	}
+	if s := taken.suppress; s != nil && a.Status != StatusResolved {
+		w, err := s.peek(ctx, a)
+		if err != nil {
+			return ex, err
+		}
+		ex.Suppress = &SuppressState{Window: w, For: s.window, Known: s.store != nil}
+		if w.Open {
+			ex.Outcome = OutcomeSuppressed
+		}
+	}
+	if l := taken.limit; l != nil {
+		ex.Limit = l.describe()
+	}
+	return ex, nil
+}
+
+func describeAction(act action) string {
+	switch x := act.(type) {
+	case *Print:
+		return "print"
+	case *Exec:
+		return "exec " + strings.Join(x.Command, " ")
+	case *Webhook:
+		// The URL may hold a secret in its path or query: the host only.
+		if u, err := url.Parse(x.URL); err == nil {
+			return fmt.Sprintf("webhook POST %s://%s/...", u.Scheme, u.Host)
+		}
+		return "webhook"
+	}
+	return fmt.Sprintf("%T", act)
+}
+
+func (l *limiter) describe() string {
+	var parts []string
+	if l.interval > 0 {
+		parts = append(parts, fmt.Sprintf("one run every %s", l.interval))
+		if l.burst > 1 {
+			parts[0] += fmt.Sprintf(" after a burst of %d", l.burst)
+		}
+	}
+	if l.slots != nil {
+		parts = append(parts, fmt.Sprintf("at most %d at once", cap(l.slots)))
+	}
+	return strings.Join(parts, ", ") + " in each process"
+}

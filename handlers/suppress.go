@@ -1,0 +1,351 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"text/template"
+	"text/template/parse"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/processor"
+)
+
+// SuppressBucket is the key-value bucket of the suppression windows, shared
+// by every process of a group: one key per open window,
+// <group>.<digest of the entry's name and the rendered key>, whose value is
+// the alert that opened it ("<stream>:<seq>") and whose per-key TTL is the
+// window (nats-server 2.11 or later). It is created on first use.
+const SuppressBucket = "REACTOR_SUPPRESS"
+
+// DefaultSuppressKey is the key of a suppress without one: the subject and
+// every label, so that repeats are alerts from the same source.
+const DefaultSuppressKey = `{{.Subject}}{{range $k, $v := .Labels}} {{$k}}={{$v}}{{end}}`
+
+// MinSuppressFor is the shortest window: the server expires keys by the
+// second.
+const MinSuppressFor = time.Second
+
+// suppressMarkerTTL is how long the bucket keeps the marker of a window that
+// expired or ended.
+const suppressMarkerTTL = time.Minute
+
+// suppressor is an entry's SuppressConfig, compiled.
+type suppressor struct {
+	entry  string
+	key    string // as written
+	tmpl   *template.Template
+	window time.Duration
+	store  *suppressStore // nil: suppression off
+}
+
+func (x SuppressConfig) parse() (*suppressor, error) {
+	key := x.Key
+	if key == "" {
+		key = DefaultSuppressKey
+	}
+	tmpl, err := template.New("key").Option("missingkey=zero").Parse(key)
+	if err != nil {
+		return nil, fmt.Errorf("key %q is not a Go template: %v", key, strings.TrimPrefix(err.Error(), "template: key:"))
+	}
+	if err := checkRanges(tmpl.Tree.Root); err != nil {
+		return nil, fmt.Errorf("key %q: %v", key, err)
+	}
+	if _, err := render(tmpl, Alert{Subject: "alerts.x", Name: "x", Severity: SeverityWarning, Labels: map[string]string{"x": "x"}}); err != nil {
+		return nil, fmt.Errorf("key %q: %v", key, err)
+	}
+	if x.For < MinSuppressFor {
+		return nil, fmt.Errorf(`for: want a window of at least %s, e.g. "10m"`, MinSuppressFor)
+	}
+	return &suppressor{key: key, tmpl: tmpl, window: x.For}, nil
+}
+
+// maxKeyLen bounds a rendered key: it is hashed, so its length does not
+// matter, but a template must not be able to make it unbounded.
+const maxKeyLen = 4096
+
+func render(tmpl *template.Template, a Alert) (string, error) {
+	b := &boundedBuilder{max: maxKeyLen}
+	if err := tmpl.Execute(b, a); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// boundedBuilder fails writes past max bytes, which stops the template.
+type boundedBuilder struct {
+	strings.Builder
+	max int
+}
+
+func (b *boundedBuilder) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		return 0, fmt.Errorf("key longer than %d bytes", b.max)
+	}
+	return b.Builder.Write(p)
+}
+
+// checkRanges keeps a key's rendering bounded by the alert: {{range}} only
+// over a field (.Labels, .Annotations, $.Labels: Go 1.22 templates count to
+// a number, from a literal, a variable or dot), and no {{template}} (which
+// may call itself).
+func checkRanges(n parse.Node) error {
+	switch x := n.(type) {
+	case *parse.ListNode:
+		if x == nil {
+			return nil
+		}
+		for _, c := range x.Nodes {
+			if err := checkRanges(c); err != nil {
+				return err
+			}
+		}
+	case *parse.TemplateNode:
+		return fmt.Errorf("{{template}} is not allowed in a key")
+	case *parse.RangeNode:
+		if !overField(x.Pipe) {
+			return fmt.Errorf("range over %s: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}", x.Pipe)
+		}
+		if err := checkRanges(x.List); err != nil {
+			return err
+		}
+		return checkRanges(x.ElseList)
+	case *parse.IfNode:
+		if err := checkRanges(x.List); err != nil {
+			return err
+		}
+		return checkRanges(x.ElseList)
+	case *parse.WithNode:
+		if err := checkRanges(x.List); err != nil {
+			return err
+		}
+		return checkRanges(x.ElseList)
+	}
+	return nil
+}
+
+// overField reports whether pipe is one field of the alert: .Labels or
+// $.Labels.
+func overField(pipe *parse.PipeNode) bool {
+	if len(pipe.Cmds) != 1 || len(pipe.Cmds[0].Args) != 1 {
+		return false
+	}
+	switch a := pipe.Cmds[0].Args[0].(type) {
+	case *parse.FieldNode:
+		return true
+	case *parse.VariableNode:
+		return len(a.Ident) > 1 && a.Ident[0] == "$"
+	}
+	return false
+}
+
+// window is one alert's window of one entry: its rendered key and its key
+// in the bucket.
+type window struct {
+	rendered string
+	kvKey    string
+}
+
+func (s *suppressor) windowOf(group string, a Alert) (window, error) {
+	r, err := render(s.tmpl, a)
+	if err != nil {
+		// The template cannot hold for this alert: retrying will not help.
+		return window{}, processor.Permanent(fmt.Errorf("suppress key of entry %q: %w", s.entry, err))
+	}
+	sum := sha256.Sum256([]byte(s.entry + "\x00" + r))
+	return window{rendered: r, kvKey: kvToken(group) + "." + hex.EncodeToString(sum[:16])}, nil
+}
+
+// claim is a window held by the alert being handled.
+type claim struct {
+	kv  jetstream.KeyValue // nil: suppression off
+	key string
+	rev uint64
+}
+
+// claim opens the window of a for the message m, or finds it already held
+// by m (a redelivery of the alert that opened it: its actions have not
+// succeeded yet). It returns nil if another alert holds it: m is a repeat.
+func (s *suppressor) claim(ctx context.Context, m *processor.Message, a Alert) (*claim, error) {
+	if s.store == nil {
+		return &claim{}, nil
+	}
+	w, err := s.windowOf(s.store.group, a)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := s.store.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	holder := holderOf(m)
+	for range 3 { // the window may expire or end between the read and the create
+		// Read first: in a storm most alerts are repeats, and a read is
+		// one direct get, served beside the bucket's write path.
+		e, err := kv.Get(ctx, w.kvKey)
+		switch {
+		case err == nil && string(e.Value()) == holder:
+			return &claim{kv: kv, key: w.kvKey, rev: e.Revision()}, nil
+		case err == nil:
+			return nil, nil // a repeat
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return nil, fmt.Errorf("suppress: read window: %w", err)
+		}
+		rev, err := kv.Create(ctx, w.kvKey, []byte(holder), jetstream.KeyTTL(s.window))
+		if err == nil {
+			return &claim{kv: kv, key: w.kvKey, rev: rev}, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("suppress: open window: %w", err)
+		}
+		// Another process opened it between the read and the create.
+	}
+	return nil, fmt.Errorf("suppress: window %s: opened and closed under us three times", w.kvKey)
+}
+
+// release ends the window c holds, unless another alert has opened a new
+// one since.
+func (c *claim) release(ctx context.Context) error {
+	if c.kv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := c.kv.Purge(ctx, c.key, jetstream.LastRevision(c.rev), jetstream.PurgeTTL(suppressMarkerTTL))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil // expired and opened again by another alert: not ours
+	}
+	return err
+}
+
+// end ends the window of a, if one is open.
+func (s *suppressor) end(ctx context.Context, a Alert) error {
+	if s.store == nil {
+		return nil
+	}
+	w, err := s.windowOf(s.store.group, a)
+	if err != nil {
+		return err
+	}
+	kv, err := s.store.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Get(ctx, w.kvKey); errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil // nothing to end: no marker written
+	}
+	if err := kv.Purge(ctx, w.kvKey, jetstream.PurgeTTL(suppressMarkerTTL)); err != nil {
+		return fmt.Errorf("suppress: end window: %w", err)
+	}
+	return nil
+}
+
+// Window is the state of one suppression window, for explain.
+type Window struct {
+	// Key is the rendered key.
+	Key string `json:"key"`
+	// Open reports whether a window is open: a firing alert with this key
+	// would be suppressed, unless it is the one that opened it.
+	Open bool `json:"open"`
+	// Holder is the alert that opened it, "<stream>:<seq>".
+	Holder string `json:"holder,omitempty"`
+	// Until is when it ends, at the latest.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// peek reads the window of a without changing it.
+func (s *suppressor) peek(ctx context.Context, a Alert) (Window, error) {
+	group := "reactor"
+	if s.store != nil {
+		group = s.store.group
+	}
+	w, err := s.windowOf(group, a)
+	if err != nil {
+		return Window{}, err
+	}
+	out := Window{Key: w.rendered}
+	if s.store == nil {
+		return out, nil
+	}
+	kv, err := s.store.open(ctx)
+	if err != nil || kv == nil {
+		return out, err
+	}
+	e, err := kv.Get(ctx, w.kvKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return out, nil
+	case err != nil:
+		return out, fmt.Errorf("suppress: read window: %w", err)
+	}
+	out.Open, out.Holder, out.Until = true, string(e.Value()), e.Created().Add(s.window)
+	return out, nil
+}
+
+// suppressStore opens SuppressBucket once.
+type suppressStore struct {
+	js       jetstream.JetStream
+	group    string
+	replicas int
+
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+// open returns the bucket, or nil if it does not exist yet.
+func (st *suppressStore) open(ctx context.Context) (jetstream.KeyValue, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.kv != nil {
+		return st.kv, nil
+	}
+	kv, err := st.js.KeyValue(ctx, SuppressBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("suppress: open bucket %q: %w", SuppressBucket, err)
+	}
+	st.kv = kv
+	return kv, nil
+}
+
+// bucket returns the bucket, creating it if needed.
+func (st *suppressStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	if kv, err := st.open(ctx); kv != nil || err != nil {
+		return kv, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	kv, err := st.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         SuppressBucket,
+		Description:    "reactor: open suppression windows, one key per window with its TTL",
+		LimitMarkerTTL: suppressMarkerTTL,
+		Replicas:       max(st.replicas, 1),
+		Storage:        jetstream.FileStorage,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = st.js.KeyValue(ctx, SuppressBucket) // another process was first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("suppress: create bucket %q: %w", SuppressBucket, err)
+	}
+	st.kv = kv
+	return kv, nil
+}
+
+// kvToken returns s if it is a valid key token, else its hex encoding.
+func kvToken(s string) string {
+	for _, c := range s {
+		if !(c == '-' || c == '_' || c == '=' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return hex.EncodeToString([]byte(s))
+		}
+	}
+	return s
+}
