@@ -148,7 +148,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		defer close(drained)
 		p.drainLegacy(wctx, legacy, dispatch)
 	}()
+	stopPauseWatch := p.watchPause(ctx)
 	err = p.loop(ctx, dispatch)
+	stopPauseWatch()
 	stopWatch()
 	<-watched
 	<-drained

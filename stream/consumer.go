@@ -154,6 +154,9 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, t Topology, spe
 		case err == nil:
 			hc := have.CachedInfo().Config
 			want.DeliverPolicy, want.OptStartSeq, want.OptStartTime, want.Metadata = hc.DeliverPolicy, hc.OptStartSeq, hc.OptStartTime, hc.Metadata
+			// An update without PauseUntil would resume a paused group:
+			// keep the pause an operator set while its processes restart.
+			want.PauseUntil = hc.PauseUntil
 			if consumerUpToDate(hc, want) {
 				return have, nil
 			}

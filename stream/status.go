@@ -98,6 +98,10 @@ type GroupStatus struct {
 	// LastActive is when the group last received an alert.
 	LastActive     time.Time `json:"last_active,omitzero"`
 	AckWaitSeconds float64   `json:"ack_wait_seconds"`
+	// Paused reports a group paused by PauseGroup: the server delivers
+	// nothing to it until PausedUntil or ResumeGroup.
+	Paused      bool      `json:"paused"`
+	PausedUntil time.Time `json:"paused_until,omitzero"`
 }
 
 // ReadStatus reads the status of t's streams and of every consumer group on
@@ -210,7 +214,9 @@ func groupStatus(t Topology, info *jetstream.ConsumerInfo) GroupStatus {
 		Delivered:      info.Delivered.Stream,
 		AckFloor:       info.AckFloor.Stream,
 		AckWaitSeconds: info.Config.AckWait.Seconds(),
+		PausedUntil:    pausedUntil(info),
 	}
+	g.Paused = !g.PausedUntil.IsZero()
 	filters := info.Config.FilterSubjects
 	if info.Config.FilterSubject != "" {
 		filters = []string{info.Config.FilterSubject}

@@ -46,6 +46,7 @@ Exit codes: 0 success, 1 failure, 2 usage error (unknown flag, bad value),
 			statusCommand(),
 			rulesCommand(),
 			ingestCommand(),
+			groupCommand(),
 			// Commands owned by other files go here:
 			benchCommand(),
 		},

@@ -33,6 +33,9 @@ func TestHelpGolden(t *testing.T) {
 		{"rules"},
 		{"rules", "explain"},
 		{"ingest"},
+		{"group"},
+		{"group", "pause"},
+		{"group", "resume"},
 	} {
 		name := strings.Join(append([]string{"help"}, args...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {

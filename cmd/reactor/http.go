@@ -41,7 +41,7 @@ const (
 // off, as in run).
 func httpFlags(addr string) []cli.Flag {
 	env := func(name string) []string { return []string{"REACTOR_HTTP" + name} }
-	usage := "serve HTTP ingest (Alertmanager, Grafana and JSON alerts under /v1/) on host:port"
+	usage := "serve HTTP ingest (Alertmanager, Grafana and JSON alerts under /v1/) and the web console (/) on host:port"
 	if addr == "" {
 		usage += ", e.g. 127.0.0.1:8080; default: off"
 	}
@@ -220,4 +220,5 @@ func (s *httpServer) stop(timeout time.Duration) error {
 // announce prints where ingest listens.
 func (s *httpServer) announce(w io.Writer) {
 	fmt.Fprintf(w, "reactor: HTTP ingest on %s/v1/ (alertmanager, grafana, alerts)\n", s.url)
+	fmt.Fprintf(w, "reactor: web console on %s/\n", s.url)
 }

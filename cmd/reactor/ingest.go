@@ -118,7 +118,13 @@ func serveIngest(c *cli.Context, cfg httpConfig, conn *stream.Conn, m *metrics.M
 	cfg.ingest.MaxAlertBytes = conn.NC.MaxPayload()
 	cfg.ingest.Connected = conn.NC.IsConnected
 	h := ingest.New(stream.NewPublisher(conn.JS, stream.PublisherConfig{}), cfg.ingest)
-	return startHTTP(cfg, newHTTPMux(h), logger, im)
+	mux := newHTTPMux(h)
+	con, err := newConsole(c.Context, conn, topology(c), logger)
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", con)
+	return startHTTP(cfg, mux, logger, im)
 }
 
 // stopHTTPOnCancel stops srv as soon as c's context is done (Ctrl-C), so

@@ -100,7 +100,7 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tBACKLOG\tOLDEST UNSETTLED\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tLAST ACTIVE\tSTART\tFILTER")
+	fmt.Fprintln(tw, "GROUP\tBACKLOG\tOLDEST UNSETTLED\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tLAST ACTIVE\tSTART\tFILTER\tSTATE")
 	for _, g := range st.Groups {
 		filter := "all"
 		if len(g.FilterSubjects) > 0 {
@@ -110,7 +110,7 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 		if maxAge > 0 && !g.OldestUnsettled.IsZero() && now.Sub(g.OldestUnsettled) > maxAge/2 {
 			oldest += " (past half the retention!)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", g.Name, g.Backlog, oldest, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), g.Start, filter)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", g.Name, g.Backlog, oldest, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), g.Start, filter, groupState(now, g))
 	}
 	return tw.Flush()
 }
@@ -123,6 +123,19 @@ func keptFor(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()
+}
+
+// groupState says whether a group receives alerts: "active", "paused" (until
+// resumed), or "paused 29m left".
+func groupState(now time.Time, g stream.GroupStatus) string {
+	switch left := g.PausedUntil.Sub(now); {
+	case !g.Paused:
+		return "active"
+	case left > stream.PauseIndefinitely/2:
+		return "paused"
+	default:
+		return "paused " + left.Truncate(time.Second).String() + " left"
+	}
 }
 
 func orUnknown(n *uint64) string {

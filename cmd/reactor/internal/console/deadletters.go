@@ -1,0 +1,178 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reactor-alerts/reactor/stream"
+)
+
+// dlqQuery is the dead-letter list's filter, like `reactor dlq ls`: the
+// original subject (matched by the server), plus the reason, the group and
+// a text in the error.
+type dlqQuery struct {
+	Subject string
+	Reason  string
+	Group   string
+	Text    string
+	Before  uint64
+}
+
+func parseDLQQuery(q url.Values) (dlqQuery, error) {
+	d := dlqQuery{
+		Subject: strings.TrimSpace(q.Get("subject")),
+		Reason:  strings.TrimSpace(q.Get("reason")),
+		Group:   strings.TrimSpace(q.Get("group")),
+		Text:    strings.TrimSpace(q.Get("q")),
+	}
+	if d.Subject != "" && !validSubject(d.Subject) {
+		return d, fmt.Errorf("bad subject pattern %q: tokens separated by dots, * for one token, > for the rest", d.Subject)
+	}
+	if b := q.Get("before"); b != "" {
+		var err error
+		if d.Before, err = parseSeq(b); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+func (d dlqQuery) values() url.Values {
+	v := url.Values{}
+	for k, x := range map[string]string{"subject": d.Subject, "reason": d.Reason, "group": d.Group, "q": d.Text} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	return v
+}
+
+// serverOnly reports a filter the server applies alone: RedriveAll and
+// PurgeAll take it as is.
+func (d dlqQuery) serverOnly() bool { return d.Reason == "" && d.Group == "" && d.Text == "" }
+
+func (d dlqQuery) matcher() func(stream.StoredMsg) bool {
+	if d.serverOnly() {
+		return nil
+	}
+	text := strings.ToLower(d.Text)
+	return func(m stream.StoredMsg) bool {
+		if d.Reason != "" && m.Header.Get(stream.HeaderReason) != d.Reason {
+			return false
+		}
+		if d.Group != "" && m.Header.Get(stream.HeaderGroup) != d.Group {
+			return false
+		}
+		if text != "" && !strings.Contains(strings.ToLower(stream.UnescapeHeader(m.Header.Get(stream.HeaderError))), text) {
+			return false
+		}
+		return true
+	}
+}
+
+func (c *Console) dlqWindow(ctx context.Context, q dlqQuery, want, budget int) (window, bool, error) {
+	lo, hi, ok, err := bounds(ctx, c, c.cfg.Topology.DLQ, time.Time{}, time.Time{}, q.Before)
+	w := window{stream: c.cfg.Topology.DLQ, lo: lo, hi: hi, want: want, budget: budget, matches: q.matcher()}
+	if q.Subject != "" {
+		w.filter = []string{c.cfg.Topology.DLQSubject(q.Subject)}
+	}
+	return w, ok, err
+}
+
+type dlqRow struct {
+	Seq        uint64
+	Stored     time.Time
+	Subject    string
+	Reason     string
+	Error      string
+	Group      string
+	Deliveries int
+	First      time.Time
+	Last       time.Time
+}
+
+type dlqData struct {
+	Q       dlqQuery
+	Rows    []dlqRow
+	Older   string
+	Newest  string
+	Scan    scanned
+	Stream  string
+	Total   uint64
+	Reasons []string
+	Hidden  url.Values // the filter, for the bulk action forms
+}
+
+var reasons = []string{stream.ReasonPermanent, stream.ReasonMaxDeliveries, stream.ReasonNoHandler}
+
+func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request) {
+	q, err := parseDLQQuery(r.URL.Query())
+	d := dlqData{Q: q, Stream: c.cfg.Topology.DLQ, Reasons: reasons, Hidden: q.values()}
+	if err != nil {
+		c.render(w, r, http.StatusBadRequest, "dlq", page{Title: "Dead letters", Nav: "dlq", Notice: err.Error(), Data: d})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	win, ok, err := c.dlqWindow(ctx, q, c.cfg.PageSize, c.cfg.ScanLimit)
+	if err != nil {
+		c.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	if s, err := c.cfg.JS.Stream(ctx, c.cfg.Topology.DLQ); err == nil {
+		d.Total = s.CachedInfo().State.Msgs
+	}
+	if ok {
+		if d.Scan, err = scanBack(ctx, c, win); err != nil {
+			c.fail(w, r, http.StatusBadGateway, err)
+			return
+		}
+	}
+	for _, m := range d.Scan.Msgs {
+		dl := stream.ParseDeadLetter(m.Subject, m.Data, m.Header)
+		first, _, _ := strings.Cut(dl.Error, "\n")
+		d.Rows = append(d.Rows, dlqRow{Seq: m.Sequence, Stored: m.Time.UTC(), Subject: dl.Subject, Reason: dl.Reason,
+			Error: truncate(first, 160), Group: dl.Group, Deliveries: dl.Deliveries, First: dl.FirstAttempt, Last: dl.LastAttempt})
+	}
+	v := q.values()
+	if d.Scan.Older > 0 {
+		v.Set("before", strconv.FormatUint(d.Scan.Older, 10))
+		d.Older = "/dlq?" + v.Encode()
+		v.Del("before")
+	}
+	if q.Before > 0 {
+		d.Newest = "/dlq?" + v.Encode()
+	}
+	c.render(w, r, http.StatusOK, "dlq", page{Title: "Dead letters", Nav: "dlq", Data: d})
+}
+
+type deadLetterData struct {
+	Entry   stream.DLQEntry
+	Headers []header
+	Payload string
+}
+
+func (c *Console) deadLetter(w http.ResponseWriter, r *http.Request) {
+	seq, err := parseSeq(r.PathValue("seq"))
+	if err != nil {
+		c.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	e, err := c.dlq.Get(r.Context(), seq)
+	if errors.Is(err, stream.ErrDeadLetterNotFound) {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("no dead letter %d in %s: redriven or purged already?", seq, c.cfg.Topology.DLQ))
+		return
+	}
+	if err != nil {
+		c.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "deadletter", page{Title: fmt.Sprintf("Dead letter %d", seq), Nav: "dlq",
+		Data: deadLetterData{Entry: e, Headers: headersOf(e.RawHeader), Payload: prettyPayload(e.Data)}})
+}
