@@ -10,6 +10,7 @@ import (
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 )
 
 func ExampleRouter_On() {
@@ -41,7 +42,7 @@ func ExampleNew() {
 	defer cancel()
 
 	// An embedded server, reachable only from this process.
-	conn, err := stream.Open(ctx, stream.Config{Embedded: stream.ServerConfig{DataDir: dir, DontListen: true}})
+	conn, err := embedded.Open(ctx, embedded.Config{DataDir: dir, DontListen: true}, stream.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -17,6 +17,7 @@ import (
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -418,7 +419,7 @@ func TestRestartOnSameDataDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	open := func() *stream.Conn {
-		conn, err := stream.Open(context.Background(), stream.Config{Embedded: stream.ServerConfig{DataDir: dir, DontListen: true}})
+		conn, err := embedded.Open(context.Background(), embedded.Config{DataDir: dir, DontListen: true}, stream.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -51,10 +52,7 @@ func (r *damageRig) open() *stream.Conn {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := stream.Open(ctx, stream.Config{
-		Logger:   r.log,
-		Embedded: stream.ServerConfig{DataDir: r.dir, DontListen: true, Logger: r.log},
-	})
+	conn, err := embedded.Open(ctx, embedded.Config{DataDir: r.dir, DontListen: true}, stream.Config{Logger: r.log})
 	if err != nil {
 		r.t.Fatalf("start server on %s: %v\nlog:\n%s", r.dir, err, r.logs)
 	}

@@ -1,6 +1,7 @@
-// Package stream is reactor's JetStream side: the embedded server or a
-// connection to an external one, the stream and consumer topology, and
-// publishing with message ids.
+// Package stream is reactor's JetStream side: the connection to a server
+// (by URL, or in process to the one package stream/embedded runs), the
+// stream and consumer topology, and publishing with message ids. It links
+// nats.go only, never the server.
 package stream
 
 import (
@@ -16,16 +17,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Config says where JetStream lives: an external server or cluster when URL
-// is set, else an embedded server started with Embedded.
+// Config says where JetStream lives: a server or cluster at URL, or a server
+// in this process (InProcess). One of the two is required.
 type Config struct {
-	// URL of an external NATS server or cluster (comma-separated URLs).
-	// Empty starts the embedded server.
+	// URL of a NATS server or cluster (comma-separated URLs).
 	URL string
-	// Auth for the external server.
+	// InProcess connects to a server running in this process, without the
+	// network: an *embedded.Server. URL must be empty then.
+	InProcess nats.InProcessConnProvider
+	// OwnInProcess makes the Conn own the InProcess server: Close shuts it
+	// down after draining, and it must have a Shutdown method.
+	// embedded.Open sets it. Defaults to false: Close leaves it running.
+	OwnInProcess bool
+	// Auth is the credentials the server requires.
 	Auth Auth
-	// Embedded configures the embedded server when URL is empty.
-	Embedded ServerConfig
 	// Name is the client connection name. Defaults to "reactor".
 	Name string
 	// Logger receives connection events. Defaults to discarding them.
@@ -49,12 +54,14 @@ type Auth struct {
 	TLSCA   string
 }
 
-// Conn is a client connection with its JetStream context, and the embedded
-// server behind it if there is one.
+// Conn is a client connection with its JetStream context.
 type Conn struct {
-	NC     *nats.Conn
-	JS     jetstream.JetStream
-	Server *Server // nil for an external server
+	NC *nats.Conn
+	JS jetstream.JetStream
+	// InProcess is Config.InProcess: the server in this process, or nil.
+	InProcess nats.InProcessConnProvider
+
+	shutdown func() // the owned in-process server's, or nil
 }
 
 // RequestTimeoutDefault bounds one request to the NATS server whose caller
@@ -65,7 +72,7 @@ const RequestTimeoutDefault = 5 * time.Second
 // ErrNoServer means no NATS server answered at the URL.
 var ErrNoServer = errors.New("stream: no NATS server reachable")
 
-// Open starts the embedded server or connects to the external one.
+// Open connects to the server at cfg.URL or in process to cfg.InProcess.
 func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.Name == "" {
 		cfg.Name = "reactor"
@@ -86,20 +93,19 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 			cfg.Logger.Info("nats reconnected", "server", redactURL(nc.ConnectedUrl()))
 		}),
 	}
-	if cfg.URL == "" {
-		if cfg.Embedded.Logger == nil {
-			cfg.Embedded.Logger = cfg.Logger
+	switch {
+	case cfg.URL == "" && cfg.InProcess == nil:
+		return nil, errors.New("stream: no server: set a URL or an in-process server")
+	case cfg.URL != "" && cfg.InProcess != nil:
+		return nil, errors.New("stream: both a URL and an in-process server")
+	}
+	var shutdown func()
+	if cfg.OwnInProcess {
+		s, ok := cfg.InProcess.(interface{ Shutdown() })
+		if !ok {
+			return nil, fmt.Errorf("stream: cannot own in-process server %T: it has no Shutdown method", cfg.InProcess)
 		}
-		srv, err := StartServer(cfg.Embedded)
-		if err != nil {
-			return nil, err
-		}
-		nc, err := srv.Connect(opts...)
-		if err != nil {
-			srv.Shutdown()
-			return nil, err
-		}
-		return newConn(nc, srv)
+		shutdown = s.Shutdown
 	}
 	authOpts, err := cfg.Auth.options()
 	if err != nil {
@@ -111,6 +117,18 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 		timeout = time.Until(deadline)
 	}
 	opts = append(opts, nats.Timeout(timeout))
+	if cfg.InProcess != nil {
+		nc, err := nats.Connect("", append(opts, nats.InProcessServer(cfg.InProcess))...)
+		if err != nil {
+			return nil, fmt.Errorf("stream: connect in process: %w", err)
+		}
+		conn, err := newConn(nc, cfg.InProcess)
+		if err != nil {
+			return nil, err
+		}
+		conn.shutdown = shutdown
+		return conn, nil
+	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoServers) {
@@ -121,20 +139,17 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	return newConn(nc, nil)
 }
 
-func newConn(nc *nats.Conn, srv *Server) (*Conn, error) {
+func newConn(nc *nats.Conn, inProcess nats.InProcessConnProvider) (*Conn, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		if srv != nil {
-			srv.Shutdown()
-		}
 		return nil, fmt.Errorf("stream: jetstream: %w", err)
 	}
-	return &Conn{NC: nc, JS: js, Server: srv}, nil
+	return &Conn{NC: nc, JS: js, InProcess: inProcess}, nil
 }
 
 // Close drains the connection (pending publishes and acks are flushed), then
-// stops the embedded server, if any.
+// shuts down the in-process server if the Conn owns it.
 func (c *Conn) Close() error {
 	var err error
 	if !c.NC.IsClosed() {
@@ -150,8 +165,8 @@ func (c *Conn) Close() error {
 			c.NC.Close()
 		}
 	}
-	if c.Server != nil {
-		c.Server.Shutdown()
+	if c.shutdown != nil {
+		c.shutdown()
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -46,7 +47,7 @@ func testPublishBatchRestart(t *testing.T, down time.Duration, pcfg stream.Publi
 	n := streamtest.Scale(10_000, 200_000)
 	restarts := streamtest.Scale(1, 5)
 
-	rs := startRestartable(t, stream.ServerConfig{DataDir: t.TempDir(), Port: -1})
+	rs := startRestartable(t, embedded.Config{DataDir: t.TempDir(), Port: -1})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	conn, err := stream.Open(ctx, stream.Config{URL: rs.url})
@@ -140,14 +141,14 @@ func testPublishBatchRestart(t *testing.T, down time.Duration, pcfg stream.Publi
 // that can be restarted on the same store.
 type restartable struct {
 	mu  sync.Mutex
-	cfg stream.ServerConfig
-	srv *stream.Server
+	cfg embedded.Config
+	srv *embedded.Server
 	url string
 }
 
-func startRestartable(t *testing.T, cfg stream.ServerConfig) *restartable {
+func startRestartable(t *testing.T, cfg embedded.Config) *restartable {
 	t.Helper()
-	srv, err := stream.StartServer(cfg)
+	srv, err := embedded.Start(cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
@@ -174,7 +175,7 @@ func (rs *restartable) restart(t *testing.T, outage time.Duration) time.Duration
 	<-time.After(outage)
 	var err error
 	for range 50 {
-		if rs.srv, err = stream.StartServer(rs.cfg); err == nil {
+		if rs.srv, err = embedded.Start(rs.cfg); err == nil {
 			return time.Since(start)
 		}
 		time.Sleep(100 * time.Millisecond) // the port may take a moment to free

@@ -259,6 +259,13 @@ func countSince(ctx context.Context, js jetstream.JetStream, info *jetstream.Str
 	return &n
 }
 
+// embeddedServer is what ServerStatus reports of an in-process server, as
+// *embedded.Server has it.
+type embeddedServer interface {
+	DataDir() string
+	ClientURL() string
+}
+
 // ServerStatus describes the server c is connected to, without credentials.
 func (c *Conn) ServerStatus() ServerStatus {
 	s := ServerStatus{
@@ -266,10 +273,10 @@ func (c *Conn) ServerStatus() ServerStatus {
 		Version: c.NC.ConnectedServerVersion(),
 		Cluster: c.NC.ConnectedClusterName(),
 	}
-	if c.Server != nil {
+	if srv, ok := c.InProcess.(embeddedServer); ok {
 		s.Embedded = true
-		s.DataDir = c.Server.cfg.DataDir
-		s.URL = c.Server.ClientURL()
+		s.DataDir = srv.DataDir()
+		s.URL = srv.ClientURL()
 	} else {
 		s.URL = redactURL(c.NC.ConnectedUrl())
 	}

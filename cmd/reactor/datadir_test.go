@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 )
 
 // A data dir is used by one process at a time: a second `reactor run` on it
@@ -18,7 +18,7 @@ import (
 func TestRunDataDirInUse(t *testing.T) {
 	t.Parallel()
 	first := startRun(t, "")
-	lockFile := filepath.Join(first.dataDir, stream.LockFile)
+	lockFile := filepath.Join(first.dataDir, embedded.LockFile)
 	before, err := os.Stat(lockFile)
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/processor/metrics"
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 )
 
 // defaultWorkers is run's worker count. The processor's own default (8)
@@ -137,12 +138,17 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 	}
-	scfg, where, err := runStreamConfig(c, logger, level)
+	scfg, ecfg, where, err := runStreamConfig(c, logger, level)
 	if err != nil {
 		return err
 	}
-	conn, err := stream.Open(c.Context, scfg)
-	if errors.Is(err, stream.ErrInsecureListen) {
+	var conn *stream.Conn
+	if ecfg != nil {
+		conn, err = embedded.Open(c.Context, *ecfg, scfg)
+	} else {
+		conn, err = stream.Open(c.Context, scfg)
+	}
+	if errors.Is(err, embedded.ErrInsecureListen) {
 		return &exitError{code: exitUsage, err: fmt.Errorf("refusing to listen on %s without auth", c.String("listen")),
 			hint: "set --user and --password (or --token) to require it, or listen on 127.0.0.1"}
 	}
@@ -171,8 +177,8 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	if conn.Server != nil {
-		where = fmt.Sprintf("NATS on %s (embedded, data in %s)", conn.Server.ClientURL(), scfg.Embedded.DataDir)
+	if srv, ok := conn.InProcess.(*embedded.Server); ok {
+		where = fmt.Sprintf("NATS on %s (embedded, data in %s)", srv.ClientURL(), srv.DataDir())
 	}
 
 	stopForce := forceOnSecondSignal(stderr, pcfg.AckWait)
@@ -223,31 +229,32 @@ func runAction(c *cli.Context) error {
 }
 
 // runStreamConfig is where run's JetStream lives: --url, or the embedded
-// server of --listen and --data-dir. It also says so, for the ready line.
-func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (stream.Config, string, error) {
-	cfg := streamConfig(c)
+// server of --listen and --data-dir (ecfg, nil with --url). It also says so,
+// for the ready line.
+func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (cfg stream.Config, ecfg *embedded.Config, where string, err error) {
+	cfg = streamConfig(c)
 	cfg.Name = "reactor run"
 	cfg.Logger = logger
 	if cfg.URL != "" {
-		return cfg, "connected to " + stream.RedactURL(cfg.URL), nil
+		return cfg, nil, "connected to " + stream.RedactURL(cfg.URL), nil
 	}
 	for _, f := range []string{"creds", "nkey", "tlscert", "tlskey", "tlsca"} {
 		if c.String(f) != "" {
-			return cfg, "", usageErrorf("--%s is for an external server: give --url too (the embedded server takes --user/--password or --token)", f)
+			return cfg, nil, "", usageErrorf("--%s is for an external server: give --url too (the embedded server takes --user/--password or --token)", f)
 		}
 	}
 	// One without the other would leave the server open (nats-server
 	// ignores a password without a user) or fail later with less to say.
 	if (cfg.Auth.User == "") != (cfg.Auth.Password == "") {
-		return cfg, "", usageErrorf("--user and --password go together: the embedded server requires both from its clients (or --token)")
+		return cfg, nil, "", usageErrorf("--user and --password go together: the embedded server requires both from its clients (or --token)")
 	}
 	host, portText, err := net.SplitHostPort(c.String("listen"))
 	if err != nil {
-		return cfg, "", usageErrorf("bad --listen %q: want host:port, e.g. 127.0.0.1:4222", c.String("listen"))
+		return cfg, nil, "", usageErrorf("bad --listen %q: want host:port, e.g. 127.0.0.1:4222", c.String("listen"))
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < 0 || port > 65535 {
-		return cfg, "", usageErrorf("bad port in --listen %q", c.String("listen"))
+		return cfg, nil, "", usageErrorf("bad port in --listen %q", c.String("listen"))
 	}
 	// A busy port would only show as a start-up timeout: probe it first,
 	// unless the server will refuse the address anyway (no auth on a
@@ -260,7 +267,7 @@ func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (str
 	case probe:
 		l, err := net.Listen("tcp", c.String("listen"))
 		if err != nil {
-			return cfg, "", withHint(fmt.Errorf("cannot listen on %s: %w", c.String("listen"), err),
+			return cfg, nil, "", withHint(fmt.Errorf("cannot listen on %s: %w", c.String("listen"), err),
 				"is another `reactor run` or NATS server running? choose another --listen, or connect to it with --url")
 		}
 		_ = l.Close()
@@ -271,7 +278,7 @@ func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (str
 	if level > slog.LevelDebug {
 		serverLogger = slog.New(levelFloor{logger.Handler(), slog.LevelWarn})
 	}
-	cfg.Embedded = stream.ServerConfig{
+	ecfg = &embedded.Config{
 		DataDir:    c.String("data-dir"),
 		Host:       host,
 		Port:       port,
@@ -282,7 +289,7 @@ func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (str
 		Logger:     serverLogger,
 	}
 	cfg.Auth = stream.Auth{}
-	return cfg, "", nil
+	return cfg, ecfg, "", nil
 }
 
 // serveMetrics serves m on addr until ctx is done or the returned function

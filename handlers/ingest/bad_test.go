@@ -15,6 +15,7 @@ import (
 
 	"github.com/reactor-alerts/reactor/handlers/ingest"
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -124,7 +125,7 @@ func TestStoreFailures(t *testing.T) {
 
 	t.Run("server down", func(t *testing.T) {
 		t.Parallel()
-		srv, err := stream.StartServer(stream.ServerConfig{DataDir: t.TempDir(), Port: -1})
+		srv, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Port: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

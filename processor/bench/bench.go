@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 )
 
 // Run executes the load test cfg describes: the reactor phase, then the raw
@@ -75,11 +76,8 @@ func connect(ctx context.Context, cfg Config) (*stream.Conn, func(), error) {
 		if dir, err = os.MkdirTemp("", "reactor-bench-"); err != nil {
 			return nil, nil, fmt.Errorf("bench: temp dir: %w", err)
 		}
-		sc.Embedded.DataDir = dir
-		sc.Embedded.DontListen = true
-		sc.Embedded.SyncAlways = cfg.SyncAlways
 	}
-	conn, err := stream.Open(ctx, sc)
+	conn, err := open(ctx, sc, embedded.Config{DataDir: dir, DontListen: true, SyncAlways: cfg.SyncAlways})
 	if err != nil {
 		if dir != "" {
 			_ = os.RemoveAll(dir)
@@ -366,4 +364,13 @@ func settings(cfg Config) Settings {
 		BacklogRestS:     cfg.BacklogRest.Seconds(),
 		DuplicateWindowS: cfg.DuplicateWindow.Seconds(),
 	}
+}
+
+// open connects to the server at sc.URL, or starts an embedded one with ecfg
+// when sc.URL is empty.
+func open(ctx context.Context, sc stream.Config, ecfg embedded.Config) (*stream.Conn, error) {
+	if sc.URL != "" {
+		return stream.Open(ctx, sc)
+	}
+	return embedded.Open(ctx, ecfg, sc)
 }

@@ -122,7 +122,7 @@ func TestRunExternalServerLeavesNoStreams(t *testing.T) {
 	t.Parallel()
 	conn := streamtest.NewServer(t)
 	cfg := Config{Msgs: 300, Workers: 4, DoubleAck: true, PermanentRate: 0.1}
-	cfg.Conn.URL = conn.Server.ClientURL()
+	cfg.Conn.URL = conn.ServerStatus().URL
 	rep := run(t, cfg)
 	if rep.Settings.Server == "embedded" || rep.DeadLettered != rep.Injected.Permanent {
 		t.Errorf("report %+v", rep)

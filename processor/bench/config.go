@@ -30,8 +30,8 @@ import (
 // no-op handler, on a fresh embedded server.
 type Config struct {
 	// Conn says where JetStream lives. With an empty URL a fresh embedded
-	// server is started in a temporary directory (Conn.Embedded.DataDir is
-	// ignored) without a client listener, and removed afterwards.
+	// server is started in a temporary directory (stream/embedded)
+	// without a client listener, and removed afterwards.
 	Conn stream.Config
 	// Msgs is the number of alerts to publish. Defaults to 100,000.
 	Msgs int

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 )
 
 // Account is the account streams live in on servers without accounts
@@ -43,22 +44,22 @@ type Cluster struct {
 }
 
 type clusterNode struct {
-	cfg stream.ServerConfig
-	srv *stream.Server // nil while down
+	cfg embedded.Config
+	srv *embedded.Server // nil while down
 }
 
 // NewCluster starts n clustered servers and waits until the cluster has a
 // meta leader and every server is current. They are shut down by t.Cleanup.
 func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	return NewClusterWith(t, n, stream.ServerConfig{})
+	return NewClusterWith(t, n, embedded.Config{})
 }
 
 // NewClusterWith is NewCluster with a base config for every server (Logger,
 // SyncAlways, ...). DataDir, Host, Port, ServerName and Cluster are the
 // cluster's own: each server gets a fresh t.TempDir() store, free client and
 // route ports on 127.0.0.1, and the name "<cluster>-<i>".
-func NewClusterWith(t testing.TB, n int, base stream.ServerConfig) *Cluster {
+func NewClusterWith(t testing.TB, n int, base embedded.Config) *Cluster {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("streamtest: cluster of %d servers", n)
@@ -80,7 +81,7 @@ func NewClusterWith(t testing.TB, n int, base stream.ServerConfig) *Cluster {
 	return nil
 }
 
-func startCluster(t testing.TB, n int, base stream.ServerConfig) (*Cluster, error) {
+func startCluster(t testing.TB, n int, base embedded.Config) (*Cluster, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func startCluster(t testing.TB, n int, base stream.ServerConfig) (*Cluster, erro
 		cfg.Port = ports[i]
 		cfg.DontListen = false
 		cfg.ServerName = fmt.Sprintf("%s-%d", name, i)
-		cfg.Cluster = stream.ClusterConfig{
+		cfg.Cluster = embedded.ClusterConfig{
 			Name:   name,
 			Host:   "127.0.0.1",
 			Port:   ports[n+i],
@@ -107,7 +108,7 @@ func startCluster(t testing.TB, n int, base stream.ServerConfig) (*Cluster, erro
 		c.nodes = append(c.nodes, &clusterNode{cfg: cfg})
 	}
 	for i, node := range c.nodes {
-		srv, err := stream.StartServer(node.cfg)
+		srv, err := embedded.Start(node.cfg)
 		if err != nil {
 			c.shutdown()
 			return nil, fmt.Errorf("server %d: %w", i, err)
@@ -138,7 +139,7 @@ func (c *Cluster) shutdown() {
 	for _, node := range c.nodes {
 		if node.srv != nil {
 			wg.Add(1)
-			go func(s *stream.Server) {
+			go func(s *embedded.Server) {
 				defer wg.Done()
 				s.Shutdown()
 			}(node.srv)
@@ -155,7 +156,7 @@ func (c *Cluster) Name() string { return c.name }
 func (c *Cluster) Size() int { return len(c.nodes) }
 
 // Server returns server i, or nil while it is down.
-func (c *Cluster) Server(i int) *stream.Server {
+func (c *Cluster) Server(i int) *embedded.Server {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.nodes[i].srv
@@ -215,7 +216,7 @@ func (c *Cluster) Restart(i int) {
 	// to hand them back, hence a few attempts.
 	var err error
 	for range 20 {
-		if node.srv, err = stream.StartServer(node.cfg); err == nil {
+		if node.srv, err = embedded.Start(node.cfg); err == nil {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

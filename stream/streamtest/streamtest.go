@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/embedded"
 )
 
 // NewServer starts an embedded JetStream server with its store in a fresh
@@ -19,12 +20,13 @@ import (
 // connection to it. Both are closed by t.Cleanup.
 func NewServer(t testing.TB) *stream.Conn {
 	t.Helper()
-	return NewServerWith(t, stream.ServerConfig{})
+	return NewServerWith(t, embedded.Config{})
 }
 
 // NewServerWith is NewServer with a config of the test's own. DataDir
-// defaults to a fresh t.TempDir() and Port to -1 (a free port).
-func NewServerWith(t testing.TB, cfg stream.ServerConfig) *stream.Conn {
+// defaults to a fresh t.TempDir() and Port to -1 (a free port). The
+// connection's InProcess is the *embedded.Server.
+func NewServerWith(t testing.TB, cfg embedded.Config) *stream.Conn {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -32,7 +34,7 @@ func NewServerWith(t testing.TB, cfg stream.ServerConfig) *stream.Conn {
 	if cfg.Port == 0 {
 		cfg.Port = -1
 	}
-	conn, err := stream.Open(context.Background(), stream.Config{Embedded: cfg})
+	conn, err := embedded.Open(context.Background(), cfg, stream.Config{Name: t.Name()})
 	if err != nil {
 		t.Fatalf("streamtest: start embedded server: %v", err)
 	}

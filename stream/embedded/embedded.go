@@ -1,6 +1,11 @@
-package stream
+// Package embedded runs reactor's NATS server with JetStream inside the
+// process: the data dir, its lock, clustering and the server's logs. Only a
+// program that embeds the server imports it; package stream connects to it
+// through Config.InProcess and otherwise links only nats.go.
+package embedded
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +17,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
-// ServerConfig configures the embedded NATS server. The zero value is valid
+// Config configures the embedded NATS server. The zero value is valid
 // apart from DataDir.
-type ServerConfig struct {
+type Config struct {
 	// DataDir holds the JetStream store. It is created with mode 0700 (and
 	// tightened to 0700 if it exists with a looser mode). Required: an empty
 	// store dir would silently put the data in the OS temp dir.
@@ -64,7 +70,7 @@ type ClusterConfig struct {
 	Routes []string
 }
 
-func (c ServerConfig) withDefaults() ServerConfig {
+func (c Config) withDefaults() Config {
 	if c.Host == "" {
 		c.Host = "127.0.0.1"
 	}
@@ -91,14 +97,14 @@ func (c ServerConfig) withDefaults() ServerConfig {
 
 // ErrInsecureListen is returned when the embedded server would listen on a
 // non-loopback address without authentication.
-var ErrInsecureListen = errors.New("stream: refusing to listen on a non-loopback address without auth (set a user/password or token)")
+var ErrInsecureListen = errors.New("embedded: refusing to listen on a non-loopback address without auth (set a user/password or token)")
 
-func (c ServerConfig) validate() error {
+func (c Config) validate() error {
 	if c.DataDir == "" {
-		return errors.New("stream: embedded server needs a data dir")
+		return errors.New("embedded: embedded server needs a data dir")
 	}
 	if c.User != "" && c.Password == "" {
-		return errors.New("stream: user set without a password")
+		return errors.New("embedded: user set without a password")
 	}
 	if !c.DontListen && !isLoopback(c.Host) && c.User == "" && c.Token == "" {
 		return fmt.Errorf("%w: %s", ErrInsecureListen, c.Host)
@@ -117,16 +123,16 @@ func isLoopback(host string) bool {
 // Server is an embedded nats-server with JetStream on file storage.
 type Server struct {
 	ns     *server.Server
-	cfg    ServerConfig
+	cfg    Config
 	lock   *dirLock
 	unlock sync.Once
 }
 
-// StartServer starts an embedded server and waits until it accepts
-// connections. It holds the data dir's LockFile until Shutdown: if another
-// process (or Server) holds it, StartServer returns a *DataDirInUseError
-// without touching the dir.
-func StartServer(cfg ServerConfig) (*Server, error) {
+// Start starts an embedded server and waits until it accepts connections.
+// It holds the data dir's LockFile until Shutdown: if another process (or
+// Server) holds it, Start returns a *DataDirInUseError without touching the
+// dir.
+func Start(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -134,7 +140,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	// Lock the data dir before anything else touches it, the mode included:
 	// a second process on it fails and leaves it as it was.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("stream: create data dir: %w", err)
+		return nil, fmt.Errorf("embedded: create data dir: %w", err)
 	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
@@ -149,7 +155,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	return srv, nil
 }
 
-func startServer(cfg ServerConfig) (*Server, error) {
+func startServer(cfg Config) (*Server, error) {
 	if err := ensurePrivateDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -176,14 +182,14 @@ func startServer(cfg ServerConfig) (*Server, error) {
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("stream: configure embedded server: %w", err)
+		return nil, fmt.Errorf("embedded: configure embedded server: %w", err)
 	}
 	ns.SetLoggerV2(&slogAdapter{l: cfg.Logger}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(cfg.ReadyTimeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("stream: embedded server not ready after %s (is %s:%d in use?)", cfg.ReadyTimeout, cfg.Host, cfg.Port)
+		return nil, fmt.Errorf("embedded: embedded server not ready after %s (is %s:%d in use?)", cfg.ReadyTimeout, cfg.Host, cfg.Port)
 	}
 	return &Server{ns: ns, cfg: cfg}, nil
 }
@@ -208,20 +214,41 @@ func (s *Server) ClusterURL() string {
 	return fmt.Sprintf("nats://%s:%d", s.cfg.Cluster.Host, addr.Port)
 }
 
-// Connect opens an in-process client connection to the server.
-func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
-	if s.cfg.User != "" {
-		opts = append(opts, nats.UserInfo(s.cfg.User, s.cfg.Password))
+// InProcessConn is a client connection to the server without the network:
+// it makes Server a nats.InProcessConnProvider, for stream.Config.InProcess.
+func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }
+
+// Auth is the credentials the server requires of its clients, for
+// stream.Config.Auth.
+func (s *Server) Auth() stream.Auth {
+	return stream.Auth{User: s.cfg.User, Password: s.cfg.Password, Token: s.cfg.Token}
+}
+
+// DataDir is the server's store.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
+
+// Open starts an embedded server and connects to it in process, with its
+// credentials; scfg says the rest (Name, Logger). The Conn owns the server:
+// closing it shuts the server down, and conn.InProcess is the *Server.
+// cfg.Logger defaults to scfg.Logger.
+func Open(ctx context.Context, cfg Config, scfg stream.Config) (*stream.Conn, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = scfg.Logger
 	}
-	if s.cfg.Token != "" {
-		opts = append(opts, nats.Token(s.cfg.Token))
-	}
-	nc, err := nats.Connect("", opts...)
+	srv, err := Start(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("stream: connect in-process: %w", err)
+		return nil, err
 	}
-	return nc, nil
+	scfg.URL = ""
+	scfg.InProcess = srv
+	scfg.OwnInProcess = true
+	scfg.Auth = srv.Auth()
+	conn, err := stream.Open(ctx, scfg)
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // NATS returns the underlying nats-server, for tests and diagnostics.
@@ -237,18 +264,18 @@ func (s *Server) Shutdown() {
 
 func ensurePrivateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("stream: create data dir: %w", err)
+		return fmt.Errorf("embedded: create data dir: %w", err)
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("stream: data dir: %w", err)
+		return fmt.Errorf("embedded: data dir: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("stream: data dir %s is not a directory", dir)
+		return fmt.Errorf("embedded: data dir %s is not a directory", dir)
 	}
 	if fi.Mode().Perm() != 0o700 {
 		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("stream: make data dir private: %w", err)
+			return fmt.Errorf("embedded: make data dir private: %w", err)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package stream
+package embedded
 
 import (
 	"bytes"
@@ -17,10 +17,10 @@ import (
 // process exits, however it exits, so a stale file never blocks a restart.
 const LockFile = "reactor.lock"
 
-// ErrDataDirInUse is wrapped by the error StartServer returns when another
+// ErrDataDirInUse is wrapped by the error Start returns when another
 // process, or another Server of this one, uses the data dir: two servers on
 // one file store would corrupt it.
-var ErrDataDirInUse = errors.New("stream: data dir in use")
+var ErrDataDirInUse = errors.New("embedded: data dir in use")
 
 // DataDirInUseError is the error for a data dir locked by someone else.
 type DataDirInUseError struct {
@@ -36,7 +36,7 @@ func (e *DataDirInUseError) Error() string {
 	if e.PID > 0 {
 		who = "pid " + strconv.Itoa(e.PID)
 	}
-	return fmt.Sprintf("stream: data dir %q is in use by %s (lock %s): one process at a time may use a data dir",
+	return fmt.Sprintf("embedded: data dir %q is in use by %s (lock %s): one process at a time may use a data dir",
 		e.Dir, who, filepath.Join(e.Dir, LockFile))
 }
 
@@ -52,7 +52,7 @@ func lockDataDir(dir string) (*dirLock, error) {
 	fl := flock.New(path, flock.SetPermissions(0o600))
 	ok, err := fl.TryLock()
 	if err != nil {
-		return nil, fmt.Errorf("stream: lock data dir %q: %w", dir, err)
+		return nil, fmt.Errorf("embedded: lock data dir %q: %w", dir, err)
 	}
 	if !ok {
 		return nil, &DataDirInUseError{Dir: dir, PID: readLockPID(path)}
