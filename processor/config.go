@@ -70,37 +70,48 @@ type Config struct {
 	OnOutcome func(Result)
 }
 
+// Config's defaults, for the library and the command line alike.
+const (
+	GroupDefault           = "reactor"
+	WorkersDefault         = 8
+	AckWaitDefault         = 30 * time.Second
+	MaxDeliverDefault      = 5
+	BackoffBaseDefault     = time.Second
+	BackoffMaxDefault      = 5 * time.Minute
+	ShutdownTimeoutDefault = 30 * time.Second
+)
+
 func (c Config) withDefaults() Config {
 	c.Topology = c.Topology.WithDefaults()
 	if c.Group == "" {
-		c.Group = "reactor"
+		c.Group = GroupDefault
 	}
 	if c.Workers <= 0 {
-		c.Workers = 8
+		c.Workers = WorkersDefault
 	}
 	if c.Prefetch <= 0 {
 		c.Prefetch = c.Workers
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = AckWaitDefault
 	}
 	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 5
+		c.MaxDeliver = MaxDeliverDefault
 	}
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = max(1000, 2*(c.Workers+c.Prefetch))
 	}
 	if c.BackoffBase <= 0 {
-		c.BackoffBase = time.Second
+		c.BackoffBase = BackoffBaseDefault
 	}
 	if c.BackoffMax <= 0 {
-		c.BackoffMax = 5 * time.Minute
+		c.BackoffMax = BackoffMaxDefault
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = c.AckWait / 3
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 30 * time.Second
+		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

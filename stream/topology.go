@@ -64,6 +64,7 @@ const (
 	RedrivePrefixDefault   = "redrive"
 	MaxAgeDefault          = 7 * 24 * time.Hour
 	DuplicateWindowDefault = 2 * time.Minute
+	ReplicasDefault        = 1
 )
 
 // WithDefaults returns t with every zero field set to its default.
@@ -90,7 +91,7 @@ func (t Topology) WithDefaults() Topology {
 		t.DuplicateWindow = DuplicateWindowDefault
 	}
 	if t.Replicas == 0 {
-		t.Replicas = 1
+		t.Replicas = ReplicasDefault
 	}
 	return t
 }

@@ -33,7 +33,7 @@ func rulesExplainCommand() *cli.Command {
 	env := func(name string) []string { return []string{"REACTOR_" + name} }
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "config", Usage: "handlers config file (YAML); default: print every alert", EnvVars: env("CONFIG"), Category: catProc, TakesFile: true},
-		&cli.StringFlag{Name: "group", Value: "reactor", Usage: "consumer group whose suppression windows to read", EnvVars: env("GROUP"), Category: catProc},
+		&cli.StringFlag{Name: "group", Value: processor.GroupDefault, Usage: "consumer group whose suppression windows to read", EnvVars: env("GROUP"), Category: catProc},
 		&cli.Uint64Flag{Name: "seq", Usage: "explain the alert stored at this sequence of the alert stream instead of a file", EnvVars: env("EXPLAIN_SEQ"), Category: catProc},
 		&cli.StringFlag{Name: "subject", Usage: `subject of an alert that has neither "subject" nor "name", e.g. alerts.disk_full`, EnvVars: env("EXPLAIN_SUBJECT"), Category: catProc},
 		jsonFlag("print the explanation as one JSON object (snake_case keys)"),

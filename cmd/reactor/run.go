@@ -25,36 +25,39 @@ import (
 	"github.com/reactor-alerts/reactor/stream/embedded"
 )
 
-// defaultWorkers is run's worker count. The processor's own default (8)
-// suits a library user; the command line serves a team whose handlers mostly
-// wait on commands and webhooks.
-const defaultWorkers = 16
+// runWorkersDefault is run's worker count. The processor's own default
+// (processor.WorkersDefault) suits a library user; the command line serves a
+// team whose handlers mostly wait on commands and webhooks.
+const runWorkersDefault = 16
+
+// dataDirDefault is the embedded server's store, relative to the working
+// directory.
+const dataDirDefault = "./reactor-data"
 
 func runCommand() *cli.Command {
 	env := func(name string) []string { return []string{"REACTOR_" + name} }
-	def := stream.Topology{}.WithDefaults()
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:4222", Usage: "host:port of the embedded server's client listener (port 0 picks a free one); a non-loopback host needs --user/--password or --token", EnvVars: env("LISTEN"), Category: catServer},
-		&cli.StringFlag{Name: "data-dir", Value: "./reactor-data", Usage: "directory of the embedded server's JetStream store", EnvVars: env("DATA_DIR"), Category: catServer, TakesFile: true},
+		&cli.StringFlag{Name: "listen", Value: net.JoinHostPort(embedded.HostDefault, strconv.Itoa(embedded.PortDefault)), Usage: "host:port of the embedded server's client listener (port 0 picks a free one); a non-loopback host needs --user/--password or --token", EnvVars: env("LISTEN"), Category: catServer},
+		&cli.StringFlag{Name: "data-dir", Value: dataDirDefault, Usage: "directory of the embedded server's JetStream store", EnvVars: env("DATA_DIR"), Category: catServer, TakesFile: true},
 		&cli.BoolFlag{Name: "sync-always", Usage: "fsync every write before acknowledging it; without it nats-server syncs every 2 minutes, and a power loss can undo acknowledged writes", EnvVars: env("SYNC_ALWAYS"), Category: catServer},
 	}
 	flags = append(flags, connFlags("")...)
 	flags = append(flags, streamFlags()...)
 	flags = append(flags,
-		&cli.IntFlag{Name: "replicas", Value: 1, Usage: "replicas of each stream on a cluster (1, 3 or 5)", EnvVars: env("REPLICAS"), Category: catStreams},
-		&cli.DurationFlag{Name: "history-max-age", Value: def.MaxAge, Usage: "how long the alert stream keeps alerts: the replay horizon, and how long a group has to settle one (run warns past half)", EnvVars: env("HISTORY_MAX_AGE"), Category: catStreams},
+		&cli.IntFlag{Name: "replicas", Value: stream.ReplicasDefault, Usage: "replicas of each stream on a cluster (1, 3 or 5)", EnvVars: env("REPLICAS"), Category: catStreams},
+		&cli.DurationFlag{Name: "history-max-age", Value: stream.MaxAgeDefault, Usage: "how long the alert stream keeps alerts: the replay horizon, and how long a group has to settle one (run warns past half)", EnvVars: env("HISTORY_MAX_AGE"), Category: catStreams},
 		&cli.Int64Flag{Name: "max-bytes", Usage: "size limit of the alert stream in bytes, 0 for none; once full, new alerts are refused (publishers get the error), never old ones dropped", EnvVars: env("MAX_BYTES"), Category: catStreams},
-		&cli.DurationFlag{Name: "duplicate-window", Value: def.DuplicateWindow, Usage: "how long the history remembers an alert id, storing a re-sent copy only once; the server keeps every id of the window in memory (~290 bytes an alert: 1M alerts in the window, ~275 MiB)", EnvVars: env("DUPLICATE_WINDOW"), Category: catStreams},
+		&cli.DurationFlag{Name: "duplicate-window", Value: stream.DuplicateWindowDefault, Usage: "how long the history remembers an alert id, storing a re-sent copy only once; the server keeps every id of the window in memory (~290 bytes an alert: 1M alerts in the window, ~275 MiB)", EnvVars: env("DUPLICATE_WINDOW"), Category: catStreams},
 		&cli.StringFlag{Name: "config", Usage: "handlers config file (YAML); default: print every alert", EnvVars: env("CONFIG"), Category: catProc, TakesFile: true},
-		&cli.IntFlag{Name: "workers", Value: defaultWorkers, Usage: "alerts handled at once by this process (the processor library defaults to 8; the command line to 16, for handlers that wait on commands and webhooks)", EnvVars: env("WORKERS"), Category: catProc},
-		&cli.StringFlag{Name: "group", Value: "reactor", Usage: "consumer group: processes of one group share the alerts", EnvVars: env("GROUP"), Category: catProc},
+		&cli.IntFlag{Name: "workers", Value: runWorkersDefault, Usage: fmt.Sprintf("alerts handled at once by this process (the processor library defaults to %d; the command line to %d, for handlers that wait on commands and webhooks)", processor.WorkersDefault, runWorkersDefault), EnvVars: env("WORKERS"), Category: catProc},
+		&cli.StringFlag{Name: "group", Value: processor.GroupDefault, Usage: "consumer group: processes of one group share the alerts", EnvVars: env("GROUP"), Category: catProc},
 		&cli.StringFlag{Name: "start", Value: stream.StartDefault, Usage: "where a new group starts: all (every alert kept), new (the next alert), a duration back (24h), an RFC 3339 time, or seq:N; auto is all for the first group of the stream, new for a group added later; an existing group keeps its position", EnvVars: env("START"), Category: catProc},
 		&cli.StringSliceFlag{Name: "filter", Usage: "handle only alerts on these subjects (repeatable, wildcards * and >); default: all", EnvVars: env("FILTER"), Category: catProc},
-		&cli.DurationFlag{Name: "ack-wait", Value: 30 * time.Second, Usage: "redeliver an alert whose worker went silent this long (heartbeats keep long handlers alive)", EnvVars: env("ACK_WAIT"), Category: catProc},
-		&cli.IntFlag{Name: "max-deliver", Value: 5, Usage: "deliveries of a failing alert before it is dead-lettered", EnvVars: env("MAX_DELIVER"), Category: catProc},
-		&cli.DurationFlag{Name: "backoff-base", Value: time.Second, Usage: "first retry delay; doubles per delivery, with jitter", EnvVars: env("BACKOFF_BASE"), Category: catProc},
-		&cli.DurationFlag{Name: "backoff-max", Value: 5 * time.Minute, Usage: "longest retry delay", EnvVars: env("BACKOFF_MAX"), Category: catProc},
-		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on Ctrl-C, how long running handlers may finish before they are cancelled", EnvVars: env("SHUTDOWN_TIMEOUT"), Category: catProc},
+		&cli.DurationFlag{Name: "ack-wait", Value: processor.AckWaitDefault, Usage: "redeliver an alert whose worker went silent this long (heartbeats keep long handlers alive)", EnvVars: env("ACK_WAIT"), Category: catProc},
+		&cli.IntFlag{Name: "max-deliver", Value: processor.MaxDeliverDefault, Usage: "deliveries of a failing alert before it is dead-lettered", EnvVars: env("MAX_DELIVER"), Category: catProc},
+		&cli.DurationFlag{Name: "backoff-base", Value: processor.BackoffBaseDefault, Usage: "first retry delay; doubles per delivery, with jitter", EnvVars: env("BACKOFF_BASE"), Category: catProc},
+		&cli.DurationFlag{Name: "backoff-max", Value: processor.BackoffMaxDefault, Usage: "longest retry delay", EnvVars: env("BACKOFF_MAX"), Category: catProc},
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: processor.ShutdownTimeoutDefault, Usage: "on Ctrl-C, how long running handlers may finish before they are cancelled", EnvVars: env("SHUTDOWN_TIMEOUT"), Category: catProc},
 	)
 	flags = append(flags, logFlags()...)
 	flags = append(flags, &cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on host:port (/metrics, /healthz, /readyz), e.g. 127.0.0.1:9464; default: off", EnvVars: env("METRICS"), Category: catOutput})

@@ -70,27 +70,36 @@ type ClusterConfig struct {
 	Routes []string
 }
 
+// Config's defaults.
+const (
+	HostDefault         = "127.0.0.1"
+	PortDefault         = 4222
+	ServerNameDefault   = "reactor"
+	MaxPayloadDefault   = 1 << 20
+	ReadyTimeoutDefault = 10 * time.Second
+)
+
 func (c Config) withDefaults() Config {
 	if c.Host == "" {
-		c.Host = "127.0.0.1"
+		c.Host = HostDefault
 	}
 	if c.Port == 0 {
-		c.Port = 4222
+		c.Port = PortDefault
 	}
 	if c.ServerName == "" {
-		c.ServerName = "reactor"
+		c.ServerName = ServerNameDefault
 	}
 	if c.MaxPayload == 0 {
-		c.MaxPayload = 1 << 20
+		c.MaxPayload = MaxPayloadDefault
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if c.ReadyTimeout == 0 {
-		c.ReadyTimeout = 10 * time.Second
+		c.ReadyTimeout = ReadyTimeoutDefault
 	}
 	if c.Cluster.Name != "" && c.Cluster.Host == "" {
-		c.Cluster.Host = "127.0.0.1"
+		c.Cluster.Host = HostDefault
 	}
 	return c
 }
