@@ -116,7 +116,7 @@ func (a Alert) validate() error {
 	switch {
 	case a.Subject == "":
 		return errors.New("subject is required")
-	case !processor.ValidSubject(a.Subject):
+	case !publishable(a.Subject):
 		return fmt.Errorf("invalid subject %q: want dot-separated tokens without wildcards or spaces", a.Subject)
 	case a.Name == "":
 		return errors.New("name is required")
@@ -217,4 +217,11 @@ func (e *alertError) Unwrap() []error {
 		return []error{ErrInvalidAlert}
 	}
 	return []error{ErrInvalidAlert, e.err}
+}
+
+// publishable reports whether s is a subject to publish on: a valid pattern
+// without wildcards.
+func publishable(s string) bool {
+	wildcard, err := processor.CheckPattern(s)
+	return err == nil && !wildcard
 }

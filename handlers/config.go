@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/reactor-alerts/reactor/processor"
 )
 
 // DefaultPattern is the pattern of the default route: with no handlers
@@ -315,7 +317,7 @@ func (e Entry) validate() error {
 	if e.On == "" {
 		return errors.New(`handler without "on": give the subject pattern it handles`)
 	}
-	if err := checkPattern(e.On); err != nil {
+	if _, err := processor.CheckPattern(e.On); err != nil {
 		return err
 	}
 	if strings.ContainsAny(e.Name, "\n\r\t") || (e.Name != "" && strings.TrimSpace(e.Name) == "") {
@@ -353,27 +355,6 @@ func (e Entry) validate() error {
 }
 
 func (e Entry) hasAction() bool { return e.Print || e.Exec != nil || e.Webhook != nil }
-
-// checkPattern mirrors processor.Router's rules, which panic on an invalid
-// pattern: non-empty dot-separated tokens without white space, "*" and ">"
-// only as whole tokens, ">" only last.
-func checkPattern(p string) error {
-	if strings.ContainsAny(p, " \t\r\n") {
-		return fmt.Errorf("invalid pattern %q: contains white space", p)
-	}
-	tokens := strings.Split(p, ".")
-	for i, tok := range tokens {
-		switch {
-		case tok == "":
-			return fmt.Errorf("invalid pattern %q: empty token", p)
-		case tok == ">" && i != len(tokens)-1:
-			return fmt.Errorf("invalid pattern %q: \">\" must be the last token", p)
-		case tok != "*" && tok != ">" && strings.ContainsAny(tok, "*>"):
-			return fmt.Errorf("invalid pattern %q: wildcard inside token %q", p, tok)
-		}
-	}
-	return nil
-}
 
 // expandEnv replaces ${VAR} in s with the environment variable VAR and $${
 // with a literal ${. An unset variable is an error; the error never holds a

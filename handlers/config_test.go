@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/reactor-alerts/reactor/processor"
 )
 
 const testdata = "../testdata/handlers"
@@ -205,36 +203,6 @@ func TestExpandEnvErrors(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("expandEnv(%q) error reveals a value: %v", in, err)
-		}
-	}
-}
-
-// TestCheckPatternMirrorsRouter checks the config's pattern rules against
-// the router's, which panics where checkPattern must return an error.
-func TestCheckPatternMirrorsRouter(t *testing.T) {
-	t.Parallel()
-	for _, p := range []string{
-		"alerts.>", "alerts.*", "alerts.*.high", "*", ">", "a.b.c", "alerts.disk_full",
-		"", ".", "alerts.", ".alerts", "alerts..x", "alerts.>.x", "alerts.x>", "alerts.*x",
-		"al erts", "alerts.\t", ">.>", "*.>",
-	} {
-		routerErr := func() (err error) {
-			defer func() {
-				if v := recover(); v != nil {
-					err = fmt.Errorf("%v", v)
-				}
-			}()
-			processor.NewRouter().Handle(p, &Print{})
-			return nil
-		}()
-		var ourErr error
-		if p == "" {
-			ourErr = Entry{}.validate()
-		} else {
-			ourErr = checkPattern(p)
-		}
-		if (routerErr == nil) != (ourErr == nil) {
-			t.Errorf("pattern %q: router says %v, checkPattern says %v", p, routerErr, ourErr)
 		}
 	}
 }

@@ -147,11 +147,3 @@ func Replay(ctx context.Context, js jetstream.JetStream, h Handler, cfg ReplayCo
 		}
 	}
 }
-
-// CheckPattern reports why pattern is not a valid subject pattern, as
-// Router.Handle and the subject filters of Config and ReplayConfig want it,
-// or nil if it is valid.
-func CheckPattern(pattern string) error {
-	_, _, err := parsePattern(pattern)
-	return err
-}

@@ -52,7 +52,7 @@ func (r *Router) Handle(pattern string, h Handler) {
 	}
 	tokens, rank, err := parsePattern(pattern)
 	if err != nil {
-		panic(err.Error())
+		panic("processor: " + err.Error())
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -186,36 +186,29 @@ func validTail(s string) bool {
 // parsePattern validates a subject pattern and returns its tokens and ranks.
 func parsePattern(pattern string) ([]string, []int8, error) {
 	if pattern == "" {
-		return nil, nil, fmt.Errorf("processor: empty pattern")
+		return nil, nil, fmt.Errorf("empty pattern")
 	}
 	if strings.ContainsAny(pattern, " \t\r\n") {
-		return nil, nil, fmt.Errorf("processor: invalid pattern %q: contains whitespace", pattern)
+		return nil, nil, fmt.Errorf("invalid pattern %q: contains whitespace", pattern)
 	}
 	tokens := strings.Split(pattern, ".")
 	rank := make([]int8, len(tokens))
 	for i, tok := range tokens {
 		switch {
 		case tok == "":
-			return nil, nil, fmt.Errorf("processor: invalid pattern %q: empty token", pattern)
+			return nil, nil, fmt.Errorf("invalid pattern %q: empty token", pattern)
 		case tok == ">":
 			if i != len(tokens)-1 {
-				return nil, nil, fmt.Errorf("processor: invalid pattern %q: \">\" must be the last token", pattern)
+				return nil, nil, fmt.Errorf("invalid pattern %q: \">\" must be the last token", pattern)
 			}
 			rank[i] = rankTail
 		case tok == "*":
 			rank[i] = rankStar
 		case strings.ContainsAny(tok, "*>"):
-			return nil, nil, fmt.Errorf("processor: invalid pattern %q: wildcard inside token %q", pattern, tok)
+			return nil, nil, fmt.Errorf("invalid pattern %q: wildcard inside token %q", pattern, tok)
 		default:
 			rank[i] = rankLiteral
 		}
 	}
 	return tokens, rank, nil
-}
-
-// ValidSubject reports whether s is a valid subject to publish on: non-empty
-// tokens, no wildcards, no whitespace.
-func ValidSubject(s string) bool {
-	_, rank, err := parsePattern(s)
-	return err == nil && !slices.ContainsFunc(rank, func(k int8) bool { return k != rankLiteral })
 }

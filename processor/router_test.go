@@ -109,14 +109,32 @@ func TestRouterRegistrationPanics(t *testing.T) {
 	}
 }
 
-func TestValidSubject(t *testing.T) {
+func TestCheckPattern(t *testing.T) {
 	t.Parallel()
-	for s, want := range map[string]bool{
-		"alerts.cpu": true, "alerts": true, "alerts.*": false, "alerts.>": false,
-		"": false, "a..b": false, "a b": false, "alerts.": false,
+	for _, tt := range []struct {
+		pattern  string
+		wildcard bool
+		err      string
+	}{
+		{"alerts.cpu", false, ""}, {"alerts", false, ""}, {"alerts.disk_full", false, ""},
+		{"alerts.*", true, ""}, {"alerts.>", true, ""}, {"*", true, ""}, {">", true, ""}, {"*.>", true, ""},
+		{"", false, "empty pattern"}, {"a..b", false, "empty token"}, {"alerts.", false, "empty token"},
+		{".alerts", false, "empty token"}, {"a b", false, "contains whitespace"}, {"alerts.\t", false, "contains whitespace"},
+		{"alerts.>.x", false, "must be the last token"}, {">.>", false, "must be the last token"},
+		{"alerts.x>", false, "wildcard inside token"}, {"alerts.*x", false, "wildcard inside token"},
 	} {
-		if got := ValidSubject(s); got != want {
-			t.Errorf("ValidSubject(%q) = %v, want %v", s, got, want)
+		wildcard, err := CheckPattern(tt.pattern)
+		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) || wildcard != tt.wildcard {
+			t.Errorf("CheckPattern(%q) = %v, %v; want %v, error containing %q", tt.pattern, wildcard, err, tt.wildcard, tt.err)
+		}
+		// Router.Handle refuses exactly what CheckPattern does.
+		panicked := func() (p bool) {
+			defer func() { p = recover() != nil }()
+			NewRouter().Handle(tt.pattern, HandlerFunc(func(context.Context, *Message) error { return nil }))
+			return false
+		}()
+		if panicked != (err != nil) {
+			t.Errorf("Handle(%q) panicked = %v, CheckPattern error = %v", tt.pattern, panicked, err)
 		}
 	}
 }

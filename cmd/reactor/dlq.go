@@ -430,7 +430,7 @@ func subjectFilter(c *cli.Context) (string, error) {
 	if s == "" {
 		return "", nil
 	}
-	if err := processor.CheckPattern(s); err != nil {
+	if _, err := processor.CheckPattern(s); err != nil {
 		return "", usageErrorf("invalid --subject: %w", err)
 	}
 	return s, nil

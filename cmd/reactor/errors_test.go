@@ -76,7 +76,7 @@ func TestErrors(t *testing.T) {
 		{"redrive of nothing", []string{"dlq", "redrive"}, exitUsage,
 			"reactor: dlq redrive: which dead letters? give their sequences (see 'reactor dlq ls') or --all\n"},
 		{"bad subject filter", []string{"dlq", "ls", "--subject", "alerts.>.x"}, exitUsage,
-			`reactor: invalid --subject: processor: invalid pattern "alerts.>.x": ">" must be the last token` + "\n"},
+			`reactor: invalid --subject: invalid pattern "alerts.>.x": ">" must be the last token` + "\n"},
 		{"bad log level", []string{"run", "--log-level", "loud"}, exitUsage,
 			`reactor: invalid --log-level "loud": want debug, info, warn or error` + "\n"},
 	}

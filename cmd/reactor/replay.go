@@ -175,7 +175,7 @@ func replayConfig(c *cli.Context, now time.Time) (processor.ReplayConfig, error)
 		cfg.Until = t
 	}
 	for _, s := range cfg.FilterSubjects {
-		if err := processor.CheckPattern(s); err != nil {
+		if _, err := processor.CheckPattern(s); err != nil {
 			return cfg, usageErrorf("invalid --subject: %w", err)
 		}
 	}

@@ -138,7 +138,7 @@ func alertFromFlags(c *cli.Context) (handlers.Alert, error) {
 	default:
 		return a, usageErrorf("send takes one summary argument, got %d: quote it, e.g. \"%s\"", c.NArg(), strings.Join(c.Args().Slice(), " "))
 	}
-	if !processor.ValidSubject(a.Subject) {
+	if wildcard, err := processor.CheckPattern(a.Subject); err != nil || wildcard {
 		return a, usageErrorf("invalid subject %q: want dot-separated tokens without spaces or wildcards, e.g. alerts.disk_full", a.Subject)
 	}
 	if id := c.String("id"); id != "" {
@@ -224,7 +224,7 @@ func sendFile(c *cli.Context) error {
 	defaultSubject := ""
 	if on := c.String("on"); on != "" {
 		defaultSubject = handlers.SubjectPrefix + strings.TrimPrefix(on, handlers.SubjectPrefix)
-		if !processor.ValidSubject(defaultSubject) {
+		if wildcard, err := processor.CheckPattern(defaultSubject); err != nil || wildcard {
 			return usageErrorf("invalid --on %q: want a name without spaces or wildcards, e.g. disk_full", on)
 		}
 	}

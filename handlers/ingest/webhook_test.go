@@ -26,7 +26,7 @@ func TestTokenName(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("TokenName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-		if !processor.ValidSubject("alerts." + got) {
+		if wildcard, err := processor.CheckPattern("alerts." + got); err != nil || wildcard {
 			t.Errorf("alerts.%s is not a valid subject", got)
 		}
 	}
