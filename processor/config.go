@@ -144,9 +144,9 @@ func (c Config) validate() error {
 	return nil
 }
 
-// ConsumerSpec is the durable consumer this config needs, derived from the
+// consumerSpec is the durable consumer this config needs, derived from the
 // same fields the workers use so the two cannot drift apart.
-func (c Config) ConsumerSpec() stream.ConsumerSpec {
+func (c Config) consumerSpec() stream.ConsumerSpec {
 	c = c.withDefaults()
 	return stream.ConsumerSpec{
 		Name:    c.Group,

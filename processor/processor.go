@@ -75,7 +75,7 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 		backoff:  backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
 		log:      cfg.Logger.With("stream", cfg.Topology.Alerts, "consumer", cfg.Group),
 		redrive:  cfg.Topology.RedriveSubject(cfg.Group, ""),
-		spec:     cfg.ConsumerSpec(),
+		spec:     cfg.consumerSpec(),
 		attempts: attemptLog{first: make(map[uint64]attempt)},
 	}, nil
 }

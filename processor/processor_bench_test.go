@@ -89,7 +89,7 @@ func BenchmarkRawConsume(b *testing.B) {
 			conn, topo := backlog(b, b.N)
 			cfg := processor.Config{Topology: topo, Workers: workers}
 			ctx := context.Background()
-			cons, err := stream.EnsureConsumer(ctx, conn.JS, topo, cfg.ConsumerSpec())
+			cons, err := processor.EnsureGroup(ctx, conn.JS, cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

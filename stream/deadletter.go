@@ -68,7 +68,7 @@ type DeadLetter struct {
 	Queued       time.Time
 	MsgID        string
 	// Truncated is the payload's original size when it was cut to fit the
-	// DLQ (see FitPayload), else 0.
+	// DLQ (see fitPayload), else 0.
 	Truncated int
 	// DLQSequence is the dead letter's own sequence in the DLQ stream, when
 	// read back from it.
@@ -91,7 +91,7 @@ func (d DeadLetter) Msg(subject string) *nats.Msg {
 		}
 	}
 	set(HeaderReason, d.Reason)
-	set(HeaderError, EscapeHeader(truncate(d.Error, maxErrorHeader)))
+	set(HeaderError, escapeHeader(truncate(d.Error, maxErrorHeader)))
 	set(HeaderPattern, d.Pattern)
 	set(HeaderSubject, d.Subject)
 	set(HeaderStream, d.Stream)
@@ -139,11 +139,11 @@ func ParseDeadLetter(subject string, data []byte, h nats.Header) DeadLetter {
 // Nats-Expected-Stream) and the protocol line.
 const publishOverhead = 512
 
-// FitPayload cuts msg's data so that msg fits in maxPayload bytes, recording
+// fitPayload cuts msg's data so that msg fits in maxPayload bytes, recording
 // the original size in HeaderTruncated. A dead letter carries the alert's
 // payload plus headers: an alert close to the server's max payload would not
 // fit in the DLQ otherwise, and would stay queued for ever.
-func FitPayload(msg *nats.Msg, maxPayload int64) {
+func fitPayload(msg *nats.Msg, maxPayload int64) {
 	over := int64(msg.Size()) + publishOverhead - maxPayload
 	if maxPayload <= 0 || over <= 0 {
 		return
@@ -157,11 +157,11 @@ func FitPayload(msg *nats.Msg, maxPayload int64) {
 // PublishDeadLetter stores d in t's DLQ stream and waits for the PubAck. Its
 // message id is <stream>-<seq> of the alert, so a dead letter published
 // twice (a crash between the publish and the alert's termination) is kept
-// once. The payload is cut to fit the server's max payload (see FitPayload).
+// once. The payload is cut to fit the server's max payload (see fitPayload).
 func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, t Topology, d DeadLetter) error {
 	t = t.WithDefaults()
 	out := d.Msg(t.DLQSubject(d.Subject))
-	FitPayload(out, js.Conn().MaxPayload())
+	fitPayload(out, js.Conn().MaxPayload())
 	id := fmt.Sprintf("%s-%d", d.Stream, d.Sequence)
 	if _, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id), jetstream.WithExpectStream(t.DLQ)); err != nil {
 		return fmt.Errorf("publish dead letter %s: %w", id, err)
@@ -416,13 +416,13 @@ func (q *DLQ) delete(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// EscapeHeader makes s fit in one header value: backslashes, newlines,
+// escapeHeader makes s fit in one header value: backslashes, newlines,
 // carriage returns and tabs are escaped as \\, \n, \r and \t.
-func EscapeHeader(s string) string {
+func escapeHeader(s string) string {
 	return headerEscaper.Replace(s)
 }
 
-// UnescapeHeader reverses EscapeHeader.
+// UnescapeHeader reverses escapeHeader.
 func UnescapeHeader(s string) string {
 	return headerUnescaper.Replace(s)
 }

@@ -59,12 +59,12 @@ func TestFitPayload(t *testing.T) {
 	t.Parallel()
 	const maxPayload = 4096
 	small := DeadLetter{Data: []byte("small"), Error: "x"}.Msg("dlq.a")
-	FitPayload(small, maxPayload)
+	fitPayload(small, maxPayload)
 	if string(small.Data) != "small" || small.Header.Get(HeaderTruncated) != "" {
 		t.Errorf("a small payload was changed: %q %v", small.Data, small.Header)
 	}
 	big := DeadLetter{Data: []byte(strings.Repeat("y", maxPayload)), Error: strings.Repeat("e", 1000)}.Msg("dlq.a")
-	FitPayload(big, maxPayload)
+	fitPayload(big, maxPayload)
 	if got := big.Size() + publishOverhead; got > maxPayload {
 		t.Errorf("fitted message is %d bytes with overhead, over %d", got, maxPayload)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/embedded"
 )
@@ -118,7 +119,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 	} else {
 		side = newReactorSide(js, cfg, topo, t, subjects+".>")
 		// Bind the consumer now, so processing starts with the first publish.
-		if _, err := stream.EnsureConsumer(ctx, js, topo, processorConfig(cfg, topo, t, nil).ConsumerSpec()); err != nil {
+		if _, err := processor.EnsureGroup(ctx, js, processorConfig(cfg, topo, t, nil)); err != nil {
 			return ph, fmt.Errorf("bench: %w", err)
 		}
 	}

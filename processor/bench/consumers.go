@@ -112,7 +112,7 @@ type rawSide struct {
 
 func (s *rawSide) start(ctx context.Context) error {
 	pcfg := processorConfig(s.cfg, s.topo, s.t, nil)
-	cons, err := stream.EnsureConsumer(ctx, s.js, s.topo, pcfg.ConsumerSpec())
+	cons, err := processor.EnsureGroup(ctx, s.js, pcfg)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
