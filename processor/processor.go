@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -40,17 +40,29 @@ type Result struct {
 type Processor struct {
 	js      jetstream.JetStream
 	h       Handler
+	route   func(subject string) (Handler, string)
 	cfg     Config
 	backoff backoff
 	log     *slog.Logger
 	tracer  trace.Tracer
 
 	stopping atomic.Bool
-	inflight sync.Map // *delivery -> struct{}
 	attempts attemptLog
 	running  atomic.Int64
 	bound    atomic.Bool
+
+	// Set up by Run.
+	buf    *buffer
+	slots  []slot
+	rate   atomicFloat // alerts taken per second over the last tick
+	resize chan struct{}
 }
+
+// atomicFloat is a float64 read and written atomically.
+type atomicFloat struct{ bits atomic.Uint64 }
+
+func (f *atomicFloat) Load() float64   { return math.Float64frombits(f.bits.Load()) }
+func (f *atomicFloat) Store(v float64) { f.bits.Store(math.Float64bits(v)) }
 
 // New returns a Processor that hands every message of cfg's group to h,
 // usually a *Router.
@@ -63,10 +75,17 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider() // delegates to a provider installed later
 	}
+	route := func(string) (Handler, string) { return h, "" }
+	if r, ok := h.(interface {
+		Handler(subject string) (Handler, string)
+	}); ok {
+		route = r.Handler
+	}
 	return &Processor{
 		tracer:   tp.Tracer(tracerName),
 		js:       js,
 		h:        h,
+		route:    route,
 		cfg:      cfg,
 		backoff:  backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
 		log:      cfg.Logger.With("stream", cfg.Topology.Work, "consumer", cfg.Group),
@@ -97,33 +116,33 @@ func (p *Processor) Run(ctx context.Context) error {
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 
-	// Workers is a fixed pool of long-lived goroutines fed by an unbuffered
-	// channel: dispatch blocks until a worker is free, which holds back the
-	// consumer's callback and so the pulls. Nothing waits in a queue of ours.
-	work := make(chan pulled)
-	quit := make(chan struct{})
+	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.Prefetch, p.cfg.AckWait/4)
+	p.slots = make([]slot, p.cfg.Workers)
+	p.resize = make(chan struct{}, 1)
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
-	for range p.cfg.Workers {
+	for i := range p.cfg.Workers {
 		workers.Go(func() {
 			for {
-				select {
-				case m := <-work:
-					p.handle(hctx, m.msg, m.meta)
-				case <-quit:
+				it, ok := p.buf.take()
+				if !ok {
 					return
 				}
+				p.handle(hctx, &p.slots[i], it)
 			}
 		})
 	}
+	stopBeat, beaten := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(beaten)
+		p.heartbeat(stopBeat)
+	}()
 	dispatch := func(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 		if p.stopping.Load() {
-			_ = msg.Nak() // buffered but not started: redeliver now
+			_ = msg.Nak() // pulled but not buffered: redeliver now
 			return
 		}
-		select {
-		case work <- pulled{msg, meta}:
-		case <-quit:
-			_ = msg.Nak()
+		if p.buf.put(msg, meta, time.Now()) {
+			p.askResize()
 		}
 	}
 
@@ -138,9 +157,21 @@ func (p *Processor) Run(ctx context.Context) error {
 	stopWatch()
 	<-watched
 	p.stopping.Store(true)
-	close(quit)
+	for _, it := range p.buf.close() {
+		_ = it.msg.Nak() // buffered but not started: redeliver now
+	}
 	p.shutdown(workers, hcancel)
+	close(stopBeat)
+	<-beaten
 	return err
+}
+
+// askResize asks the loop to pull with another depth.
+func (p *Processor) askResize() {
+	select {
+	case p.resize <- struct{}{}:
+	default:
+	}
 }
 
 // loop consumes until ctx is done, recreating the consumer whenever it is
@@ -182,8 +213,35 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jets
 			<-watched
 			p.log.Debug("pull stalled with alerts pending: pulling again")
 			s.cc.Stop()
+		case <-p.resize:
+			stopWatch()
+			<-watched
+			if !p.resizePulls(ctx, s.cc) {
+				p.bound.Store(false)
+				return nil
+			}
 		}
 	}
+}
+
+// resizePulls drains cc into the buffer, without blocking, and sets the
+// depth of the next Consume from the rate the workers go at. It waits for
+// the buffer to come down to the new depth, and reports false if ctx was
+// done first.
+func (p *Processor) resizePulls(ctx context.Context, cc jetstream.ConsumeContext) bool {
+	p.buf.setOverflow(true, 0)
+	drain(cc)
+	from := p.buf.current()
+	depth := depthFor(p.rate.Load(), p.cfg.AckWait, p.cfg.Prefetch)
+	p.log.Debug("prefetch resized", "from", from, "to", depth)
+	select {
+	case <-p.buf.waitBelow(depth):
+	case <-ctx.Done():
+		p.stopping.Store(true)
+		return false
+	}
+	p.buf.setOverflow(false, depth)
+	return true
 }
 
 // pullHeartbeat is how often the server confirms a pending pull. Two missed
@@ -191,13 +249,6 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jets
 // pulls die with it, and nothing else tells the client, so this bounds the
 // failover to a new leader (10s at 5s; about 2s now).
 const pullHeartbeat = time.Second
-
-// pulled is a message with its metadata, parsed once by the Consume
-// callback.
-type pulled struct {
-	msg  jetstream.Msg
-	meta *jetstream.MsgMetadata // nil when the message has none
-}
 
 // session is one Consume on the bound consumer: restart reports that the
 // consumer is gone; watch notices when the pulls stall.
@@ -223,8 +274,9 @@ func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg, *j
 		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.cfg.ConsumerSpec())
 		if err == nil {
 			watch := new(stream.PullWatch)
+			p.buf.started(time.Now())
 			cc, err := cons.Consume(watch.Wrap(dispatch),
-				jetstream.PullMaxMessages(p.cfg.Prefetch),
+				jetstream.PullMaxMessages(p.buf.current()),
 				jetstream.PullHeartbeat(pullHeartbeat),
 				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 					p.consumeError(ctx, cons, err, signal)
@@ -306,11 +358,10 @@ func (p *Processor) shutdown(workers *pool.Pool, hcancel context.CancelCauseFunc
 		// Handlers that ignore their context keep running; their messages
 		// are nak'ed now and whatever they report later is ignored.
 	}
-	p.inflight.Range(func(k, _ any) bool {
-		if d := k.(*delivery); d.settle() {
+	for i := range p.slots {
+		if d := p.slots[i].get(); d != nil && d.settle() {
 			_ = d.msg.Nak()
 		}
-		return true
-	})
+	}
 	p.log.Info("processor stopped")
 }
