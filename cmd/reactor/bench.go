@@ -13,7 +13,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
 
-	"github.com/reactor-alerts/reactor/processor/bench"
+	"github.com/reactor-alerts/reactor/cmd/reactor/internal/bench"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
