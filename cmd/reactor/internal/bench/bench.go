@@ -100,36 +100,25 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 	var ph Phase
 	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
 	subjects := "reactor_bench." + run + "." + name
-	topo := stream.Topology{
-		History:   tag,
-		Subjects:  []string{subjects + ".>"},
-		Work:      tag + "_WORK",
-		DLQ:       tag + "_DLQ",
-		DLQPrefix: "reactor_bench_dlq." + run + "." + name,
-
-		DuplicateWindow: cfg.DuplicateWindow,
-	}.WithDefaults()
-	if err := stream.EnsureStreams(ctx, js, topo); err != nil {
-		return ph, fmt.Errorf("bench: %w", err)
-	}
-	defer deleteStreams(js, topo)
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := stream.WaitSourcing(wctx, js, topo)
-	cancel()
-	if err != nil {
-		return ph, fmt.Errorf("bench: %w", err)
-	}
-
 	t := newTracker(run+"-"+name+"-", cfg.Msgs)
-	var side consumerSide
+	var sd side
 	if name == "raw" {
-		side = &rawSide{js: js, cfg: cfg, topo: topo, t: t}
+		sd = &rawSide{js: js, cfg: cfg, name: tag, subject: subjects + ".>", t: t}
 	} else {
-		side = newReactorSide(js, cfg, topo, t, subjects+".>")
-		// Bind the consumer now, so processing starts with the first publish.
-		if _, err := stream.EnsureConsumer(ctx, js, topo, processorConfig(cfg, topo, t, nil).ConsumerSpec()); err != nil {
-			return ph, fmt.Errorf("bench: %w", err)
-		}
+		topo := stream.Topology{
+			History:   tag,
+			Subjects:  []string{subjects + ".>"},
+			Work:      tag + "_WORK",
+			DLQ:       tag + "_DLQ",
+			DLQPrefix: "reactor_bench_dlq." + run + "." + name,
+
+			DuplicateWindow: cfg.DuplicateWindow,
+		}.WithDefaults()
+		sd = newReactorSide(js, cfg, topo, t, subjects+".>")
+	}
+	defer sd.cleanup()
+	if err := sd.setup(ctx); err != nil {
+		return ph, err
 	}
 
 	mem := startMemSampler(memSampleEvery)
@@ -140,7 +129,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 			return nil
 		}
 		started = false
-		return side.stop()
+		return sd.stop()
 	}
 	defer func() { _ = stopSide() }()
 	fail := func(err error) (Phase, error) {
@@ -149,22 +138,22 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		return ph, err
 	}
 	startSide := func() error {
-		if err := side.start(ctx); err != nil {
+		if err := sd.start(ctx); err != nil {
 			return err
 		}
 		started = true
-		return waitPulling(ctx, js, topo)
+		return waitPulling(ctx, sd)
 	}
 	if !cfg.Backlog {
 		if err := startSide(); err != nil {
 			return fail(err)
 		}
 	}
-	pubTime := publish(ctx, js, cfg, t, subjects+".alert")
+	pubTime := publish(ctx, sd, cfg, t, subjects+".alert")
 	begin := time.Unix(0, t.firstPublish.Load())
 	var pubRSS, pubHeap uint64
 	if cfg.Backlog {
-		if err := waitBacklog(ctx, js, topo, uint64(t.published.Load())); err != nil {
+		if err := waitBacklog(ctx, sd, uint64(t.published.Load())); err != nil {
 			return fail(err)
 		}
 		// Measure processing as a process that starts with the backlog
@@ -207,8 +196,8 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / elapsed.Seconds()
 		}
 	}
-	ph.WorkLeft, ph.DLQMessages = streamCounts(js, topo)
-	if rs, ok := side.(*reactorSide); ok {
+	ph.WorkLeft, ph.DLQMessages = leftOver(js, sd)
+	if rs, ok := sd.(*reactorSide); ok {
 		ph.Metrics = counters(rs.metrics)
 	}
 	return ph, errors.Join(drainErr, stopErr)
@@ -241,32 +230,30 @@ func waitSettled(ctx context.Context, t *tracker, idle time.Duration) error {
 	}
 }
 
-// waitPulling waits until the consumer has a pull request pending, so that
-// the first publish is processed at once.
-func waitPulling(ctx context.Context, js jetstream.JetStream, topo stream.Topology) error {
+// waitPulling waits until the side's consumer has a pull request pending,
+// so that the first publish is processed at once.
+func waitPulling(ctx context.Context, sd side) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		c, err := js.Consumer(ctx, topo.Work, benchGroup)
-		if err == nil {
+		if c, err := sd.consumer(ctx); err == nil {
 			if info, err := c.Info(ctx); err == nil && info.NumWaiting > 0 {
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("bench: consumer %s not pulling: %w", benchGroup, context.Cause(ctx))
+			return fmt.Errorf("bench: consumer not pulling: %w", context.Cause(ctx))
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
 
-// waitBacklog waits until the work stream has sourced n messages.
-func waitBacklog(ctx context.Context, js jetstream.JetStream, topo stream.Topology, n uint64) error {
+// waitBacklog waits until the side's consumer has n alerts to deliver.
+func waitBacklog(ctx context.Context, sd side, n uint64) error {
 	for {
-		s, err := js.Stream(ctx, topo.Work)
-		if err == nil {
-			if info, err := s.Info(ctx); err == nil && info.State.Msgs >= n {
+		if c, err := sd.consumer(ctx); err == nil {
+			if info, err := c.Info(ctx); err == nil && info.NumPending >= n {
 				return nil
 			}
 		}
@@ -308,34 +295,37 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 	}
 }
 
-// streamCounts returns the messages left in the work stream and stored in
-// the DLQ stream, read as `reactor status` reads them. Acks are
-// asynchronous: the connection is flushed first, and the work stream is
-// given a moment to apply the last ones.
-func streamCounts(js jetstream.JetStream, topo stream.Topology) (work, dlq uint64) {
+// leftOver returns the alerts the side's consumer has not seen acked
+// (pending plus ack pending) and the messages of its DLQ stream. Acks are
+// asynchronous: the connection is flushed first, and the consumer is given
+// a moment to apply the last ones.
+func leftOver(js jetstream.JetStream, sd side) (left, dlq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = js.Conn().FlushWithContext(ctx)
-	read := func() (uint64, uint64) {
-		st, err := stream.ReadStatus(ctx, js, topo)
+	read := func() uint64 {
+		c, err := sd.consumer(ctx)
 		if err != nil {
-			return 0, 0
+			return 0
 		}
-		return st.Work.Messages, st.DLQ.Messages
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return info.NumPending + uint64(info.NumAckPending)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for work, dlq = read(); work > 0 && time.Now().Before(deadline); work, dlq = read() {
+	for left = read(); left > 0 && time.Now().Before(deadline); left = read() {
 		time.Sleep(20 * time.Millisecond)
 	}
-	return work, dlq
-}
-
-func deleteStreams(js jetstream.JetStream, topo stream.Topology) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, name := range []string{topo.Work, topo.History, topo.DLQ} {
-		_ = js.DeleteStream(ctx, name)
+	if name := sd.dlq(); name != "" {
+		if s, err := js.Stream(ctx, name); err == nil {
+			if info, err := s.Info(ctx); err == nil {
+				dlq = info.State.Msgs
+			}
+		}
 	}
+	return left, dlq
 }
 
 func runID() string {
@@ -359,6 +349,7 @@ func settings(cfg Config) Settings {
 		Rate:             cfg.Rate,
 		Workers:          cfg.Workers,
 		WorkMS:           float64(cfg.Work) / float64(time.Millisecond),
+		AckWaitS:         cfg.AckWait.Seconds(),
 		FailRate:         cfg.FailRate,
 		PanicRate:        cfg.PanicRate,
 		PermanentRate:    cfg.PermanentRate,

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,21 +15,31 @@ import (
 	"github.com/reactor-alerts/reactor/stream"
 )
 
-// consumerSide is what processes a phase's alerts: reactor's processor, or
-// the bare jetstream baseline.
-type consumerSide interface {
+// side is what one phase runs: reactor (its topology, publisher and
+// processor) or the bare nats.go baseline.
+type side interface {
+	// setup creates the side's streams and binds its consumer.
+	setup(ctx context.Context) error
+	// publish stores msgs, calling done with each one's index and result.
+	publish(ctx context.Context, msgs []*nats.Msg, done func(i int, err error))
+	// start starts consuming; stop stops and waits.
 	start(ctx context.Context) error
 	stop() error
+	// consumer is the durable consumer holding the side's backlog.
+	consumer(ctx context.Context) (jetstream.Consumer, error)
+	// dlq is the side's dead-letter stream, "" if it has none.
+	dlq() string
+	// cleanup deletes the side's streams.
+	cleanup()
 }
 
-// processorConfig is the processor configuration of the reactor phase. The
-// raw phase binds a consumer with the same spec and the same pull size, so
-// the two differ only in what happens between a pull and an ack.
+// processorConfig is the processor configuration of the reactor phase.
 func processorConfig(cfg Config, topo stream.Topology, t *tracker, m *metrics.Metrics) processor.Config {
 	return processor.Config{
 		Topology:        topo,
 		Group:           benchGroup,
 		Workers:         cfg.Workers,
+		AckWait:         cfg.AckWait,
 		MaxDeliver:      benchMaxDeliver,
 		BackoffBase:     benchBackoffBase,
 		BackoffMax:      benchBackoffMax,
@@ -51,10 +62,13 @@ func processorConfig(cfg Config, topo stream.Topology, t *tracker, m *metrics.Me
 	}
 }
 
-// reactorSide runs processor.Processor with a Router holding the synthetic
-// handler, counting outcomes with reactor's Prometheus metrics.
+// reactorSide runs reactor's topology, publisher and processor.Processor
+// with a Router holding the synthetic handler, counting outcomes with
+// reactor's Prometheus metrics.
 type reactorSide struct {
 	js      jetstream.JetStream
+	topo    stream.Topology
+	pub     *stream.Publisher
 	pcfg    processor.Config
 	router  *processor.Router
 	metrics *metrics.Metrics
@@ -67,7 +81,29 @@ func newReactorSide(js jetstream.JetStream, cfg Config, topo stream.Topology, t 
 	r := processor.NewRouter()
 	r.Handle(pattern, &synthetic{tr: t, inj: newInjector(cfg), work: cfg.Work})
 	m := metrics.New(prometheus.NewRegistry())
-	return &reactorSide{js: js, pcfg: processorConfig(cfg, topo, t, m), router: r, metrics: m}
+	return &reactorSide{js: js, topo: topo, pub: stream.NewPublisher(js, stream.PublisherConfig{}),
+		pcfg: processorConfig(cfg, topo, t, m), router: r, metrics: m}
+}
+
+func (s *reactorSide) setup(ctx context.Context) error {
+	if err := stream.EnsureStreams(ctx, s.js, s.topo); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := stream.WaitSourcing(wctx, s.js, s.topo)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	// Bind the consumer now, so processing starts with the first publish.
+	if _, err := stream.EnsureConsumer(ctx, s.js, s.topo, s.pcfg.ConsumerSpec()); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+func (s *reactorSide) publish(ctx context.Context, msgs []*nats.Msg, done func(int, error)) {
+	s.pub.PublishBatch(ctx, msgs, func(r stream.Result) { done(r.Index, r.Err) })
 }
 
 func (s *reactorSide) start(ctx context.Context) error {
@@ -86,61 +122,112 @@ func (s *reactorSide) stop() error {
 	return <-s.done
 }
 
-// rawPullHeartbeat is the processor's pull heartbeat (1s, unexported there):
-// two missed heartbeats make nats.go pull again, which bounds the stalls of
-// Consume in both phases alike.
-const rawPullHeartbeat = time.Second
+func (s *reactorSide) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	return s.js.Consumer(ctx, s.topo.Work, benchGroup)
+}
 
-// rawSide is the baseline: one pull consumer with the processor's spec and
-// pull size, its callback handing messages to Workers goroutines through an
-// unbuffered channel (as the processor does), each of which reads the
-// delivery count, sleeps Work, acks and records the ack. No router,
-// middleware, heartbeat, failure injection or dead-lettering. Like the
-// processor, it pulls again when Consume stalls (stream.PullWatch): the
-// ratio is the cost of the framework, not of a nats.go stall that one
-// phase happened to hit and the other not.
+func (s *reactorSide) dlq() string { return s.topo.DLQ }
+
+func (s *reactorSide) cleanup() {
+	deleteStreams(s.js, s.topo.Work, s.topo.History, s.topo.DLQ)
+}
+
+// rawSide is the baseline: nats.go jetstream as a user writes it with the
+// library alone. One Limits stream with a duplicate window, a durable
+// consumer with explicit acks and the server's defaults, PublishAsync with
+// a Msg-Id, Consume with its default options, its callback handing each
+// message to a pool of Workers goroutines that read the delivery count,
+// spend Work, ack (DoubleAck if asked) and record the ack. No router,
+// middleware, heartbeat, tracing, failure injection, dead-lettering, nor
+// any remedy for Consume's stalls: the ratio is what reactor costs over
+// what a user gets without it.
 type rawSide struct {
-	js   jetstream.JetStream
-	cfg  Config
-	topo stream.Topology
-	t    *tracker
+	js      jetstream.JetStream
+	cfg     Config
+	name    string
+	subject string
+	t       *tracker
 
-	quit        chan struct{}
-	wg          sync.WaitGroup
-	stopConsume func()
+	quit chan struct{}
+	wg   sync.WaitGroup
+	cc   jetstream.ConsumeContext
+}
+
+const rawConsumer = "raw"
+
+func (s *rawSide) setup(ctx context.Context) error {
+	_, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:       s.name,
+		Subjects:   []string{s.subject},
+		Storage:    jetstream.FileStorage,
+		Duplicates: s.cfg.DuplicateWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("bench: raw stream: %w", err)
+	}
+	_, err = s.js.CreateOrUpdateConsumer(ctx, s.name, jetstream.ConsumerConfig{
+		Durable:   rawConsumer,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   s.cfg.AckWait,
+	})
+	if err != nil {
+		return fmt.Errorf("bench: raw consumer: %w", err)
+	}
+	return nil
+}
+
+// publish is PublishAsync with a Msg-Id (the header publishRange sets),
+// waiting for the batch's acks.
+func (s *rawSide) publish(ctx context.Context, msgs []*nats.Msg, done func(int, error)) {
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		f, err := s.js.PublishMsgAsync(m)
+		if err != nil {
+			done(i, err)
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+			done(i, nil)
+		case err := <-f.Err():
+			done(i, err)
+		case <-ctx.Done():
+			done(i, context.Cause(ctx))
+		}
+	}
 }
 
 func (s *rawSide) start(ctx context.Context) error {
-	pcfg := processorConfig(s.cfg, s.topo, s.t, nil)
-	cons, err := stream.EnsureConsumer(ctx, s.js, s.topo, pcfg.ConsumerSpec())
+	cons, err := s.consumer(ctx)
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return fmt.Errorf("bench: raw consumer: %w", err)
 	}
-	type pulled struct {
-		msg  jetstream.Msg
-		meta *jetstream.MsgMetadata
-	}
-	work := make(chan pulled)
+	work := make(chan jetstream.Msg)
 	s.quit = make(chan struct{})
 	for range s.cfg.Workers {
 		s.wg.Go(func() {
 			for {
 				select {
-				case m := <-work:
-					s.handle(ctx, m.msg, m.meta)
+				case msg := <-work:
+					s.handle(ctx, msg)
 				case <-s.quit:
 					return
 				}
 			}
 		})
 	}
-	handoff := func(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
+	s.cc, err = cons.Consume(func(msg jetstream.Msg) {
 		select {
-		case work <- pulled{msg, meta}:
+		case work <- msg:
 		case <-s.quit:
 		}
-	}
-	s.stopConsume, err = stream.ConsumeWatched(ctx, cons, handoff, jetstream.PullMaxMessages(s.cfg.Workers), jetstream.PullHeartbeat(rawPullHeartbeat))
+	})
 	if err != nil {
 		close(s.quit)
 		s.wg.Wait()
@@ -149,10 +236,9 @@ func (s *rawSide) start(ctx context.Context) error {
 	return nil
 }
 
-// handle is one raw worker's turn: meta is msg's metadata, parsed by the
-// consumer callback as the processor's is.
-func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) {
-	if meta != nil {
+// handle is one raw worker's turn.
+func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
+	if meta, err := msg.Metadata(); err == nil {
 		s.t.delivered(int(meta.NumDelivered))
 	}
 	if s.cfg.Work > 0 {
@@ -170,12 +256,32 @@ func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream
 		return // not settled: the server redelivers it after AckWait
 	}
 	h := msg.Headers()
-	s.t.settle(h.Get("Nats-Msg-Id"), h.Get(headerSent), false, time.Now())
+	s.t.settle(h.Get(nats.MsgIdHdr), h.Get(headerSent), false, time.Now())
 }
 
 func (s *rawSide) stop() error {
-	s.stopConsume()
+	s.cc.Stop()
+	select {
+	case <-s.cc.Closed():
+	case <-time.After(5 * time.Second):
+	}
 	close(s.quit)
 	s.wg.Wait()
 	return nil
+}
+
+func (s *rawSide) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	return s.js.Consumer(ctx, s.name, rawConsumer)
+}
+
+func (s *rawSide) dlq() string { return "" }
+
+func (s *rawSide) cleanup() { deleteStreams(s.js, s.name) }
+
+func deleteStreams(js jetstream.JetStream, names ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range names {
+		_ = js.DeleteStream(ctx, name)
+	}
 }

@@ -69,8 +69,9 @@ type Phase struct {
 	// settlements once the first was made. A gap of seconds while alerts
 	// are queued is a stall: a consumer that stopped pulling for a while.
 	MaxSettleGap float64 `json:"max_settle_gap_ms"`
-	// WorkLeft is the number of messages still in the work stream after the
-	// drain: 0 when every ack reached the server.
+	// WorkLeft is the number of alerts the consumer still counts as pending
+	// or unacknowledged after the drain: 0 when every ack reached the
+	// server.
 	WorkLeft uint64 `json:"work_left"`
 	// DLQMessages is the number of messages in the DLQ stream after the run.
 	DLQMessages uint64 `json:"dlq_messages"`
@@ -115,6 +116,7 @@ type Settings struct {
 	Rate          float64 `json:"rate"`
 	Workers       int     `json:"workers"`
 	WorkMS        float64 `json:"work_ms"`
+	AckWaitS      float64 `json:"ack_wait_s,omitempty"`
 	FailRate      float64 `json:"fail_rate"`
 	PanicRate     float64 `json:"panic_rate"`
 	PermanentRate float64 `json:"permanent_rate"`
@@ -166,7 +168,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		h := p.Metrics.Handled
 		return fmt.Sprintf("%.0f ok, %.0f retried, %.0f dead", h["ok"], h["retried"], h["dead_lettered"])
 	})
-	row("left in work stream", func(p *Phase) string { return fmt.Sprint(p.WorkLeft) })
+	row("left unacked", func(p *Phase) string { return fmt.Sprint(p.WorkLeft) })
 	row("publish rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.PublishRate) })
 	row("process rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.ProcessRate) })
 	row("latency p50", func(p *Phase) string { return ms(p.Latency.P50) })
