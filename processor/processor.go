@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/reactor-alerts/reactor/processor/internal/pullwatch"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -175,7 +176,7 @@ func (p *Processor) askResize() {
 }
 
 // loop consumes until ctx is done, recreating the consumer whenever it is
-// lost, and pulling again whenever Consume stalls (see stream.PullWatch).
+// lost, and pulling again whenever Consume stalls (see pullwatch.Watch).
 func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jetstream.MsgMetadata)) error {
 	for {
 		s, err := p.consume(ctx, dispatch)
@@ -256,7 +257,7 @@ type session struct {
 	cons    jetstream.Consumer
 	cc      jetstream.ConsumeContext
 	restart <-chan error
-	watch   *stream.PullWatch
+	watch   *pullwatch.Watch
 }
 
 // consume binds the durable consumer, retrying until ctx is done, and starts
@@ -273,7 +274,7 @@ func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg, *j
 	for {
 		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.cfg.ConsumerSpec())
 		if err == nil {
-			watch := new(stream.PullWatch)
+			watch := new(pullwatch.Watch)
 			p.buf.started(time.Now())
 			cc, err := cons.Consume(watch.Wrap(dispatch),
 				jetstream.PullMaxMessages(p.buf.current()),

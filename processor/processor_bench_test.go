@@ -3,14 +3,12 @@ package processor_test
 import (
 	"context"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
@@ -54,8 +52,9 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkProcessor measures the processor end to end on an embedded
-// server: a backlog of b.N alerts handled by a no-op handler and acked.
-// Compare with BenchmarkRawConsume: the difference is the framework.
+// server: a backlog of b.N alerts handled by a no-op handler and acked,
+// with allocations and CPU time (server included) per alert. `reactor
+// bench --raw` compares it with bare nats.go.
 func BenchmarkProcessor(b *testing.B) {
 	for _, workers := range []int{1, 16} {
 		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
@@ -89,59 +88,6 @@ func BenchmarkProcessor(b *testing.B) {
 			if err := <-stopped; err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
-		})
-	}
-}
-
-// BenchmarkRawConsume is BenchmarkProcessor's baseline: the same consumer
-// and pull size, with bare jetstream workers that only ack.
-func BenchmarkRawConsume(b *testing.B) {
-	for _, workers := range []int{1, 16} {
-		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
-			conn, topo := backlog(b, b.N)
-			cfg := processor.Config{Topology: topo, Workers: workers}
-			ctx := context.Background()
-			cons, err := stream.EnsureConsumer(ctx, conn.JS, topo, cfg.ConsumerSpec())
-			if err != nil {
-				b.Fatal(err)
-			}
-			var acked atomic.Int64
-			done := make(chan struct{})
-			work, quit := make(chan jetstream.Msg), make(chan struct{})
-			var wg sync.WaitGroup
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range workers {
-				wg.Go(func() {
-					for {
-						select {
-						case msg := <-work:
-							if msg.Ack() == nil && acked.Add(1) == int64(b.N) {
-								close(done)
-							}
-						case <-quit:
-							return
-						}
-					}
-				})
-			}
-			// Like the processor, pull again when Consume stalls (see
-			// stream.PullWatch), with the processor's 1s pull heartbeat.
-			stop, err := stream.ConsumeWatched(ctx, cons, func(msg jetstream.Msg, _ *jetstream.MsgMetadata) {
-				select {
-				case work <- msg:
-				case <-quit:
-				}
-			}, jetstream.PullMaxMessages(workers), jetstream.PullHeartbeat(time.Second))
-			if err != nil {
-				b.Fatal(err)
-			}
-			<-done
-			b.StopTimer()
-			stop()
-			close(quit)
-			wg.Wait()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 		})
 	}
