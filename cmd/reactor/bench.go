@@ -58,6 +58,7 @@ the dead letters to expect are known and checked.`,
 			&cli.Float64Flag{Name: "permanent-rate", Usage: "fraction of alerts failing permanently (dead-lettered)", EnvVars: env("PERMANENT_RATE"), Category: catProc},
 			&cli.BoolFlag{Name: "double-ack", Usage: "wait for the server to confirm every ack", EnvVars: env("DOUBLE_ACK"), Category: catProc},
 			&cli.BoolFlag{Name: "raw", Usage: "also run the load through bare nats.go jetstream and report the ratio", EnvVars: env("RAW"), Category: catProc},
+			&cli.IntFlag{Name: "runs", Value: 1, Usage: "repeat the comparison this many times on the same server, alternating which phase goes first, and report every run and the medians", EnvVars: env("RUNS"), Category: catProc},
 			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DefaultDrainTimeout, Usage: "count alerts as lost after this long without progress", EnvVars: env("DRAIN_TIMEOUT"), Category: catProc},
 			&cli.BoolFlag{Name: "sync-always", Usage: "the embedded server fsyncs every write", EnvVars: env("SYNC_ALWAYS"), Category: catServer},
 			jsonFlag("print the report as one JSON object"),
@@ -102,6 +103,7 @@ func runBench(c *cli.Context) error {
 		BacklogRest:     c.Duration("backlog-rest"),
 		DuplicateWindow: c.Duration("duplicate-window"),
 		DrainTimeout:    c.Duration("drain-timeout"),
+		Runs:            c.Int("runs"),
 	}
 	cfg.Conn = streamConfig(c)
 	if cfg.Conn.URL == "" && cfg.Conn.Auth != (stream.Auth{}) {
@@ -139,11 +141,7 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lost := rep.Lost
-	if rep.Raw != nil {
-		lost += rep.Raw.Lost
-	}
-	if lost > 0 {
+	if lost := rep.TotalLost(); lost > 0 {
 		return &exitError{code: exitFailure, err: fmt.Errorf("bench: %d alerts lost", lost)}
 	}
 	return nil

@@ -34,28 +34,52 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer cleanup()
 
-	run := runID()
 	rep := &Report{Settings: settings(cfg)}
-	rep.Phase, err = runPhase(ctx, conn.JS, cfg, run, "reactor")
-	if err != nil {
-		if rep.Msgs == 0 {
-			return nil, err // the phase did not get to measure anything
+	id := runID()
+	var reactors, raws []Phase
+	for i := range cfg.Runs {
+		// The phases alternate which goes first, so that neither gains
+		// from its place (a warmer cache, a fresher store).
+		label := ""
+		if cfg.Runs > 1 {
+			label = fmt.Sprintf(" %d", i+1)
 		}
-		return rep, err
-	}
-	if cfg.Raw {
-		raw, err := runPhase(ctx, conn.JS, cfg, run, "raw")
-		if raw.Msgs > 0 {
-			rep.Raw = &raw
+		reactor, raw, err := runOnce(ctx, conn.JS, cfg, fmt.Sprintf("%s%d", id, i), label, i%2 == 1)
+		if reactor.Msgs > 0 && (!cfg.Raw || raw.Msgs > 0) {
+			reactors, raws = append(reactors, reactor), append(raws, raw)
+			rep.Runs = append(rep.Runs, summarize(reactor, raw, cfg.Raw))
 		}
 		if err != nil {
+			if len(reactors) == 0 {
+				if reactor.Msgs == 0 {
+					return nil, err // nothing measured
+				}
+				rep.Phase = reactor
+			} else {
+				rep.pick(reactors, raws, cfg.Raw)
+			}
 			return rep, err
 		}
-		if raw.ProcessRate > 0 {
-			rep.Ratio = rep.ProcessRate / raw.ProcessRate
+	}
+	rep.pick(reactors, raws, cfg.Raw)
+	return rep, nil
+}
+
+// runOnce runs the reactor phase, then the raw one if asked (the other
+// way round with rawFirst).
+func runOnce(ctx context.Context, js jetstream.JetStream, cfg Config, run, label string, rawFirst bool) (reactor, raw Phase, err error) {
+	if cfg.Raw && rawFirst {
+		if raw, err = runPhase(ctx, js, cfg, run, "raw", "raw"+label); err != nil {
+			return reactor, raw, err
 		}
 	}
-	return rep, nil
+	if reactor, err = runPhase(ctx, js, cfg, run, "reactor", "reactor"+label); err != nil {
+		return reactor, raw, err
+	}
+	if cfg.Raw && !rawFirst {
+		raw, err = runPhase(ctx, js, cfg, run, "raw", "raw"+label)
+	}
+	return reactor, raw, err
 }
 
 // connect opens cfg.Conn, starting a fresh embedded server in a temporary
@@ -96,7 +120,8 @@ func connect(ctx context.Context, cfg Config) (*stream.Conn, func(), error) {
 
 // runPhase publishes cfg.Msgs alerts on streams of its own and processes them
 // with the reactor processor or the raw baseline, then deletes the streams.
-func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name string) (Phase, error) {
+// label names the phase in progress reports.
+func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name, label string) (Phase, error) {
 	var ph Phase
 	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
 	subjects := "reactor_bench." + run + "." + name
@@ -122,7 +147,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 	}
 
 	mem := startMemSampler(memSampleEvery)
-	stopProgress := reportProgress(cfg, name, t)
+	stopProgress := reportProgress(cfg, label, t)
 	started := false
 	stopSide := func() error {
 		if !started {

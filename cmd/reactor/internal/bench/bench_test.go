@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -216,4 +217,31 @@ func TestReportJSONAndTable(t *testing.T) {
 func connURL(u string) (c stream.Config) {
 	c.URL = u
 	return c
+}
+
+func TestRunsAlternateAndReportMedians(t *testing.T) {
+	t.Parallel()
+	rep := run(t, Config{Msgs: 300, Workers: 4, Raw: true, Runs: 3})
+	if len(rep.Runs) != 3 || rep.Median == nil {
+		t.Fatalf("runs %d, median %v: want 3 runs and their medians", len(rep.Runs), rep.Median)
+	}
+	ratios := []float64{rep.Runs[0].Ratio, rep.Runs[1].Ratio, rep.Runs[2].Ratio}
+	slices.Sort(ratios)
+	if rep.Median.Ratio != ratios[1] || rep.Ratio != ratios[1] {
+		t.Errorf("median ratio %g, report ratio %g; ratios %v", rep.Median.Ratio, rep.Ratio, ratios)
+	}
+	for i, r := range rep.Runs {
+		if r.Reactor.ProcessRate <= 0 || r.Raw.ProcessRate <= 0 || r.Reactor.Latency.P99 <= 0 {
+			t.Errorf("run %d: %+v", i+1, r)
+		}
+	}
+	var out bytes.Buffer
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"run 3", "median", "median of 3 runs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
 }

@@ -65,6 +65,11 @@ type Config struct {
 	// consumer, Consume with its defaults, Workers goroutines that ack), and
 	// reports the ratio.
 	Raw bool
+	// Runs repeats the comparison, each run a reactor phase and a raw one
+	// on fresh streams of the same server, alternating which goes first;
+	// the report gives every run's figures and their medians. Defaults
+	// to 1.
+	Runs int
 	// SyncAlways makes the embedded server fsync every write. Only for the
 	// embedded server: an external server's sync policy is its own.
 	SyncAlways bool
@@ -139,6 +144,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = stream.Topology{}.WithDefaults().DuplicateWindow
+	}
+	if c.Runs <= 0 {
+		c.Runs = 1
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
