@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // Outcome is what the processor does with a message once its handler
@@ -11,7 +13,7 @@ import (
 type Outcome int
 
 const (
-	// OutcomeAck acknowledges a handled message: it leaves the work queue.
+	// OutcomeAck acknowledges a handled message: the group is done with it.
 	OutcomeAck Outcome = iota
 	// OutcomeRetry naks the message with a delay: it is delivered again.
 	OutcomeRetry
@@ -36,10 +38,11 @@ func (o Outcome) String() string {
 	return "unknown"
 }
 
-// decision is an outcome with its retry delay.
+// decision is an outcome with its retry delay, or its dead-letter reason.
 type decision struct {
 	outcome Outcome
 	delay   time.Duration
+	reason  string // for OutcomeDeadLetter: a stream.Reason* constant
 }
 
 // backoff computes retry delays: base doubling per delivery, capped at max,
@@ -68,9 +71,15 @@ func classify(err error, delivered, maxDeliver int, b backoff, jitter float64) d
 	if errors.Is(err, ErrDrop) {
 		return decision{outcome: OutcomeDrop}
 	}
+	if errors.Is(err, ErrNoHandler) {
+		return decision{outcome: OutcomeDeadLetter, reason: stream.ReasonNoHandler}
+	}
 	var perm *PermanentError
-	if errors.As(err, &perm) || delivered >= maxDeliver {
-		return decision{outcome: OutcomeDeadLetter}
+	if errors.As(err, &perm) {
+		return decision{outcome: OutcomeDeadLetter, reason: stream.ReasonPermanent}
+	}
+	if delivered >= maxDeliver {
+		return decision{outcome: OutcomeDeadLetter, reason: stream.ReasonMaxDeliveries}
 	}
 	var retry *RetryError
 	if errors.As(err, &retry) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
@@ -13,6 +15,7 @@ func TestClassify(t *testing.T) {
 	t.Parallel()
 	b := backoff{base: time.Second, max: 10 * time.Second}
 	plain := errors.New("boom")
+	perm, maxDel, noHandler := stream.ReasonPermanent, stream.ReasonMaxDeliveries, stream.ReasonNoHandler
 	tests := []struct {
 		name       string
 		err        error
@@ -30,18 +33,18 @@ func TestClassify(t *testing.T) {
 		{"plain doubles", plain, 3, 5, 0, decision{outcome: OutcomeRetry, delay: 2 * time.Second}},
 		{"plain capped at max", plain, 4, 50, 0, decision{outcome: OutcomeRetry, delay: 4 * time.Second}},
 		{"plain far past the cap", plain, 40, 50, 0, decision{outcome: OutcomeRetry, delay: 5 * time.Second}},
-		{"plain on last delivery", plain, 5, 5, 0, decision{outcome: OutcomeDeadLetter}},
-		{"plain past last delivery", plain, 6, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"plain on last delivery", plain, 5, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
+		{"plain past last delivery", plain, 6, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
 		{"retry after", Retry(42*time.Second, plain), 1, 5, 0.5, decision{outcome: OutcomeRetry, delay: 42 * time.Second}},
 		{"wrapped retry after", fmt.Errorf("x: %w", Retry(time.Second, nil)), 2, 5, 0, decision{outcome: OutcomeRetry, delay: time.Second}},
 		{"negative retry after", Retry(-time.Second, nil), 1, 5, 0, decision{outcome: OutcomeRetry, delay: 0}},
-		{"retry after on last delivery", Retry(time.Second, plain), 5, 5, 0, decision{outcome: OutcomeDeadLetter}},
-		{"permanent", Permanent(plain), 1, 5, 0, decision{outcome: OutcomeDeadLetter}},
-		{"wrapped permanent", fmt.Errorf("decode: %w", Permanent(plain)), 1, 5, 0, decision{outcome: OutcomeDeadLetter}},
-		{"no handler", Permanent(ErrNoHandler), 1, 5, 0, decision{outcome: OutcomeDeadLetter}},
+		{"retry after on last delivery", Retry(time.Second, plain), 5, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
+		{"permanent", Permanent(plain), 1, 5, 0, decision{outcome: OutcomeDeadLetter, reason: perm}},
+		{"wrapped permanent", fmt.Errorf("decode: %w", Permanent(plain)), 1, 5, 0, decision{outcome: OutcomeDeadLetter, reason: perm}},
+		{"no handler", Permanent(ErrNoHandler), 1, 5, 0, decision{outcome: OutcomeDeadLetter, reason: noHandler}},
 		{"panic", newPanicError("bug"), 1, 5, 0, decision{outcome: OutcomeRetry, delay: 500 * time.Millisecond}},
-		{"panic on last delivery", newPanicError("bug"), 5, 5, 0, decision{outcome: OutcomeDeadLetter}},
-		{"max deliver 1", plain, 1, 1, 0, decision{outcome: OutcomeDeadLetter}},
+		{"panic on last delivery", newPanicError("bug"), 5, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
+		{"max deliver 1", plain, 1, 1, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,21 +71,14 @@ func TestBackoffJitterBounds(t *testing.T) {
 	}
 }
 
-func TestDeadLetterReason(t *testing.T) {
+func TestClassifyReasonOnLastDelivery(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		err       error
-		delivered int
-		want      string
-	}{
-		{Permanent(errors.New("bad")), 1, "permanent"},
-		{Permanent(ErrNoHandler), 1, "no_handler"},
-		{errors.New("flaky"), 5, "max_deliveries"},
-		{newPanicError("x"), 5, "max_deliveries"},
+	b := backoff{base: time.Second, max: 10 * time.Second}
+	// A permanent error wins over the last delivery; no handler over both.
+	if got := classify(Permanent(errors.New("bad")), 5, 5, b, 0); got.reason != stream.ReasonPermanent {
+		t.Errorf("permanent on the last delivery: reason %q, want %q", got.reason, stream.ReasonPermanent)
 	}
-	for _, tt := range tests {
-		if got := deadLetterReason(tt.err, tt.delivered, 5); got != tt.want {
-			t.Errorf("deadLetterReason(%v, %d) = %q, want %q", tt.err, tt.delivered, got, tt.want)
-		}
+	if got := classify(Permanent(ErrNoHandler), 5, 5, b, 0); got.reason != stream.ReasonNoHandler {
+		t.Errorf("no handler on the last delivery: reason %q, want %q", got.reason, stream.ReasonNoHandler)
 	}
 }

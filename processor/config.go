@@ -26,14 +26,19 @@ type Config struct {
 	Group string
 	// FilterSubjects restricts the group to some subjects. Defaults to all.
 	FilterSubjects []string
+	// Start is where the group starts in the alert stream when its consumer
+	// is created; an existing group keeps its position. Defaults to
+	// stream.StartAuto: every alert kept for the first group of the stream,
+	// the next alert for a group added later.
+	Start stream.Start
 	// Workers bounds concurrent handler calls. Defaults to 8.
 	Workers int
 	// Prefetch is how many messages are pulled ahead of the workers: the
 	// pull size, and how many wait in the processor's buffer for a free
 	// worker. Their AckWait runs while they wait: the heartbeat marks them
 	// in progress as it marks running handlers, and when the workers take
-	// longer than AckWait/4 to go through a full prefetch the processor
-	// pulls less (about AckWait/8 worth of alerts at the rate the workers
+	// longer than AckWait/8 to go through a full prefetch the processor
+	// pulls less (about AckWait/16 worth of alerts at the rate the workers
 	// go), then more again as they speed up. Defaults to PrefetchDefault.
 	Prefetch int
 	// AckWait is how long a delivery may go unacknowledged before the server
@@ -152,5 +157,6 @@ func (c Config) ConsumerSpec() stream.ConsumerSpec {
 		MaxDeliver:     -1,
 		MaxAckPending:  c.MaxAckPending,
 		FilterSubjects: c.FilterSubjects,
+		Start:          c.Start,
 	}
 }

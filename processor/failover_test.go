@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,19 +16,18 @@ import (
 // TestClusterFailover runs a processor against a three-server cluster,
 // connected by URL to all three as against an external cluster, with every
 // stream replicated three times. Alerts are published continuously while the
-// leader of the history stream, of the work stream or of the group's
-// consumer (one round each) is killed and restarted on its store, several
-// times. Every alert whose publish returned a PubAck must be handled, and
-// the work queue must drain with nothing left pending.
+// leader of the alert stream or of the group's consumer (one round each) is
+// killed and restarted on its store, several times. Every alert whose
+// publish returned a PubAck must be handled, and the group's backlog must
+// drain with nothing left pending.
 //
 // Two times are reported per kill: until the processor settles alerts again
 // (the consumer's failover), and until an alert published after the kill is
-// handled (end to end, which includes the work stream sourcing the history
-// again: nats-server notices a dead source only by its health check, 10-20s
-// after the history leader died).
+// handled (end to end: the publisher's retry to the new stream leader, and
+// the processor's pull to the new consumer leader).
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
-	for _, target := range []failoverTarget{killHistoryLeader, killWorkLeader, killConsumerLeader} {
+	for _, target := range []failoverTarget{killStreamLeader, killConsumerLeader} {
 		t.Run(string(target), func(t *testing.T) {
 			t.Parallel()
 			testFailover(t, target)
@@ -40,8 +38,7 @@ func TestClusterFailover(t *testing.T) {
 type failoverTarget string
 
 const (
-	killHistoryLeader  failoverTarget = "history_leader"
-	killWorkLeader     failoverTarget = "work_leader"
+	killStreamLeader   failoverTarget = "stream_leader"
 	killConsumerLeader failoverTarget = "consumer_leader"
 )
 
@@ -113,7 +110,9 @@ func testFailover(t *testing.T, target failoverTarget) {
 
 		victim, what := failoverVictim(t, c, topo, group, target)
 		at := handled.acks.Load()
-		next := published.Load() // the first alert published after the kill
+		// The first alert whose publish starts after the kill: the one in
+		// flight now may have been stored before it.
+		next := published.Load() + 1
 		killed := time.Now()
 		c.Kill(victim)
 		var took, e2e time.Duration
@@ -127,8 +126,8 @@ func testFailover(t *testing.T, target failoverTarget) {
 			return took > 0 && e2e > 0
 		}, "processing did not resume after kill %d (%s %s)", k+1, what, c.ServerName(victim))
 		worst, worstE2E = max(worst, took), max(worstE2E, e2e)
-		// "Within seconds": generous for a loaded CI machine, short of the
-		// 10-20s nats-server alone takes to notice a dead source.
+		// Generous for a loaded CI machine: the figures are logged, and the
+		// README reports them.
 		if e2e > 15*time.Second {
 			t.Errorf("kill %d: alerts published after the kill waited %s to be handled", k+1, e2e.Round(time.Millisecond))
 		}
@@ -137,7 +136,7 @@ func testFailover(t *testing.T, target failoverTarget) {
 
 		c.Restart(victim)
 		c.WaitReady(60 * time.Second)
-		c.WaitStreamCurrent(60*time.Second, topo.History, topo.Work)
+		c.WaitStreamCurrent(60*time.Second, topo.Alerts)
 	}
 	close(killsDone)
 	<-pubDone
@@ -157,56 +156,42 @@ func testFailover(t *testing.T, target failoverTarget) {
 }
 
 // failoverVictim picks the server to kill. For the consumer round it moves
-// the consumer's leadership off the stream leaders first, if it can, so that
+// the consumer's leadership off the stream leader first, if it can, so that
 // the kill tests the consumer's failover alone.
 func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, group string, target failoverTarget) (int, string) {
 	t.Helper()
-	histLeader := c.WaitLeader(30*time.Second, topo.History)
-	workLeader := c.WaitLeader(30*time.Second, topo.Work)
+	streamLeader := c.WaitLeader(30*time.Second, topo.Alerts)
 	consLeader := func() int {
 		l := -1
-		streamtest.Eventually(t, 30*time.Second, func() bool { l = c.ConsumerLeader(topo.Work, group); return l >= 0 },
+		streamtest.Eventually(t, 30*time.Second, func() bool { l = c.ConsumerLeader(topo.Alerts, group); return l >= 0 },
 			"consumer %s has no leader", group)
 		return l
 	}
-	// also names the other leaderships the victim holds.
-	also := func(victim int) string {
-		var roles []string
-		if victim == histLeader && target != killHistoryLeader {
-			roles = append(roles, topo.History)
+	if target == killStreamLeader {
+		what := "leader of " + topo.Alerts
+		if streamLeader == consLeader() {
+			what += ", also leader of consumer " + group
 		}
-		if victim == workLeader && target != killWorkLeader {
-			roles = append(roles, topo.Work)
-		}
-		if victim == consLeader() && target != killConsumerLeader {
-			roles = append(roles, "consumer "+group)
-		}
-		if len(roles) == 0 {
-			return ""
-		}
-		return ", also leader of " + strings.Join(roles, " and ")
-	}
-	switch target {
-	case killHistoryLeader:
-		return histLeader, "leader of " + topo.History + also(histLeader)
-	case killWorkLeader:
-		return workLeader, "leader of " + topo.Work + also(workLeader)
+		return streamLeader, what
 	}
 	for range 5 {
 		cl := consLeader()
-		if cl != workLeader && cl != histLeader {
-			return cl, "leader of consumer " + group + also(cl)
+		if cl != streamLeader {
+			return cl, "leader of consumer " + group
 		}
 		if srv := c.Server(cl); srv != nil {
-			_ = srv.NATS().JetStreamStepdownConsumer(streamtest.Account, topo.Work, group)
+			_ = srv.NATS().JetStreamStepdownConsumer(streamtest.Account, topo.Alerts, group)
 		}
 		streamtest.Eventually(t, 30*time.Second, func() bool {
-			l := c.ConsumerLeader(topo.Work, group)
+			l := c.ConsumerLeader(topo.Alerts, group)
 			return l >= 0 && l != cl
 		}, "consumer %s leader did not step down", group)
-		histLeader = c.WaitLeader(30*time.Second, topo.History)
-		workLeader = c.WaitLeader(30*time.Second, topo.Work)
+		streamLeader = c.WaitLeader(30*time.Second, topo.Alerts)
 	}
 	cl := consLeader()
-	return cl, "leader of consumer " + group + also(cl)
+	what := "leader of consumer " + group
+	if cl == streamLeader {
+		what += ", also leader of " + topo.Alerts
+	}
+	return cl, what
 }

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // delivery is one message in the hands of a worker, with the Message its
@@ -40,7 +43,7 @@ func (p *Processor) handle(ctx context.Context, s *slot, it pulled) {
 		return
 	}
 	d := &delivery{msg: msg, m: Message{
-		subject:   msg.Subject(),
+		subject:   p.alertSubject(msg.Subject()),
 		data:      msg.Data(),
 		header:    msg.Headers(),
 		stream:    meta.Stream,
@@ -74,6 +77,16 @@ func (p *Processor) handle(ctx context.Context, s *slot, it pulled) {
 	endSpan(span, p.settle(ctx, d, m, pattern, herr, start, elapsed), herr)
 }
 
+// alertSubject is the subject the handlers see: an alert redriven for the
+// group comes back on the group's redrive subject, and is handled under its
+// original one.
+func (p *Processor) alertSubject(subject string) string {
+	if rest, ok := strings.CutPrefix(subject, p.redrive); ok {
+		return rest
+	}
+	return subject
+}
+
 // call runs h, turning a panic into a *PanicError.
 func call(ctx context.Context, h Handler, m *Message) (err error) {
 	defer func() {
@@ -102,8 +115,8 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, pattern
 			fallback = m.timestamp
 		}
 		first := p.attempts.firstAttempt(m.sequence, fallback)
-		if err = p.deadLetter(ctx, d.msg, m, herr, pattern, first, start); err != nil {
-			// The DLQ refused it: keep the alert in the work queue. The
+		if err = p.deadLetter(ctx, d.msg, m, herr, dec.reason, pattern, first, start); err != nil {
+			// The DLQ refused it: leave the alert unsettled. The
 			// server's MaxDeliver is unlimited, so it comes back.
 			dec = decision{outcome: OutcomeRetry, delay: p.backoff.delay(m.delivered, randJitter())}
 			if nakErr := d.msg.NakWithDelay(dec.delay); nakErr != nil {
@@ -121,6 +134,39 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, pattern
 		p.cfg.OnOutcome(Result{Message: m, Pattern: pattern, Outcome: dec.outcome, Delay: dec.delay, Err: herr, SettleErr: err, Duration: elapsed})
 	}
 	return dec.outcome
+}
+
+// deadLetter stores m in the DLQ stream with its reason (see
+// stream.PublishDeadLetter), then terminates the original.
+func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Message, herr error, reason, pattern string, first, last time.Time) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := stream.PublishDeadLetter(pctx, p.js, p.cfg.Topology, stream.DeadLetter{
+		Subject:      m.subject,
+		Data:         m.data,
+		Header:       m.header,
+		Reason:       reason,
+		Error:        herr.Error(),
+		Pattern:      pattern,
+		Stream:       m.stream,
+		Sequence:     m.sequence,
+		Group:        p.cfg.Group,
+		Deliveries:   m.delivered,
+		FirstAttempt: first,
+		LastAttempt:  last,
+		Queued:       m.timestamp,
+		MsgID:        m.ID(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := msg.TermWithReason(reason); err != nil {
+		// Stored in the DLQ but still unsettled: it will be delivered again
+		// and dead-lettered again under the same id, which the DLQ
+		// deduplicates.
+		p.log.Warn("dead letter stored, terminate failed", "subject", m.subject, "seq", m.sequence, "err", err)
+	}
+	return nil
 }
 
 func (p *Processor) ack(ctx context.Context, msg jetstream.Msg) error {

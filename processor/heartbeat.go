@@ -52,11 +52,6 @@ func (p *Processor) heartbeat(stop <-chan struct{}) {
 	every := p.cfg.tickEvery()
 	t := time.NewTicker(every)
 	defer t.Stop()
-	inProgress := func(m jetstream.Msg) {
-		if err := m.InProgress(); err != nil {
-			p.log.Debug("in-progress heartbeat failed", "err", err)
-		}
-	}
 	lastTaken, lastAt := uint64(0), time.Now()
 	for {
 		var now time.Time
@@ -72,12 +67,20 @@ func (p *Processor) heartbeat(stop <-chan struct{}) {
 		if p.cfg.Heartbeat > 0 {
 			nanos := now.UnixNano()
 			before := nanos + int64(every) - int64(p.cfg.Heartbeat)
-			p.buf.mark(before, nanos, inProgress)
-			p.markRunning(before, nanos, inProgress)
+			p.buf.mark(before, nanos, p.markInProgress)
+			p.markRunning(before, nanos, p.markInProgress)
 		}
 		if depth < p.cfg.Prefetch && depthFor(rate, p.cfg.AckWait, p.cfg.Prefetch) >= 2*depth {
 			p.askResize()
 		}
+	}
+}
+
+// markInProgress tells the server m is being worked on: its AckWait starts
+// over.
+func (p *Processor) markInProgress(m jetstream.Msg) {
+	if err := m.InProgress(); err != nil {
+		p.log.Debug("in-progress heartbeat failed", "err", err)
 	}
 }
 

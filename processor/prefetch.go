@@ -23,12 +23,12 @@ import (
 // A full buffer blocks the callback, which holds nats.go's pulls back. That
 // is what bounds memory and keeps one process from taking every alert of a
 // group; it is safe as long as nats.go's queue drains well within AckWait,
-// that is while depth alerts are handled in less than AckWait/4 (always
+// that is while depth alerts are handled in less than AckWait/8 (always
 // with fast handlers at the default depth). When they are not (slow
 // handlers, or handlers that suddenly slow down), the callback stops
 // blocking, the processor drains that Consume into the buffer, where the
 // ticker marks what waits, and consumes again with a depth of about
-// AckWait/8 worth of alerts at the rate the workers go. When the workers
+// AckWait/16 worth of alerts at the rate the workers go. When the workers
 // speed up the depth grows back the same way, up to Config.Prefetch.
 
 // pulled is a message with its metadata, parsed once by the Consume
@@ -106,9 +106,11 @@ func (b *buffer) arrivedAfter(back int) int64 {
 
 // put adds an alert pulled at now. With a full buffer it blocks until a
 // worker takes one, unless that would keep alerts in nats.go's queue too
-// long: then it admits the alert anyway and reports true, and the caller
-// should have the pulls resized.
-func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata, now time.Time) (slow bool) {
+// long: then it admits the alert anyway and reports slow, and the caller
+// should have the pulls resized. An alert admitted without blocking may
+// have waited in nats.go's queue: it is marked in progress at once (late
+// reports it) rather than at the next tick.
+func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata, now time.Time) (slow, late bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for b.n >= b.depth && !b.overflow && !b.closed {
@@ -120,16 +122,19 @@ func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata, now time.Ti
 		b.room.Wait()
 	}
 	t := now.UnixNano()
-	mark := b.arrivedAfter(2 * b.depth)
+	mark := min(b.arrivedAfter(2*b.depth), t)
+	if b.overflow && t-mark >= b.slowWait {
+		mark, late = t, true
+	}
 	if b.n == len(b.ring) {
 		b.grow()
 	}
-	b.ring[(b.head+b.n)%len(b.ring)] = pulled{msg: msg, meta: meta, mark: min(mark, t)}
+	b.ring[(b.head+b.n)%len(b.ring)] = pulled{msg: msg, meta: meta, mark: mark}
 	b.n++
 	b.admitted[b.count%uint64(len(b.admitted))] = t
 	b.count++
 	b.ready.Signal()
-	return slow
+	return slow, late
 }
 
 // grow doubles the ring: only while a Consume is drained into it.
@@ -242,9 +247,10 @@ func (b *buffer) close() []pulled {
 }
 
 // depthFor is the pull size that the workers, taking rate alerts a second,
-// go through in about ackWait/8, within [1, limit].
+// go through in about ackWait/16 (half the wait that makes the callback
+// stop blocking), within [1, limit].
 func depthFor(rate float64, ackWait time.Duration, limit int) int {
-	d := int(rate * ackWait.Seconds() / 8)
+	d := int(rate * ackWait.Seconds() / 16)
 	return min(limit, max(1, d))
 }
 

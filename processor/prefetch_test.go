@@ -2,7 +2,9 @@ package processor_test
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,10 +39,23 @@ func prefetchRun(t *testing.T, n int, work time.Duration) (redelivered int64) {
 	b.cfg.Workers = 16
 	b.cfg.AckWait = 2 * time.Second
 	b.cfg.Prefetch = 0 // the default
+	// The processor's own log, without the line per alert, for a failure.
+	logs := &logBuffer{}
+	b.cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			for line := range strings.Lines(logs.String()) {
+				if !strings.Contains(line, "msg=\"alert ") {
+					t.Log(strings.TrimSpace(line))
+				}
+			}
+		}
+	})
 	var acked, again atomic.Int64
 	b.cfg.OnOutcome = func(r processor.Result) {
 		if r.Message.Delivered() > 1 {
 			again.Add(1)
+			t.Logf("redelivered: seq %d, delivery %d", r.Message.Sequence(), r.Message.Delivered())
 		}
 		if r.Outcome == processor.OutcomeAck {
 			acked.Add(1)

@@ -46,6 +46,8 @@ type Processor struct {
 	backoff backoff
 	log     *slog.Logger
 	tracer  trace.Tracer
+	redrive string              // the group's redrive subject prefix, see alertSubject
+	spec    stream.ConsumerSpec // the consumer; Run may set its start for an upgrade
 
 	stopping atomic.Bool
 	attempts attemptLog
@@ -89,7 +91,9 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 		route:    route,
 		cfg:      cfg,
 		backoff:  backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
-		log:      cfg.Logger.With("stream", cfg.Topology.Work, "consumer", cfg.Group),
+		log:      cfg.Logger.With("stream", cfg.Topology.Alerts, "consumer", cfg.Group),
+		redrive:  cfg.Topology.RedriveSubject(cfg.Group, ""),
+		spec:     cfg.ConsumerSpec(),
 		attempts: attemptLog{first: make(map[uint64]attempt)},
 	}, nil
 }
@@ -113,11 +117,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := stream.EnsureStreams(ctx, p.js, p.cfg.Topology); err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
+	legacy, err := p.upgrade(ctx)
+	if err != nil {
+		return fmt.Errorf("processor: %w", err)
+	}
 	p.logStreams(ctx)
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 
-	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.Prefetch, p.cfg.AckWait/4)
+	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.Prefetch, p.cfg.AckWait/8)
 	p.slots = make([]slot, p.cfg.Workers)
 	p.resize = make(chan struct{}, 1)
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
@@ -142,21 +150,30 @@ func (p *Processor) Run(ctx context.Context) error {
 			_ = msg.Nak() // pulled but not buffered: redeliver now
 			return
 		}
-		if p.buf.put(msg, meta, time.Now()) {
+		slow, late := p.buf.put(msg, meta, time.Now())
+		if late && p.cfg.Heartbeat > 0 {
+			p.markInProgress(msg)
+		}
+		if slow {
 			p.askResize()
 		}
 	}
 
 	p.log.Info("processor started", "workers", p.cfg.Workers, "prefetch", p.cfg.Prefetch, "ack_wait", p.cfg.AckWait, "max_deliver", p.cfg.MaxDeliver)
 	wctx, stopWatch := context.WithCancel(ctx)
-	watched := make(chan struct{})
+	watched, drained := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watched)
-		p.watchSourcing(wctx)
+		p.watchBacklog(wctx)
 	}()
-	err := p.loop(ctx, dispatch)
+	go func() {
+		defer close(drained)
+		p.drainLegacy(wctx, legacy, dispatch)
+	}()
+	err = p.loop(ctx, dispatch)
 	stopWatch()
 	<-watched
+	<-drained
 	p.stopping.Store(true)
 	for _, it := range p.buf.close() {
 		_ = it.msg.Nak() // buffered but not started: redeliver now
@@ -272,7 +289,7 @@ func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg, *j
 	}
 	wait := 100 * time.Millisecond
 	for {
-		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.cfg.ConsumerSpec())
+		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.spec)
 		if err == nil {
 			watch := new(pullwatch.Watch)
 			p.buf.started(time.Now())

@@ -35,9 +35,9 @@ func backlog(b *testing.B, n int) (*stream.Conn, stream.Topology) {
 		}
 	}
 	streamtest.Eventually(b, 30*time.Second, func() bool {
-		s, err := conn.JS.Stream(ctx, topo.Work)
+		s, err := conn.JS.Stream(ctx, topo.Alerts)
 		return err == nil && s.CachedInfo().State.Msgs == uint64(n)
-	}, "work stream holds %d alerts", n)
+	}, "alert stream holds %d alerts", n)
 	return conn, topo
 }
 

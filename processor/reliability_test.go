@@ -164,21 +164,20 @@ func runProcessor(t *testing.T, js jetstream.JetStream, h processor.Handler, cfg
 	return p, stop
 }
 
-// waitDrained waits until the work stream is empty and the group's consumer
-// owes nothing: no message undelivered, no delivery unacknowledged.
+// waitDrained waits until the group's consumer owes nothing: no message
+// undelivered, no delivery unacknowledged.
 func waitDrained(t *testing.T, js jetstream.JetStream, topo stream.Topology, group string, timeout time.Duration) {
 	t.Helper()
 	topo = topo.WithDefaults()
 	deadline := time.Now().Add(timeout)
 	for {
-		msgs := streamtest.StreamMsgs(js, topo.Work)
-		pending, ackPending, ok := streamtest.ConsumerPending(js, topo.Work, group)
-		if msgs == 0 && ok && pending == 0 && ackPending == 0 {
+		pending, ackPending, ok := streamtest.ConsumerPending(js, topo.Alerts, group)
+		if ok && pending == 0 && ackPending == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("work stream not drained after %s: %d alerts left, consumer pending %d, ack pending %d (info ok: %v)",
-				timeout, msgs, pending, ackPending, ok)
+			t.Fatalf("group %s not drained after %s: consumer pending %d, ack pending %d (info ok: %v)",
+				group, timeout, pending, ackPending, ok)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -217,35 +216,6 @@ func serverWarnings(logs string) []string {
 		}
 	}
 	return out
-}
-
-// lastSourced is the history sequence of the last alert in the work stream
-// (from its Nats-Stream-Source header), or the work stream's last sequence
-// when it is empty.
-func lastSourced(t *testing.T, conn *stream.Conn, topo stream.Topology) uint64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := conn.JS.Stream(ctx, topo.Work)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := s.CachedInfo().State; st.Msgs == 0 {
-		return st.LastSeq
-	}
-	last, err := s.GetLastMsgForSubject(ctx, ">")
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return lastSourced(t, conn, topo) // acked meanwhile: the queue may be empty now
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var name string
-	var seq uint64
-	if _, err := fmt.Sscanf(last.Header.Get("Nats-Stream-Source"), "%s %d", &name, &seq); err != nil {
-		t.Fatalf("Nats-Stream-Source of the last work message: %v", err)
-	}
-	return seq
 }
 
 // copyTree copies the files under src to dst, as `cp -r` of a live data dir

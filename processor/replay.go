@@ -15,13 +15,13 @@ import (
 // ReplayConfig selects the alerts of the history that Replay runs through a
 // handler again. The zero value replays the whole history.
 type ReplayConfig struct {
-	// Topology names the history stream. Defaults to stream.Topology's
+	// Topology names the alert stream. Defaults to stream.Topology's
 	// defaults.
 	Topology stream.Topology
 	// FilterSubjects restricts the replay to some subjects, with
-	// wildcards. Defaults to all.
+	// wildcards. Defaults to the topology's alert subjects.
 	FilterSubjects []string
-	// StartSeq is the first history sequence to replay. Exclusive with
+	// StartSeq is the first alert stream sequence to replay. Exclusive with
 	// StartTime. Defaults to the oldest alert kept.
 	StartSeq uint64
 	// StartTime replays the alerts stored at or after it.
@@ -52,7 +52,7 @@ type ReplayStats struct {
 	// OK counts those it handled (ErrDrop included), Failed the others.
 	OK     int `json:"ok"`
 	Failed int `json:"failed"`
-	// FirstSeq and LastSeq are the history sequences of the first and last
+	// FirstSeq and LastSeq are the alert stream sequences of the first and last
 	// alert replayed; 0 if none was.
 	FirstSeq uint64 `json:"first_seq"`
 	LastSeq  uint64 `json:"last_seq"`
@@ -60,15 +60,15 @@ type ReplayStats struct {
 	Duration time.Duration `json:"duration_ns"`
 }
 
-// Replay runs the alerts of the history stream that cfg selects through h,
+// Replay runs the alerts of the alert stream that cfg selects through h,
 // one at a time and in order, for instance a Router built from the same
 // handlers config that `reactor run` uses.
 //
-// It reads the history with an ordered consumer, so it never touches the
-// work queue or any consumer group: live processing goes on undisturbed, and
+// It reads the alert stream with an ordered consumer, so it never touches
+// any consumer group: live processing goes on undisturbed, and
 // a replayed alert that fails is counted and reported through OnResult, never
-// retried or dead-lettered. Handlers see the message as the history stored
-// it: its stream is the history stream, its sequence the history sequence,
+// retried or dead-lettered. Handlers see the message as the alert stream
+// stored it: its stream is the alert stream, its sequence the stream's,
 // and Delivered is 1. A handler panic is recovered and counted as a failure.
 //
 // Replay returns when the range is done or ctx is cancelled; the stats count
@@ -82,8 +82,12 @@ func Replay(ctx context.Context, js jetstream.JetStream, h Handler, cfg ReplayCo
 			return st, fmt.Errorf("replay: subject filter: %w", err)
 		}
 	}
-	r, err := stream.NewReader(ctx, js, cfg.Topology.History, stream.ReadOptions{
-		FilterSubjects: cfg.FilterSubjects,
+	filters := cfg.FilterSubjects
+	if len(filters) == 0 {
+		filters = cfg.Topology.Subjects // not the redrive copies, whose originals are there
+	}
+	r, err := stream.NewReader(ctx, js, cfg.Topology.Alerts, stream.ReadOptions{
+		FilterSubjects: filters,
 		StartSeq:       cfg.StartSeq,
 		StartTime:      cfg.StartTime,
 		Until:          cfg.Until,

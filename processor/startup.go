@@ -3,12 +3,11 @@ package processor
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // logStreams logs, once at start, what the streams and the group's consumer
@@ -18,84 +17,102 @@ func (p *Processor) logStreams(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	t := p.cfg.Topology
-	var historyCreated time.Time
 	state := func(name string) (jetstream.StreamState, bool) {
 		s, err := p.js.Stream(ctx, name)
 		if err != nil {
 			p.log.Debug("read stream state", "stream", name, "err", err)
 			return jetstream.StreamState{}, false
 		}
-		if name == t.History {
-			historyCreated = s.CachedInfo().Created
-		}
 		return s.CachedInfo().State, true
 	}
-	h, okH := state(t.History)
-	w, okW := state(t.Work)
+	a, okA := state(t.Alerts)
 	d, okD := state(t.DLQ)
-	if okH && okW && okD {
+	if okA && okD {
 		p.log.Info("streams ready",
-			"history", h.Msgs, "history_first_seq", h.FirstSeq, "history_last_seq", h.LastSeq,
-			"work_backlog", w.Msgs, "work_first_seq", w.FirstSeq, "work_last_seq", w.LastSeq,
+			"alerts", a.Msgs, "alerts_first_seq", a.FirstSeq, "alerts_last_seq", a.LastSeq,
 			"dead_letters", d.Msgs)
 	}
-	if okH && okW {
-		p.checkSourcing(ctx, h, w, historyCreated)
-	}
-	c, err := p.js.Consumer(ctx, t.Work, p.cfg.Group)
+	c, err := p.js.Consumer(ctx, t.Alerts, p.cfg.Group)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		p.log.Warn("consumer not found: creating it; every alert in the work queue will be delivered (a new group, or the consumer's state was lost)",
-			"work_backlog", w.Msgs)
+		p.log.Info("consumer not found: creating it", "start", p.spec.Start.String())
 	case err != nil:
 		p.log.Debug("read consumer state", "err", err)
 	default:
 		info := c.CachedInfo()
 		p.log.Info("consumer found", "pending", info.NumPending, "ack_pending", info.NumAckPending,
 			"redelivered", info.NumRedelivered, "delivered_seq", info.Delivered.Stream, "ack_floor_seq", info.AckFloor.Stream)
+		if okA && info.Delivered.Stream > a.LastSeq {
+			p.rewindConsumer(ctx, info, a.LastSeq)
+		}
 	}
 }
 
-// checkSourcing says when Work has seen History sequences that History does
-// not have: the store was restored from a copy taken while the server ran
-// (Work copied after History). The server resumes sourcing after the last
-// sequence Work has seen, so the next alerts stored in History under
-// sequences it already passed never reach the work queue; only a replay
-// runs them.
-func (p *Processor) checkSourcing(ctx context.Context, h, w jetstream.StreamState, historyCreated time.Time) {
-	if w.Msgs == 0 {
-		// The server resumes from its own record of the source position,
-		// which clients cannot read. Work stores every alert of History
-		// under the next sequence, so its last sequence is the best guess
-		// (unless History was recreated since: the server then starts
-		// over).
-		if w.LastSeq > h.LastSeq && historyCreated.Before(w.LastTime) {
-			p.log.Warn(fmt.Sprintf("work queue's last sequence is ahead of the history's (store restored from a copy taken while running?): up to %d alerts stored next in the history, sequences %d to %d, may not reach the work queue; replay them once published",
-				w.LastSeq-h.LastSeq, h.LastSeq+1, w.LastSeq),
-				"history_last_seq", h.LastSeq, "work_last_seq", w.LastSeq)
+// rewindConsumer recreates a consumer that is ahead of its stream: it has
+// been delivered sequences the stream does not have (a store restored from
+// a copy taken while the server ran, its consumer state copied after its
+// messages; or a damaged block cut off the stream's tail). The stream stores
+// the next alerts under those sequences, and the consumer would skip them.
+// nats-server v2.15.2 reconciles a single-replica consumer itself when it
+// recovers the store (consumer.go, "delivered sequence ... past last stream
+// sequence"), not a replicated one. The new consumer starts after what the
+// old one had settled that the stream still has; in-flight alerts come
+// back.
+func (p *Processor) rewindConsumer(ctx context.Context, info *jetstream.ConsumerInfo, lastSeq uint64) {
+	from := min(info.AckFloor.Stream, lastSeq) + 1
+	if err := p.js.DeleteConsumer(ctx, p.cfg.Topology.Alerts, p.cfg.Group); err != nil {
+		p.log.Error("consumer is ahead of the stream and could not be recreated: new alerts up to delivered_seq will not reach the group; replay them",
+			"delivered_seq", info.Delivered.Stream, "stream_last_seq", lastSeq, "err", err)
+		return
+	}
+	p.spec.Start = stream.Start{Policy: stream.StartSeq, Seq: from, Why: "rewound: the consumer was ahead of the stream"}
+	p.log.Warn("consumer was ahead of the stream (store restored from a live copy, or damaged): recreating it after the last alert it settled",
+		"delivered_seq", info.Delivered.Stream, "ack_floor_seq", info.AckFloor.Stream, "stream_last_seq", lastSeq, "start_seq", from)
+}
+
+// watchBacklog warns, until ctx is done, while the group's oldest unsettled
+// alert is older than half the alert stream's MaxAge: at MaxAge it leaves the
+// stream, settled or not.
+func (p *Processor) watchBacklog(ctx context.Context) {
+	maxAge := p.cfg.Topology.MaxAge
+	tick := time.NewTicker(min(time.Minute, max(maxAge/20, 100*time.Millisecond)))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
-		return
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		seq, at, err := p.oldestUnsettled(cctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Debug("read oldest unsettled alert", "err", err)
+			}
+			continue
+		}
+		if age := time.Since(at); seq > 0 && age > maxAge/2 {
+			p.log.Warn("oldest unsettled alert is past half the retention: alerts older than max_age leave the stream unhandled; add workers or fix what fails",
+				"seq", seq, "age", age.Round(time.Second), "max_age", maxAge)
+		}
 	}
-	s, err := p.js.Stream(ctx, p.cfg.Topology.Work)
+}
+
+// oldestUnsettled returns the group's oldest unsettled alert's sequence and
+// storage time (see stream.OldestUnsettled); seq is 0 when there is none.
+func (p *Processor) oldestUnsettled(ctx context.Context) (uint64, time.Time, error) {
+	s, err := p.js.Stream(ctx, p.cfg.Topology.Alerts)
 	if err != nil {
-		return
+		return 0, time.Time{}, err
 	}
-	last, err := s.GetLastMsgForSubject(ctx, ">")
+	c, err := s.Consumer(ctx, p.cfg.Group)
 	if err != nil {
-		p.log.Debug("read last work message", "err", err)
-		return
+		return 0, time.Time{}, err
 	}
-	// "<stream> <seq> <filter> <transform> <subject> <id>"
-	f := strings.Fields(last.Header.Get("Nats-Stream-Source"))
-	if len(f) < 2 || f[0] != p.cfg.Topology.History {
-		return
+	info := c.CachedInfo()
+	if info.NumPending == 0 && info.NumAckPending == 0 {
+		return 0, time.Time{}, nil
 	}
-	seen, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil || seen <= h.LastSeq {
-		return
-	}
-	p.log.Error(fmt.Sprintf("work queue is ahead of the history (store restored from a copy taken while running?): the next %d alerts stored in the history, sequences %d to %d, will not reach the work queue; replay them once published",
-		seen-h.LastSeq, h.LastSeq+1, seen),
-		"history_last_seq", h.LastSeq, "work_sourced_seq", seen, "alerts_skipped", seen-h.LastSeq,
-		"replay_from_seq", h.LastSeq+1, "replay_to_seq", seen)
+	return stream.OldestUnsettled(ctx, s, info)
 }

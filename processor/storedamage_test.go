@@ -17,10 +17,11 @@ import (
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
-// Store damage: the embedded server's data dir copied while running,
-// a message block of the work queue truncated, the consumer's state deleted.
+// Store damage: the embedded server's data dir copied while running, a
+// message block of the alert stream truncated, the consumer's state deleted.
 // In every case reactor must start (no crash loop), recreate what it needs,
-// lose no alert that is still queued, and say in its log what happened.
+// lose no alert the stream still holds, handle every new alert, and say in
+// its log what happened.
 
 // damageRig is an embedded server on a data dir of the test's choosing, with
 // everything logged (nats-server's lines through stream's slog adapter, and
@@ -71,9 +72,8 @@ func (r *damageRig) close() {
 
 // process runs a processor, then calls then (which may publish, and returns
 // the alerts to wait for, as a processor started before they come in sees
-// them), waits until they are handled and the work queue is drained, and
-// stops the processor. (An empty work queue alone may only mean the work
-// stream has not sourced the history yet.)
+// them), waits until they are handled and the group's backlog is drained,
+// and stops the processor.
 func (r *damageRig) process(h *handledLog, then func() []string) {
 	r.t.Helper()
 	router := processor.NewRouter()
@@ -128,7 +128,10 @@ func (r *damageRig) publish(prefix string, n int) []string {
 
 // TestStoreLiveCopy copies the data dir while the server runs and alerts are
 // published and processed, then starts a second server on the copy: it must
-// start, take the topology, process what its copy holds and new alerts.
+// start, take the topology, handle what its copy of the stream holds past
+// the consumer's position, and every new alert. The copy is not a snapshot:
+// the consumer's state, copied after the messages, may be ahead of the
+// copied stream, and would then skip the next alerts; reactor rewinds it.
 func TestStoreLiveCopy(t *testing.T) {
 	t.Parallel()
 	n := streamtest.Scale(5000, 50_000)
@@ -136,16 +139,7 @@ func TestStoreLiveCopy(t *testing.T) {
 	orig.open()
 	handled := newHandledLog()
 	router := processor.NewRouter()
-	// The handlers hold still during the copy, so that the work queue is
-	// not empty: the test then knows where the copy's sourcing resumes.
-	var holding atomic.Bool
-	release := make(chan struct{})
-	router.On("alerts.>", func(ctx context.Context, m *processor.Message) error {
-		if holding.Load() {
-			<-release
-		}
-		return handled.process(ctx, m)
-	})
+	router.On("alerts.>", handled.process)
 	_, stop := runProcessor(t, orig.conn.JS, router, reliabilityConfig(orig.topo, handled, orig.log))
 
 	// The publisher, paced at about 3000 alerts/s so that publishing goes
@@ -173,26 +167,23 @@ func TestStoreLiveCopy(t *testing.T) {
 	}()
 
 	// Copy once a fifth is handled, while publishing and processing go on.
-	// Like a cp -r of a large store, the copy takes a while: the work
-	// stream's files are copied after the history has taken 100 more
-	// alerts (and the work stream has sourced them).
+	// Like a cp -r of a large store, the copy takes a while: the
+	// consumer's state is copied after the stream has taken 100 more
+	// alerts and the group has handled them.
 	streamtest.Eventually(t, 60*time.Second, func() bool { return handled.unique() >= n/5 }, "processing before the copy")
-	holding.Store(true)
 	copyDir := filepath.Join(t.TempDir(), "copy")
 	atCopy, handledAtCopy := published.Load(), handled.unique()
-	workDir := streamDir(orig.dir, orig.topo.Work)
-	if err := copyTree(orig.dir, copyDir, func(path string) bool { return path == workDir }); err != nil {
+	obsDir := filepath.Join(streamDir(orig.dir, orig.topo.Alerts), "obs")
+	if err := copyTree(orig.dir, copyDir, func(path string) bool { return path == obsDir }); err != nil {
 		t.Fatalf("copy data dir: %v", err)
 	}
 	streamtest.Eventually(t, 60*time.Second, func() bool {
-		return published.Load() >= min(int64(n), atCopy+100) && lastSourced(t, orig.conn, orig.topo) >= uint64(min(int64(n), atCopy+100))
+		return published.Load() >= min(int64(n), atCopy+100) && handled.unique() >= int(min(int64(n), atCopy+100))
 	}, "publishing during the copy")
-	if err := copyTree(workDir, streamDir(copyDir, orig.topo.Work), nil); err != nil {
-		t.Fatalf("copy work stream: %v", err)
+	if err := copyTree(obsDir, filepath.Join(streamDir(copyDir, orig.topo.Alerts), "obs"), nil); err != nil {
+		t.Fatalf("copy consumer state: %v", err)
 	}
 	afterCopy := published.Load()
-	close(release)
-	holding.Store(false)
 	<-pubDone
 	streamtest.Eventually(t, 60*time.Second, func() bool { return handled.unique() == n }, "original: alerts not handled")
 	waitDrained(t, orig.conn.JS, orig.topo, "reactor", 60*time.Second)
@@ -201,67 +192,43 @@ func TestStoreLiveCopy(t *testing.T) {
 
 	cp := newDamageRig(t, copyDir)
 	cp.open()
-	cpHistory := streamtest.StreamMsgs(cp.conn.JS, cp.topo.History)
-	cpBacklog := streamtest.StreamMsgs(cp.conn.JS, cp.topo.Work)
-	// The copy is not a snapshot: the work stream, copied after the
-	// history, may have sourced alerts the copied history lacks. The server
-	// then skips that many new alerts when sourcing; reactor must say so.
-	gap := max(0, int(lastSourced(t, cp.conn, cp.topo))-int(cpHistory))
+	cpAlerts := streamtest.StreamMsgs(cp.conn.JS, cp.topo.Alerts)
 	// As `reactor run` does: the processor starts (and reads the streams)
 	// before new alerts come in.
 	again := newHandledLog()
 	var extra []string
 	cp.process(again, func() []string {
 		extra = cp.publish("after-copy", 300)
-		return extra[min(gap, len(extra)):]
+		return extra
 	})
-	skipped, delivered := extra[:min(gap, len(extra))], extra[min(gap, len(extra)):]
-	cp.requireLog("streams ready", fmt.Sprintf("work_backlog=%d", cpBacklog))
-	if got := int64(again.unique() - len(delivered)); got < cpBacklog {
-		t.Errorf("the copy's backlog was %d alerts, %d handled", cpBacklog, got)
-	}
-	if missing := again.missing(extra); len(missing) != len(skipped) {
-		t.Errorf("%d new alerts not handled, want the %d the copy's work stream skips", len(missing), len(skipped))
-	}
-	if len(skipped) > 0 {
-		cp.requireLog("level=ERROR", "work queue is ahead of the history", fmt.Sprintf("alerts_skipped=%d", gap))
-		if cpBacklog == 0 {
-			t.Errorf("the copy's work queue is empty: the test cannot tell where sourcing resumes")
-		}
-		// What the log says to do: replay them from the history.
-		replayed := newHandledLog()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := processor.Replay(ctx, cp.conn.JS, processor.HandlerFunc(replayed.process),
-			processor.ReplayConfig{Topology: cp.topo, StartSeq: uint64(cpHistory) + 1}); err != nil {
-			t.Fatalf("replay: %v", err)
-		}
-		if missing := replayed.missing(skipped); len(missing) > 0 {
-			t.Errorf("replay did not find %d skipped alerts: %v", len(missing), missing)
-		}
-	}
-	t.Logf("live copy: %d alerts; copied while %d-%d were published and %d handled; the copy started with history %d, backlog %d (handled again: the original handled them too); of 300 new alerts %d handled, %d skipped by the copy's sourcing (logged, recovered by replay); duplicates on the copy %d",
-		n, atCopy, afterCopy, handledAtCopy, cpHistory, cpBacklog, len(delivered), len(skipped), again.duplicates())
+	cp.requireLog("streams ready", fmt.Sprintf("alerts=%d", cpAlerts))
+	rewound := strings.Contains(cp.logs.String(), "consumer was ahead of the stream")
+	t.Logf("live copy: %d alerts; copied while %d-%d were published and %d handled; the copy started with %d alerts, consumer rewound: %v; handled on the copy %d (all 300 new ones among them; the others a second time: the original handled them too)",
+		n, atCopy, afterCopy, handledAtCopy, cpAlerts, rewound, again.unique())
 	for _, w := range serverWarnings(cp.logs.String()) {
 		t.Logf("copy's server said: %s", w)
 	}
 }
 
-// TestStoreTruncatedBlock truncates the work queue's last message block after
-// a clean shutdown: the server and the processor must start, the loss must
-// be logged, and every alert is still in the history, where replay finds it.
+// TestStoreTruncatedBlock truncates the alert stream's last message block
+// after a clean shutdown, every alert handled: the server and the processor
+// must start, the alerts lost with the block must be reported (the server's
+// warnings, and the stream's count in reactor's start-up line), and the new
+// alerts, stored under sequences the group had already passed, must not be
+// skipped.
 func TestStoreTruncatedBlock(t *testing.T) {
 	t.Parallel()
 	n := streamtest.Scale(1000, 10_000)
 	r := newDamageRig(t, filepath.Join(t.TempDir(), "data"))
 	r.open()
-	ids := r.publish("trunc", n)
-	streamtest.Eventually(t, 10*time.Second, func() bool { return streamtest.StreamMsgs(r.conn.JS, r.topo.Work) == int64(n) }, "work queue filled")
+	first := newHandledLog()
+	var ids []string
+	r.process(first, func() []string { ids = r.publish("trunc", n); return ids })
 	r.close()
 
-	blocks, err := filepath.Glob(filepath.Join(streamDir(r.dir, r.topo.Work), "msgs", "*.blk"))
+	blocks, err := filepath.Glob(filepath.Join(streamDir(r.dir, r.topo.Alerts), "msgs", "*.blk"))
 	if err != nil || len(blocks) == 0 {
-		t.Fatalf("no message blocks for %s (err %v)", r.topo.Work, err)
+		t.Fatalf("no message blocks for %s (err %v)", r.topo.Alerts, err)
 	}
 	sort.Strings(blocks)
 	last := blocks[len(blocks)-1]
@@ -277,23 +244,27 @@ func TestStoreTruncatedBlock(t *testing.T) {
 	r.logs = &logBuffer{}
 	r.log = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r.open()
-	backlog := streamtest.StreamMsgs(r.conn.JS, r.topo.Work)
+	kept := streamtest.StreamMsgs(r.conn.JS, r.topo.Alerts)
 	h := newHandledLog()
-	r.process(h, func() []string { return r.publish("after", 100) }) // alerts published after the repair too
-	r.requireLog("streams ready", fmt.Sprintf("work_backlog=%d", backlog))
-	history := streamtest.MsgIDs(t, r.conn.JS, r.topo.History)
-	lostFromWork := h.missing(ids)
-	for _, id := range lostFromWork {
-		if history[id] == 0 {
-			t.Errorf("%s lost from the work queue and from the history", id)
+	var after []string
+	r.process(h, func() []string { after = r.publish("after", 100); return after }) // alerts published after the repair
+	r.requireLog("streams ready", fmt.Sprintf("alerts=%d", kept))
+	stored := streamtest.MsgIDs(t, r.conn.JS, r.topo.Alerts)
+	lost := 0
+	for _, id := range ids {
+		if stored[id] == 0 {
+			lost++
 		}
 	}
 	warnings := serverWarnings(r.logs.String())
-	if len(warnings) == 0 && len(lostFromWork) > 0 {
-		t.Errorf("%d alerts lost from the work queue and nothing in the log says so:\n%s", len(lostFromWork), r.logs)
+	if lost > 0 && len(warnings) == 0 {
+		t.Errorf("%d alerts lost with the block and nothing in the log says so:\n%s", lost, r.logs)
 	}
-	t.Logf("truncated block: %d alerts queued, %d in the work queue after restart, %d of them handled and 100 new, %d lost from the work queue (all still in the history, for replay), duplicates %d",
-		n, backlog, h.unique()-100, len(lostFromWork), h.duplicates())
+	if int64(n-lost) != kept {
+		t.Errorf("the stream holds %d alerts after the repair, %d of the %d published: the count in the log is off", kept, n-lost, n)
+	}
+	t.Logf("truncated block: %d alerts handled, then %d lost with the block (%d kept), consumer rewound: %v; of 100 new alerts %d handled, old ones handled again %d",
+		n, lost, kept, strings.Contains(r.logs.String(), "consumer was ahead of the stream"), len(after)-len(h.missing(after)), h.unique()-(len(after)-len(h.missing(after))))
 	for _, w := range warnings {
 		t.Logf("server said: %s", w)
 	}
@@ -301,8 +272,9 @@ func TestStoreTruncatedBlock(t *testing.T) {
 
 // TestStoreConsumerStateDeleted deletes the consumer's state after a clean
 // shutdown with alerts still queued: the processor must recreate the
-// consumer and handle every queued alert. Acked alerts are gone from a work
-// queue, so only the queued ones come back.
+// consumer and handle every queued alert. The recreated group is the
+// stream's only one, so it starts with every alert kept (auto): the handled
+// ones come back too.
 func TestStoreConsumerStateDeleted(t *testing.T) {
 	t.Parallel()
 	n := streamtest.Scale(1000, 10_000)
@@ -317,13 +289,14 @@ func TestStoreConsumerStateDeleted(t *testing.T) {
 	_, stop := runProcessor(t, r.conn.JS, router, reliabilityConfig(r.topo, first, r.log))
 	streamtest.Eventually(t, 30*time.Second, func() bool { return first.unique() >= n/2 }, "first half handled")
 	stop()
-	queued := streamtest.StreamMsgs(r.conn.JS, r.topo.Work)
+	pending, ackPending, _ := streamtest.ConsumerPending(r.conn.JS, r.topo.Alerts, "reactor")
+	queued := int64(pending) + int64(ackPending)
 	r.close()
 	if queued <= 0 {
 		t.Fatalf("nothing queued at shutdown (%d): the test needs a backlog", queued)
 	}
 
-	obs := filepath.Join(streamDir(r.dir, r.topo.Work), "obs", "reactor")
+	obs := filepath.Join(streamDir(r.dir, r.topo.Alerts), "obs", "reactor")
 	if _, err := os.Stat(obs); err != nil {
 		t.Fatalf("consumer state dir: %v", err)
 	}
@@ -336,7 +309,7 @@ func TestStoreConsumerStateDeleted(t *testing.T) {
 	r.open()
 	second := newHandledLog()
 	r.process(second, nil)
-	r.requireLog("consumer not found: creating it", fmt.Sprintf("work_backlog=%d", queued))
+	r.requireLog("consumer not found: creating it", "start=auto")
 	var lost []string
 	for _, id := range ids {
 		if first.missing([]string{id}) != nil && second.missing([]string{id}) != nil {

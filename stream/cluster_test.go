@@ -26,7 +26,7 @@ func TestClusterReplicatedTopology(t *testing.T) {
 	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
 		t.Fatalf("ensure streams: %v", err)
 	}
-	for _, name := range []string{topo.History, topo.Work, topo.DLQ} {
+	for _, name := range []string{topo.Alerts, topo.DLQ} {
 		s, err := conn.JS.Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)
@@ -43,17 +43,18 @@ func TestClusterReplicatedTopology(t *testing.T) {
 	if r := cons.CachedInfo().Config.Replicas; r != 0 && r != 3 {
 		t.Errorf("consumer replicas %d, want the stream's 3", r)
 	}
-	if leader := c.ConsumerLeader(topo.Work, "g"); leader < 0 {
+	if leader := c.ConsumerLeader(topo.Alerts, "g"); leader < 0 {
 		t.Errorf("consumer g has no leader")
 	}
 	streamtest.Publish(t, conn, "alerts.cpu", "one", []byte(`{}`))
 	streamtest.Eventually(t, 10*time.Second, func() bool {
-		return streamtest.StreamMsgs(conn.JS, topo.Work) == 1
-	}, "work stream never sourced the alert")
+		pending, _, ok := streamtest.ConsumerPending(conn.JS, topo.Alerts, "g")
+		return ok && pending == 1
+	}, "the group's consumer never saw the alert")
 }
 
 // TestClusterPublishAcrossLeaderFailover publishes continuously while the
-// history stream's leader is killed and restarted: every publish reported
+// alert stream's leader is killed and restarted: every publish reported
 // successful is stored exactly once, whichever server ends up leading.
 func TestClusterPublishAcrossLeaderFailover(t *testing.T) {
 	t.Parallel()
@@ -111,20 +112,20 @@ func TestClusterPublishAcrossLeaderFailover(t *testing.T) {
 	}
 	for k := range kills {
 		progress(200)
-		leader := c.WaitLeader(10*time.Second, topo.History)
+		leader := c.WaitLeader(10*time.Second, topo.Alerts)
 		killed := time.Now()
 		c.Kill(leader)
 		progress(50)
-		t.Logf("kill %d: history leader %s down, publishing resumed in %s", k+1, c.ServerName(leader), time.Since(killed).Round(time.Millisecond))
+		t.Logf("kill %d: alert stream leader %s down, publishing resumed in %s", k+1, c.ServerName(leader), time.Since(killed).Round(time.Millisecond))
 		c.Restart(leader)
 		c.WaitReady(30 * time.Second)
-		c.WaitStreamCurrent(30*time.Second, topo.History)
+		c.WaitStreamCurrent(30*time.Second, topo.Alerts)
 	}
 	progress(200)
 	close(stop)
 	wg.Wait()
 
-	stored := streamtest.MsgIDs(t, conn.JS, topo.History)
+	stored := streamtest.MsgIDs(t, conn.JS, topo.Alerts)
 	lost, dups := 0, 0
 	for id := range acked {
 		if stored[id] == 0 {
@@ -140,36 +141,6 @@ func TestClusterPublishAcrossLeaderFailover(t *testing.T) {
 	t.Logf("published %d, acked %d, failed %d, stored %d, lost %d, duplicates %d, kills survived %d",
 		sent.Load(), len(acked), failed, len(stored), lost, dups, kills)
 	if lost > 0 {
-		t.Errorf("%d acknowledged alerts missing from %s", lost, topo.History)
+		t.Errorf("%d acknowledged alerts missing from %s", lost, topo.Alerts)
 	}
-}
-
-// TestRestartSourcing moves the work stream's leadership, after which the
-// work stream sources the history again at once.
-func TestRestartSourcing(t *testing.T) {
-	t.Parallel()
-	c := streamtest.NewCluster(t, 3)
-	conn := c.Connect(t)
-	topo := stream.Topology{Replicas: 3}.WithDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
-		t.Fatalf("ensure streams: %v", err)
-	}
-	streamtest.Publish(t, conn, "alerts.a", "a", []byte(`{}`))
-	streamtest.Eventually(t, 10*time.Second, func() bool { return streamtest.StreamMsgs(conn.JS, topo.Work) == 1 }, "first alert sourced")
-	inactive, err := stream.SourceInactive(ctx, conn.JS, topo)
-	if err != nil || inactive > 5*time.Second {
-		t.Fatalf("source inactive %s, err %v: want a live source", inactive, err)
-	}
-	before := c.StreamLeader(topo.Work)
-	if err := stream.RestartSourcing(ctx, conn.JS, topo); err != nil {
-		t.Fatalf("restart sourcing: %v", err)
-	}
-	streamtest.Eventually(t, 10*time.Second, func() bool {
-		l := c.StreamLeader(topo.Work)
-		return l >= 0 && l != before
-	}, "work stream leader did not move")
-	streamtest.Publish(t, conn, "alerts.a", "b", []byte(`{}`))
-	streamtest.Eventually(t, 10*time.Second, func() bool { return streamtest.StreamMsgs(conn.JS, topo.Work) == 2 }, "the new leader sources the history")
 }

@@ -18,9 +18,8 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 		Reason:       ReasonMaxDeliveries,
 		Error:        "panic: boom\ngoroutine 1 [running]:\n\tmain.go:1 \\ done",
 		Pattern:      "alerts.>",
-		Stream:       "ALERTS_WORK",
+		Stream:       "ALERTS",
 		Sequence:     42,
-		Origin:       "ALERTS 40",
 		Group:        "reactor",
 		Deliveries:   5,
 		FirstAttempt: now,
@@ -42,7 +41,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	out := ParseDeadLetter(msg.Subject, msg.Data, msg.Header)
 	if out.Error != in.Error || out.Reason != in.Reason || out.Sequence != 42 || out.Deliveries != 5 ||
 		!out.FirstAttempt.Equal(in.FirstAttempt) || !out.LastAttempt.Equal(in.LastAttempt) || !out.Queued.Equal(in.Queued) ||
-		out.Subject != in.Subject || out.Origin != in.Origin || out.MsgID != in.MsgID || out.Header.Get("Traceparent") != "00-abc-def-01" {
+		out.Subject != in.Subject || out.Stream != in.Stream || out.Group != in.Group || out.MsgID != in.MsgID || out.Header.Get("Traceparent") != "00-abc-def-01" {
 		t.Errorf("round trip:\n got %+v\nwant %+v", out, in)
 	}
 }
@@ -53,22 +52,6 @@ func TestTruncateLongError(t *testing.T) {
 	msg := DeadLetter{Error: long}.Msg("dlq.x")
 	if got := len(msg.Header.Get(HeaderError)); got > maxErrorHeader+64 {
 		t.Errorf("error header is %d bytes, want it truncated near %d", got, maxErrorHeader)
-	}
-}
-
-func TestOriginOf(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"ALERTS 42 > > alerts.cpu": "ALERTS 42",
-		"ALERTS:abc 7":             "ALERTS 7",
-		"":                         "",
-		"garbage":                  "",
-	} {
-		h := nats.Header{}
-		h.Set("Nats-Stream-Source", in)
-		if got := OriginOf(h); got != want {
-			t.Errorf("OriginOf(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

@@ -98,7 +98,7 @@ func testPublishBatchRestart(t *testing.T, down time.Duration, pcfg stream.Publi
 		t.Fatalf("only %d of %d restarts happened during the batch", next, restarts)
 	}
 
-	stored := streamtest.MsgIDs(t, conn.JS, topo.History)
+	stored := streamtest.MsgIDs(t, conn.JS, topo.Alerts)
 	var ok, lost, twice, failedStored, deduped int
 	for i, r := range results {
 		id := msgs[i].Header.Get(nats.MsgIdHdr)

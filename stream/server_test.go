@@ -115,7 +115,7 @@ func TestPublisherDeduplicates(t *testing.T) {
 	if _, err := p.Publish(ctx, nats.NewMsg("alerts.cpu")); !errors.Is(err, stream.ErrNoMsgID) {
 		t.Errorf("publish without id: err = %v, want ErrNoMsgID", err)
 	}
-	s, _ := conn.JS.Stream(ctx, topo.History)
+	s, _ := conn.JS.Stream(ctx, topo.Alerts)
 	if info, _ := s.Info(ctx); info.State.Msgs != 1 {
 		t.Errorf("history has %d messages, want 1", info.State.Msgs)
 	}
@@ -149,7 +149,7 @@ func TestPublishBatch(t *testing.T) {
 			t.Errorf("no result for message %d", i)
 		}
 	}
-	s, _ := conn.JS.Stream(context.Background(), topo.History)
+	s, _ := conn.JS.Stream(context.Background(), topo.Alerts)
 	if info, _ := s.Info(context.Background()); info.State.Msgs != n {
 		t.Errorf("history has %d messages, want %d", info.State.Msgs, n)
 	}

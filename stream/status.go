@@ -14,14 +14,16 @@ import (
 // Status is reactor's streams and consumer groups at a glance.
 type Status struct {
 	// Time is when the status was read.
-	Time    time.Time    `json:"time"`
-	Server  ServerStatus `json:"server"`
-	History StreamStatus `json:"history"`
-	// Work is the backlog: alerts not yet handled by every group.
-	Work StreamStatus `json:"work"`
-	DLQ  StreamStatus `json:"dlq"`
-	// Groups are the durable consumers on Work, by name.
+	Time   time.Time    `json:"time"`
+	Server ServerStatus `json:"server"`
+	// Alerts is the alert stream: every alert, once.
+	Alerts StreamStatus `json:"alerts"`
+	DLQ    StreamStatus `json:"dlq"`
+	// Groups are the durable consumers on Alerts, by name.
 	Groups []GroupStatus `json:"groups"`
+	// Legacy is the work queue of the layout before one alert stream,
+	// while `reactor run` still drains it; nil once it is gone.
+	Legacy *StreamStatus `json:"legacy_work_queue,omitempty"`
 }
 
 // ServerStatus says which server answered. It never holds credentials.
@@ -57,15 +59,29 @@ type StreamStatus struct {
 	DuplicateWindowSeconds float64 `json:"duplicate_window_seconds"`
 	Replicas               int     `json:"replicas"`
 	// LastMinute and LastHour count the messages stored in the last minute
-	// and hour: the inbound rate. Only for the history and DLQ streams.
+	// and hour: the inbound rate.
 	LastMinute *uint64 `json:"last_minute,omitempty"`
 	LastHour   *uint64 `json:"last_hour,omitempty"`
 }
 
-// GroupStatus is one consumer group's progress on Work.
+// GroupStatus is one consumer group's progress on Alerts.
 type GroupStatus struct {
-	Name           string   `json:"name"`
+	Name string `json:"name"`
+	// FilterSubjects are the alert subjects the group handles; empty for
+	// all of them. The group's redrive subject is not listed.
 	FilterSubjects []string `json:"filter_subjects,omitempty"`
+	// Start is where the group started when it was created: all, new, a
+	// time or seq:N, and why when it was chosen for it.
+	Start string `json:"start"`
+	// Backlog counts the alerts the group has not settled: NumPending plus
+	// AckPending.
+	Backlog uint64 `json:"backlog"`
+	// OldestUnsettled is when the oldest alert the group has not settled
+	// was stored; zero when the backlog is empty. Past the stream's max
+	// age, alerts leave the stream whether settled or not.
+	OldestUnsettled time.Time `json:"oldest_unsettled,omitzero"`
+	// OldestUnsettledSeq is that alert's stream sequence.
+	OldestUnsettledSeq uint64 `json:"oldest_unsettled_seq,omitempty"`
 	// NumPending counts alerts not yet delivered to the group.
 	NumPending uint64 `json:"num_pending"`
 	// AckPending counts alerts delivered and not yet settled: in flight,
@@ -75,8 +91,8 @@ type GroupStatus struct {
 	Redelivered int `json:"redelivered"`
 	// Waiting counts pull requests waiting for alerts: idle workers.
 	Waiting int `json:"waiting"`
-	// Delivered is the last work-stream sequence delivered, AckFloor the
-	// one below which everything is settled.
+	// Delivered is the last stream sequence delivered, AckFloor the one
+	// at and below which everything is settled.
 	Delivered uint64 `json:"delivered_seq"`
 	AckFloor  uint64 `json:"ack_floor_seq"`
 	// LastActive is when the group last received an alert.
@@ -85,17 +101,17 @@ type GroupStatus struct {
 }
 
 // ReadStatus reads the status of t's streams and of every consumer group on
-// its work stream. A missing stream is an error wrapping
+// its alert stream. A missing stream is an error wrapping
 // jetstream.ErrStreamNotFound. Server is left for the caller (see
 // Conn.ServerStatus).
 func ReadStatus(ctx context.Context, js jetstream.JetStream, t Topology) (*Status, error) {
 	t = t.WithDefaults()
 	st := &Status{Time: time.Now().UTC(), Groups: []GroupStatus{}}
+	var alerts jetstream.Stream
 	for _, x := range []struct {
-		name  string
-		into  *StreamStatus
-		rates bool
-	}{{t.History, &st.History, true}, {t.Work, &st.Work, false}, {t.DLQ, &st.DLQ, true}} {
+		name string
+		into *StreamStatus
+	}{{t.Alerts, &st.Alerts}, {t.DLQ, &st.DLQ}} {
 		s, err := js.Stream(ctx, x.name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, fmt.Errorf("stream %s: %w (run `reactor run` once against this server to create the streams)", x.name, err)
@@ -104,33 +120,64 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t Topology) (*Statu
 			return nil, fmt.Errorf("stream %s: %w", x.name, err)
 		}
 		*x.into = streamStatus(s.CachedInfo())
-		if x.rates {
-			x.into.LastMinute = countSince(ctx, js, s.CachedInfo(), st.Time.Add(-time.Minute))
-			x.into.LastHour = countSince(ctx, js, s.CachedInfo(), st.Time.Add(-time.Hour))
-		}
-		if x.name != t.Work {
-			continue
-		}
-		names := s.ConsumerNames(ctx)
-		for name := range names.Name() {
-			c, err := s.Consumer(ctx, name)
-			if err != nil {
-				if errors.Is(err, jetstream.ErrConsumerNotFound) {
-					continue // deleted meanwhile
-				}
-				return nil, fmt.Errorf("consumer %s: %w", name, err)
-			}
-			if c.CachedInfo().Config.Durable == "" {
-				continue // an ephemeral reader, not a group
-			}
-			st.Groups = append(st.Groups, groupStatus(c.CachedInfo()))
-		}
-		if err := names.Err(); err != nil {
-			return nil, fmt.Errorf("consumers of %s: %w", x.name, err)
+		x.into.LastMinute = countSince(ctx, js, s.CachedInfo(), st.Time.Add(-time.Minute))
+		x.into.LastHour = countSince(ctx, js, s.CachedInfo(), st.Time.Add(-time.Hour))
+		if x.name == t.Alerts {
+			alerts = s
 		}
 	}
+	infos := alerts.ListConsumers(ctx)
+	for info := range infos.Info() {
+		if info.Config.Durable == "" {
+			continue // a reader (replay, status), not a group
+		}
+		g := groupStatus(t, info)
+		if g.Backlog > 0 {
+			seq, at, err := OldestUnsettled(ctx, alerts, info)
+			if err != nil {
+				return nil, err
+			}
+			g.OldestUnsettledSeq, g.OldestUnsettled = seq, at
+		}
+		st.Groups = append(st.Groups, g)
+	}
+	if err := infos.Err(); err != nil {
+		return nil, fmt.Errorf("consumers of %s: %w", t.Alerts, err)
+	}
 	slices.SortFunc(st.Groups, func(a, b GroupStatus) int { return cmp.Compare(a.Name, b.Name) })
+	if l, err := findLegacy(ctx, js, t); err == nil && l != nil {
+		ls := streamStatus(l)
+		st.Legacy = &ls
+	}
 	return st, nil
+}
+
+// OldestUnsettled returns the stream sequence and storage time of the oldest
+// alert a group has not settled: the first alert past its ack floor that its
+// filters match. It returns 0 and a zero time when there is none.
+func OldestUnsettled(ctx context.Context, s jetstream.Stream, info *jetstream.ConsumerInfo) (uint64, time.Time, error) {
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = []string{info.Config.FilterSubject}
+	}
+	if len(filters) == 0 {
+		filters = []string{">"}
+	}
+	var seq uint64
+	var at time.Time
+	for _, f := range filters {
+		m, err := s.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(f))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, time.Time{}, fmt.Errorf("oldest unsettled alert of %s: %w", info.Name, err)
+		}
+		if seq == 0 || m.Sequence < seq {
+			seq, at = m.Sequence, m.Time.UTC()
+		}
+	}
+	return seq, at, nil
 }
 
 func streamStatus(info *jetstream.StreamInfo) StreamStatus {
@@ -151,9 +198,11 @@ func streamStatus(info *jetstream.StreamInfo) StreamStatus {
 	return s
 }
 
-func groupStatus(info *jetstream.ConsumerInfo) GroupStatus {
+func groupStatus(t Topology, info *jetstream.ConsumerInfo) GroupStatus {
 	g := GroupStatus{
 		Name:           info.Name,
+		Start:          startOf(info.Config),
+		Backlog:        info.NumPending + uint64(max(info.NumAckPending, 0)),
 		NumPending:     info.NumPending,
 		AckPending:     info.NumAckPending,
 		Redelivered:    info.NumRedelivered,
@@ -162,11 +211,14 @@ func groupStatus(info *jetstream.ConsumerInfo) GroupStatus {
 		AckFloor:       info.AckFloor.Stream,
 		AckWaitSeconds: info.Config.AckWait.Seconds(),
 	}
-	switch {
-	case info.Config.FilterSubject != "":
-		g.FilterSubjects = []string{info.Config.FilterSubject}
-	case len(info.Config.FilterSubjects) > 0:
-		g.FilterSubjects = info.Config.FilterSubjects
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = []string{info.Config.FilterSubject}
+	}
+	redrive := t.redriveFilter(info.Name) + ".>"
+	filters = slices.DeleteFunc(slices.Clone(filters), func(f string) bool { return f == redrive })
+	if !slices.Equal(filters, t.Subjects) {
+		g.FilterSubjects = filters
 	}
 	if info.Delivered.Last != nil {
 		g.LastActive = info.Delivered.Last.UTC()

@@ -5,37 +5,45 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Topology names and sizes reactor's three streams:
+// Topology names and sizes reactor's two streams:
 //
-//   - History (Limits retention, the alert subjects): every alert, kept for
-//     MaxAge. Replay reads it.
-//   - Work (WorkQueue retention, sources History): the backlog. A durable
-//     pull consumer per group; an acked alert is deleted.
+//   - Alerts (Limits retention, the alert subjects): every alert, stored
+//     once and kept for MaxAge. Each consumer group is a durable pull
+//     consumer on it (see EnsureConsumer); replay reads it too.
 //   - DLQ (Limits retention, DLQPrefix.>): dead letters with their reason.
 //
-// Work sources History rather than the other way round: a WorkQueue stream
-// cannot be replayed, and sourcing history from it would drain it.
+// Alerts also captures RedrivePrefix.>: a dead letter redriven for a group
+// is stored on RedrivePrefix.<group>.<subject>, which only that group's
+// consumer sees (see RedriveSubject).
 type Topology struct {
-	// History is the history stream. Defaults to "ALERTS".
-	History string
-	// Subjects are the subjects History captures. Defaults to ["alerts.>"].
+	// Alerts is the alert stream. Defaults to "ALERTS".
+	Alerts string
+	// Subjects are the alert subjects. Defaults to ["alerts.>"].
 	Subjects []string
-	// Work is the work-queue stream. Defaults to "ALERTS_WORK".
-	Work string
 	// DLQ is the dead-letter stream. Defaults to "ALERTS_DLQ".
 	DLQ string
 	// DLQPrefix prefixes the original subject of a dead letter:
 	// "alerts.cpu" is dead-lettered on "dlq.alerts.cpu". Defaults to "dlq".
 	DLQPrefix string
-	// MaxAge is the replay horizon: how long History keeps alerts.
-	// Defaults to 7 days.
+	// RedrivePrefix prefixes the subject of a redriven alert, before its
+	// group: "alerts.cpu" redriven for group "pager" is stored on
+	// "redrive.pager.alerts.cpu". Defaults to "redrive".
+	RedrivePrefix string
+	// MaxAge is the replay horizon: how long Alerts keeps alerts. An alert
+	// a group has not settled by then is gone for that group, so the
+	// processor warns when a group's oldest unsettled alert passes half of
+	// it. Defaults to 7 days.
 	MaxAge time.Duration
+	// MaxBytes bounds the size of Alerts; once reached, new alerts are
+	// refused (the publisher gets the error) rather than old ones
+	// discarded, which could remove alerts a group has not settled.
+	// Defaults to 0: no size limit.
+	MaxBytes int64
 	// DLQMaxAge is how long dead letters are kept. Defaults to 0: until
 	// purged.
 	DLQMaxAge time.Duration
@@ -48,28 +56,38 @@ type Topology struct {
 	Storage jetstream.StorageType
 }
 
+// Topology defaults.
+const (
+	AlertsDefault          = "ALERTS"
+	DLQDefault             = "ALERTS_DLQ"
+	DLQPrefixDefault       = "dlq"
+	RedrivePrefixDefault   = "redrive"
+	MaxAgeDefault          = 7 * 24 * time.Hour
+	DuplicateWindowDefault = 2 * time.Minute
+)
+
 // WithDefaults returns t with every zero field set to its default.
 func (t Topology) WithDefaults() Topology {
-	if t.History == "" {
-		t.History = "ALERTS"
+	if t.Alerts == "" {
+		t.Alerts = AlertsDefault
 	}
 	if len(t.Subjects) == 0 {
 		t.Subjects = []string{"alerts.>"}
 	}
-	if t.Work == "" {
-		t.Work = "ALERTS_WORK"
-	}
 	if t.DLQ == "" {
-		t.DLQ = "ALERTS_DLQ"
+		t.DLQ = DLQDefault
 	}
 	if t.DLQPrefix == "" {
-		t.DLQPrefix = "dlq"
+		t.DLQPrefix = DLQPrefixDefault
+	}
+	if t.RedrivePrefix == "" {
+		t.RedrivePrefix = RedrivePrefixDefault
 	}
 	if t.MaxAge == 0 {
-		t.MaxAge = 7 * 24 * time.Hour
+		t.MaxAge = MaxAgeDefault
 	}
 	if t.DuplicateWindow == 0 {
-		t.DuplicateWindow = 2 * time.Minute
+		t.DuplicateWindow = DuplicateWindowDefault
 	}
 	if t.Replicas == 0 {
 		t.Replicas = 1
@@ -82,32 +100,39 @@ func (t Topology) DLQSubject(subject string) string {
 	return t.WithDefaults().DLQPrefix + "." + subject
 }
 
+// RedriveSubject is the subject a dead letter of group is redriven on:
+// only that group's consumer filters it.
+func (t Topology) RedriveSubject(group, subject string) string {
+	return t.redriveFilter(group) + "." + subject
+}
+
+// redriveFilter is the prefix of every subject redriven for group.
+func (t Topology) redriveFilter(group string) string {
+	return t.WithDefaults().RedrivePrefix + "." + group
+}
+
+func (t Topology) alertsConfig() jetstream.StreamConfig {
+	t = t.WithDefaults()
+	return jetstream.StreamConfig{
+		Name:        t.Alerts,
+		Description: "reactor: every alert, read by each group's consumer and by replay",
+		Subjects:    append(slices.Clone(t.Subjects), t.RedrivePrefix+".>"),
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     t.Storage,
+		MaxAge:      t.MaxAge,
+		MaxBytes:    noLimit(t.MaxBytes),
+		Duplicates:  t.DuplicateWindow,
+		Replicas:    t.Replicas,
+		// A full stream refuses new alerts: discarding old ones would drop
+		// alerts some group has not settled yet.
+		Discard: jetstream.DiscardNew,
+	}
+}
+
 func (t Topology) streamConfigs() []jetstream.StreamConfig {
 	t = t.WithDefaults()
 	return []jetstream.StreamConfig{
-		{
-			Name:        t.History,
-			Description: "reactor: alert history, read by replay",
-			Subjects:    t.Subjects,
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     t.Storage,
-			MaxAge:      t.MaxAge,
-			Duplicates:  t.DuplicateWindow,
-			Replicas:    t.Replicas,
-			Discard:     jetstream.DiscardOld,
-		},
-		{
-			Name:        t.Work,
-			Description: "reactor: work queue of alerts to handle, sourced from " + t.History,
-			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     t.Storage,
-			// No duplicate window: nothing publishes to Work, and sourcing
-			// skips what it copied already by the history's sequence. A
-			// window would keep every id of the last 2 minutes a second
-			// time (about 125 MB per million alerts) for nothing.
-			Replicas: t.Replicas,
-			Sources:  []*jetstream.StreamSource{{Name: t.History}},
-		},
+		t.alertsConfig(),
 		{
 			Name:        t.DLQ,
 			Description: "reactor: dead letters, with the reason in their headers",
@@ -125,10 +150,10 @@ func (t Topology) streamConfigs() []jetstream.StreamConfig {
 // topology in a setting the server cannot change in place.
 var ErrIncompatible = errors.New("stream: existing setting cannot be changed in place")
 
-// EnsureStreams creates the three streams, or updates them to t where the
+// EnsureStreams creates the two streams, or updates them to t where the
 // server allows it. A setting that cannot change in place (retention,
-// storage, the sources of Work) is reported with ErrIncompatible, naming the
-// stream, the setting and what to do.
+// storage) is reported with ErrIncompatible, naming the stream, the setting
+// and what to do.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	for _, want := range t.streamConfigs() {
 		if err := ensureStream(ctx, js, want); err != nil {
@@ -172,82 +197,24 @@ func compatibleStream(have, want jetstream.StreamConfig) error {
 	case have.Storage != want.Storage:
 		return fmt.Errorf("%w: stream %s has %s storage, reactor is configured for %s: %s",
 			ErrIncompatible, want.Name, have.Storage, want.Storage, fix)
-	case len(want.Sources) > 0 && !sameSources(have.Sources, want.Sources):
-		return fmt.Errorf("%w: stream %s does not source exactly %s: %s",
-			ErrIncompatible, want.Name, want.Sources[0].Name, fix)
 	}
 	return nil
-}
-
-func sameSources(have, want []*jetstream.StreamSource) bool {
-	return slices.EqualFunc(have, want, func(a, b *jetstream.StreamSource) bool {
-		return a.Name == b.Name && a.FilterSubject == b.FilterSubject
-	})
 }
 
 func streamUpToDate(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) &&
 		have.MaxAge == want.MaxAge &&
 		have.Duplicates == want.Duplicates &&
+		noLimit(have.MaxBytes) == noLimit(want.MaxBytes) &&
+		(want.Discard != jetstream.DiscardNew || have.Discard == want.Discard) &&
 		have.Replicas == want.Replicas &&
 		have.Description == want.Description
 }
 
-// ConsumerSpec is the durable pull consumer of one group on Work. The
-// processor derives it from its own Config so the two cannot drift apart.
-type ConsumerSpec struct {
-	// Name of the durable consumer (the group). Required.
-	Name string
-	// AckWait before an unacknowledged delivery is redelivered.
-	AckWait time.Duration
-	// MaxDeliver bounds deliveries; the processor dead-letters on the last.
-	MaxDeliver int
-	// MaxAckPending bounds unacknowledged deliveries; at least the workers.
-	MaxAckPending int
-	// FilterSubjects restricts the group to some alert subjects.
-	FilterSubjects []string
-	// Replicas of the consumer state; 0 follows the stream.
-	Replicas int
-}
-
-// ConsumerConfig is the consumer configuration spec asks for.
-func (spec ConsumerSpec) ConsumerConfig() jetstream.ConsumerConfig {
-	cc := jetstream.ConsumerConfig{
-		Durable:       spec.Name,
-		Description:   "reactor processing group " + spec.Name,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       spec.AckWait,
-		MaxDeliver:    spec.MaxDeliver,
-		MaxAckPending: spec.MaxAckPending,
-		Replicas:      spec.Replicas,
+// noLimit is n, or -1 (no limit, as the server writes it) for n <= 0.
+func noLimit(n int64) int64 {
+	if n <= 0 {
+		return -1
 	}
-	switch len(spec.FilterSubjects) {
-	case 0:
-	case 1:
-		cc.FilterSubject = spec.FilterSubjects[0]
-	default:
-		cc.FilterSubjects = spec.FilterSubjects
-	}
-	return cc
-}
-
-// EnsureConsumer creates the durable consumer on t's Work stream, or updates
-// it to spec. Work-queue streams allow only one consumer per subject: a
-// second group with overlapping filters is refused by the server, and the
-// error says so.
-func EnsureConsumer(ctx context.Context, js jetstream.JetStream, t Topology, spec ConsumerSpec) (jetstream.Consumer, error) {
-	t = t.WithDefaults()
-	if spec.Name == "" {
-		return nil, errors.New("stream: consumer needs a name")
-	}
-	c, err := js.CreateOrUpdateConsumer(ctx, t.Work, spec.ConsumerConfig())
-	if err != nil {
-		hint := ""
-		if strings.Contains(err.Error(), "overlap") || strings.Contains(err.Error(), "unique") {
-			hint = " (a work queue allows one consumer group per subject: use filters that do not overlap, or share the group)"
-		}
-		return nil, fmt.Errorf("ensure consumer %q on %s: %w%s", spec.Name, t.Work, err, hint)
-	}
-	return c, nil
+	return n
 }

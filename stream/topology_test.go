@@ -3,10 +3,13 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/stream"
@@ -34,27 +37,74 @@ func TestEnsureStreamsIsIdempotentAndUpdates(t *testing.T) {
 	if got := s.CachedInfo().Config.MaxAge; got != 2*time.Hour {
 		t.Errorf("history max age %s, want 2h after the update", got)
 	}
-	w, err := conn.JS.Stream(ctx, "ALERTS_WORK")
-	if err != nil {
+	cfg := s.CachedInfo().Config
+	if cfg.Retention != jetstream.LimitsPolicy || cfg.Discard != jetstream.DiscardNew ||
+		!slices.Equal(cfg.Subjects, []string{"alerts.>", "redrive.>"}) || cfg.Duplicates != 2*time.Minute {
+		t.Errorf("alert stream: retention %s discard %s subjects %v duplicates %s; want limits, discard new, alerts.> and redrive.>, 2m",
+			cfg.Retention, cfg.Discard, cfg.Subjects, cfg.Duplicates)
+	}
+	topo.MaxBytes = 1 << 20
+	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
+		t.Fatalf("ensure with a size limit: %v", err)
+	}
+	if s, err = conn.JS.Stream(ctx, "ALERTS"); err != nil || s.CachedInfo().Config.MaxBytes != 1<<20 {
+		t.Errorf("max bytes after the update: %v", err)
+	}
+	names := conn.JS.StreamNames(ctx)
+	var all []string
+	for n := range names.Name() {
+		all = append(all, n)
+	}
+	slices.Sort(all)
+	if !slices.Equal(all, []string{"ALERTS", "ALERTS_DLQ"}) {
+		t.Errorf("streams %v, want ALERTS and ALERTS_DLQ only", all)
+	}
+}
+
+// A full alert stream refuses new alerts: the publisher gets the error, and
+// nothing a group has not settled is discarded.
+func TestFullAlertStreamRefusesNewAlerts(t *testing.T) {
+	t.Parallel()
+	conn := streamtest.NewServer(t)
+	ctx := context.Background()
+	topo := stream.Topology{MaxBytes: 4096}.WithDefaults()
+	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
 		t.Fatal(err)
 	}
-	if cfg := w.CachedInfo().Config; cfg.Retention != jetstream.WorkQueuePolicy || len(cfg.Sources) != 1 || cfg.Sources[0].Name != "ALERTS" {
-		t.Errorf("work stream: retention %s sources %v, want a work queue sourcing ALERTS", cfg.Retention, cfg.Sources)
+	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{})
+	var stored int
+	var err error
+	for i := range 100 {
+		msg := nats.NewMsg("alerts.x")
+		msg.Data = []byte(strings.Repeat("x", 200))
+		msg.Header.Set(nats.MsgIdHdr, fmt.Sprint("id-", i))
+		if _, err = pub.Publish(ctx, msg); err != nil {
+			break
+		}
+		stored++
 	}
+	if err == nil || stored == 0 {
+		t.Fatalf("published %d alerts of 200 B into 4 KiB without an error", stored)
+	}
+	s, _ := conn.JS.Stream(ctx, topo.Alerts)
+	if st := s.CachedInfo().State; st.FirstSeq != 1 || st.Msgs != uint64(stored) {
+		t.Errorf("stream first seq %d, %d msgs after %d stored: an old alert was discarded", st.FirstSeq, st.Msgs, stored)
+	}
+	t.Logf("stored %d alerts, then: %v", stored, err)
 }
 
 func TestEnsureStreamsExplainsIncompatibleChange(t *testing.T) {
 	t.Parallel()
 	conn := streamtest.NewServer(t)
 	ctx := context.Background()
-	if _, err := conn.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "ALERTS_WORK", Subjects: []string{"other.>"}}); err != nil {
+	if _, err := conn.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "ALERTS", Subjects: []string{"alerts.>"}, Retention: jetstream.WorkQueuePolicy}); err != nil {
 		t.Fatal(err)
 	}
 	err := stream.EnsureStreams(ctx, conn.JS, stream.Topology{})
 	if !errors.Is(err, stream.ErrIncompatible) {
 		t.Fatalf("err = %v, want ErrIncompatible", err)
 	}
-	for _, want := range []string{"ALERTS_WORK", "retention", "delete it"} {
+	for _, want := range []string{"ALERTS", "retention", "delete it"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -81,10 +131,31 @@ func TestEnsureConsumerUpdatesSettings(t *testing.T) {
 	if info.Config.AckWait != 20*time.Second || info.Config.MaxDeliver != 7 {
 		t.Errorf("consumer ack wait %s max deliver %d, want 20s and 7", info.Config.AckWait, info.Config.MaxDeliver)
 	}
-	// A second group overlapping the first on a work queue is refused, with
-	// a hint.
-	_, err = stream.EnsureConsumer(ctx, conn.JS, topo, stream.ConsumerSpec{Name: "other", AckWait: time.Second, MaxDeliver: 1, MaxAckPending: 10})
-	if err == nil || !strings.Contains(err.Error(), "other") {
-		t.Errorf("overlapping group: err = %v, want a refusal naming the group", err)
+	if info.Config.DeliverPolicy != jetstream.DeliverAllPolicy || !slices.Equal(info.Config.FilterSubjects, []string{"alerts.>", "redrive.g.>"}) {
+		t.Errorf("consumer deliver %s filters %v, want all and the alerts plus the group's redrive subject", info.Config.DeliverPolicy, info.Config.FilterSubjects)
+	}
+}
+
+// Groups whose filters overlap each get every alert they match.
+func TestOverlappingGroupsFanOut(t *testing.T) {
+	t.Parallel()
+	conn, topo := streamtest.NewTopology(t)
+	ctx := context.Background()
+	for _, spec := range []stream.ConsumerSpec{
+		{Name: "all", AckWait: time.Second, MaxDeliver: -1, MaxAckPending: 10},
+		{Name: "cpu", AckWait: time.Second, MaxDeliver: -1, MaxAckPending: 10, FilterSubjects: []string{"alerts.cpu.>"}},
+		{Name: "cpu2", AckWait: time.Second, MaxDeliver: -1, MaxAckPending: 10, FilterSubjects: []string{"alerts.cpu.high", "alerts.disk"}},
+	} {
+		if _, err := stream.EnsureConsumer(ctx, conn.JS, topo, spec); err != nil {
+			t.Fatalf("group %s: %v", spec.Name, err)
+		}
+	}
+	streamtest.Publish(t, conn, "alerts.cpu.high", "1", []byte("{}"))
+	streamtest.Publish(t, conn, "alerts.cpu.low", "2", []byte("{}"))
+	streamtest.Publish(t, conn, "alerts.disk", "3", []byte("{}"))
+	for group, want := range map[string]uint64{"all": 3, "cpu": 2, "cpu2": 2} {
+		if pending, _, _ := streamtest.ConsumerPending(conn.JS, topo.Alerts, group); pending != want {
+			t.Errorf("group %s: %d pending, want %d", group, pending, want)
+		}
 	}
 }

@@ -75,17 +75,17 @@ func TestKill9DuringBacklog(t *testing.T) {
 	}
 	second.waitFor(30*time.Second, second.stdout, func([]string) bool { return len(missing()) == 0 },
 		"every alert handled (first run printed %d)", len(before))
-	// Everything was acked: the work queue is empty and no alert was
+	// Everything was acked: the group's backlog is empty and no alert was
 	// dead-lettered.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := statusJSON(t, second.url)
-		work, dlq := st["work"].(map[string]any)["messages"], st["dlq"].(map[string]any)["messages"]
-		if work == 0.0 && dlq == 0.0 {
+		backlog, dlq := st["groups"].([]any)[0].(map[string]any)["backlog"], st["dlq"].(map[string]any)["messages"]
+		if backlog == 0.0 && dlq == 0.0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the restart: %v alerts left in the work queue, %v dead letters; want 0 and 0", work, dlq)
+			t.Fatalf("after the restart: backlog of %v alerts, %v dead letters; want 0 and 0", backlog, dlq)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -107,7 +107,7 @@ func TestKill9DuringBacklog(t *testing.T) {
 // restarted on the same data dir each time, until every alert was printed.
 // Every acknowledged alert is handled at least once, the duplicates of each
 // kill stay within what was in flight at that kill, and in the end nothing
-// is left in the work queue, pending or in flight.
+// is left in the group's backlog, pending or in flight.
 //
 // 5,000 alerts and 3 kills; REACTOR_SOAK=1 (task soak): 50,000 and 12.
 // REACTOR_CRASH_SEED=N replays the kill moments of a logged seed.
@@ -170,21 +170,21 @@ func TestCrashLoop(t *testing.T) {
 		"all %d alerts printed (%d so far)", n, printed.distinct())
 	wall := time.Since(start)
 
-	// Every alert was acked: the work queue is empty, the group has nothing
-	// pending or in flight, and nothing was dead-lettered. Acks land just
-	// after the prints, so wait for them.
-	var work, pending, inFlight, dlq any
+	// Every alert was acked: the group has nothing pending or in flight,
+	// and nothing was dead-lettered. Acks land just after the prints, so
+	// wait for them.
+	var backlog, pending, inFlight, dlq any
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		st := statusJSON(t, run.url)
 		g := st["groups"].([]any)[0].(map[string]any)
-		work, dlq = st["work"].(map[string]any)["messages"], st["dlq"].(map[string]any)["messages"]
+		backlog, dlq = g["backlog"], st["dlq"].(map[string]any)["messages"]
 		pending, inFlight = g["num_pending"], g["ack_pending"]
-		if work == 0.0 && pending == 0.0 && inFlight == 0.0 && dlq == 0.0 {
+		if backlog == 0.0 && pending == 0.0 && inFlight == 0.0 && dlq == 0.0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the crash loop: work queue %v, group pending %v, ack pending %v, dead letters %v; want all 0", work, pending, inFlight, dlq)
+			t.Fatalf("after the crash loop: backlog %v, group pending %v, ack pending %v, dead letters %v; want all 0", backlog, pending, inFlight, dlq)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -238,11 +238,11 @@ func TestCrashLoop(t *testing.T) {
 	// The bound of a kill's duplicates. The in-flight window is workers +
 	// prefetch (32), but only printed alerts can be printed again, and an
 	// alert printed by run k is printed again only if the server still had
-	// it when run k died: an ack is applied by deleting the alert from the
-	// work queue, on disk (--sync-always) before the server confirms it.
+	// it when run k died: an ack is applied by moving the consumer's ack
+	// state, on disk (--sync-always) before the server confirms it.
 	// With --sync-always, run waits for that confirmation (DoubleAck)
 	// before its worker takes another alert. So the alerts printed and not
-	// yet deleted are those in a worker between the print and the
+	// yet settled are those in a worker between the print and the
 	// confirmation: at most one per worker. Prefetched alerts a kill
 	// strands were not printed, and are handled once, by a later run.
 	// (Without the confirmation, acks queue on the server up to the

@@ -64,12 +64,15 @@ the dead-letter stream, as dlq ls shows it.`,
 			},
 			{
 				Name:      "redrive",
-				Usage:     "put dead letters back into processing, with a new message id",
+				Usage:     "put dead letters back into processing for their group, with a new message id",
 				UsageText: "reactor dlq redrive SEQ... | --all [--subject S] [options]",
-				Description: `Publishes each dead letter's payload and headers again to its original subject,
+				Description: `Puts each dead letter back into processing for the group that dead-lettered it
+(its Reactor-Group header), and for no other group: publishes its payload and
+headers to the alert stream on the group's redrive subject (redrive.GROUP.SUBJECT),
 with a new Nats-Msg-Id and the header Reactor-Redriven-From: SEQ, waits for the
-history stream to store it, and only then deletes the dead letter. Redriving
-the same dead letter again within the duplicate window stores it once.
+stream to store it, and only then deletes the dead letter. The group's handlers
+see it under its original subject. Redriving the same dead letter again within
+the duplicate window stores it once.
 
 Examples:
    reactor dlq redrive 42 43
@@ -113,9 +116,8 @@ type dlqView struct {
 	FirstAttempt time.Time           `json:"first_attempt,omitzero"`
 	LastAttempt  time.Time           `json:"last_attempt,omitzero"`
 	Queued       time.Time           `json:"queued,omitzero"`
-	Origin       string              `json:"origin,omitempty"`
-	WorkStream   string              `json:"work_stream,omitempty"`
-	WorkSeq      uint64              `json:"work_seq,omitempty"`
+	Stream       string              `json:"stream,omitempty"`
+	StreamSeq    uint64              `json:"stream_seq,omitempty"`
 	MsgID        string              `json:"msg_id,omitempty"`
 	Headers      map[string][]string `json:"headers,omitempty"`
 	Payload      json.RawMessage     `json:"payload,omitempty"`
@@ -127,7 +129,7 @@ func viewOf(e stream.DLQEntry, full bool) dlqView {
 		Seq: e.DLQSequence, Stored: e.Stored.UTC(), Subject: e.Subject, Reason: e.Reason, Error: e.Error,
 		Pattern: e.Pattern, Group: e.Group, Deliveries: e.Deliveries,
 		FirstAttempt: e.FirstAttempt, LastAttempt: e.LastAttempt, Queued: e.Queued,
-		Origin: e.Origin, WorkStream: e.Stream, WorkSeq: e.Sequence, MsgID: e.MsgID,
+		Stream: e.Stream, StreamSeq: e.Sequence, MsgID: e.MsgID,
 	}
 	if full {
 		v.Headers = e.RawHeader
@@ -230,7 +232,9 @@ func writeDeadLetter(w io.Writer, e stream.DLQEntry) error {
 	row("Queued", humanTime(e.Queued))
 	row("First attempt", humanTime(e.FirstAttempt))
 	row("Last attempt", humanTime(e.LastAttempt))
-	row("Origin", e.Origin)
+	if e.Stream != "" {
+		row("Stream", fmt.Sprintf("%s seq %d", e.Stream, e.Sequence))
+	}
 	row("Message id", e.MsgID)
 	if err := tw.Flush(); err != nil {
 		return err
@@ -280,7 +284,11 @@ func dlqRedrive(c *cli.Context) error {
 		if r.Duplicate {
 			dup = " (already redriven: stored once)"
 		}
-		fmt.Fprintf(w, "redriven dead letter %d to %s seq=%d id=%s%s\n", r.DLQSequence, r.Subject, r.Sequence, r.MsgID, dup)
+		group := "every group (no Reactor-Group header)"
+		if r.Group != "" {
+			group = "group " + r.Group
+		}
+		fmt.Fprintf(w, "redriven dead letter %d (%s) for %s: seq=%d id=%s%s\n", r.DLQSequence, r.Subject, group, r.Sequence, r.MsgID, dup)
 	}
 	var ok, failed int
 	if all {

@@ -61,7 +61,7 @@ func TestDLQRoundTrip(t *testing.T) {
 		"Handler:       alerts.fail.>",
 		"Error:\n  permanent: exec false: exit status 1 (a permanent exit code)",
 		"Reactor-Reason: permanent",
-		"Nats-Msg-Id: ALERTS_WORK-",
+		"Nats-Msg-Id: ALERTS-",
 		"Payload:\n  {\n    \"id\": \"" + dead[0].MsgID + "\",",
 		"\"summary\": \"f",
 	} {
@@ -93,7 +93,7 @@ func TestDLQRoundTrip(t *testing.T) {
 	run = startRun(t, run.dataDir)
 	second := fmt.Sprint(dead[1].Seq)
 	red := mustReactor(t, "", "dlq", "redrive", "--url", run.url, second)
-	if !strings.HasPrefix(red.stdout, "redriven dead letter "+second+" to alerts.fail.x seq=") || !strings.Contains(red.stdout, "id=redrive-ALERTS_DLQ-"+second+"-") {
+	if !strings.HasPrefix(red.stdout, "redriven dead letter "+second+" (alerts.fail.x) for group reactor: seq=") || !strings.Contains(red.stdout, "id=redrive-ALERTS_DLQ-"+second+"-") {
 		t.Errorf("dlq redrive: %q", red.stdout)
 	}
 	if got := run.waitIDs(10*time.Second, 1); got[dead[1].MsgID] != 1 {

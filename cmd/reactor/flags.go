@@ -50,12 +50,11 @@ func connFlags(url string) []cli.Flag {
 	}
 }
 
-// streamFlags name reactor's three streams.
+// streamFlags name reactor's two streams.
 func streamFlags() []cli.Flag {
 	def := stream.Topology{}.WithDefaults()
 	return []cli.Flag{
-		&cli.StringFlag{Name: "history-stream", Value: def.History, Usage: "stream holding every alert (read by replay)", EnvVars: []string{"REACTOR_HISTORY_STREAM"}, Category: catStreams},
-		&cli.StringFlag{Name: "work-stream", Value: def.Work, Usage: "work-queue stream of alerts to handle", EnvVars: []string{"REACTOR_WORK_STREAM"}, Category: catStreams},
+		&cli.StringFlag{Name: "alerts-stream", Value: def.Alerts, Usage: "stream holding every alert once (read by each group and by replay)", EnvVars: []string{"REACTOR_ALERTS_STREAM"}, Category: catStreams},
 		&cli.StringFlag{Name: "dlq-stream", Value: def.DLQ, Usage: "dead-letter stream", EnvVars: []string{"REACTOR_DLQ_STREAM"}, Category: catStreams},
 	}
 }
@@ -90,9 +89,8 @@ func streamConfig(c *cli.Context) stream.Config {
 // topology is the stream names from the flags.
 func topology(c *cli.Context) stream.Topology {
 	return stream.Topology{
-		History: c.String("history-stream"),
-		Work:    c.String("work-stream"),
-		DLQ:     c.String("dlq-stream"),
+		Alerts: c.String("alerts-stream"),
+		DLQ:    c.String("dlq-stream"),
 	}.WithDefaults()
 }
 

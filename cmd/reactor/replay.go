@@ -30,9 +30,9 @@ func replayCommand() *cli.Command {
 		Name:      "replay",
 		Usage:     "run past alerts from the history through the handlers again",
 		UsageText: "reactor replay (--since D | --from-seq N | --from-time T) [--until T] [--subject S]... [--dry-run] [options]",
-		Description: `Reads the history stream with a consumer of its own and hands each alert to the
-handlers of --config, one at a time and in order. It never touches the work
-queue or the consumer groups: live processing goes on undisturbed, and a
+		Description: `Reads the alert stream with a consumer of its own and hands each alert to the
+handlers of --config, one at a time and in order. It never touches the
+consumer groups: live processing goes on undisturbed, and a
 replayed alert that fails is reported and counted, not retried or
 dead-lettered. The replay ends at the last alert stored when it started, or at
 --until. A progress bar shows on a terminal; a summary ends the run, and the

@@ -33,7 +33,7 @@ func TestReplayTimeWindow(t *testing.T) {
 	t.Parallel()
 	run := startRun(t, "")
 	mustReactor(t, ndjson("alerts.a", "a", 3), "send", "--url", run.url, "--file", "-")
-	lastA, err := time.Parse(time.RFC3339Nano, statusJSON(t, run.url)["history"].(map[string]any)["last_time"].(string))
+	lastA, err := time.Parse(time.RFC3339Nano, statusJSON(t, run.url)["alerts"].(map[string]any)["last_time"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,8 @@ func TestReplayTimeWindow(t *testing.T) {
 	if n := st["dlq"].(map[string]any)["messages"]; n != 0.0 {
 		t.Errorf("replay dead-lettered %v alerts", n)
 	}
-	if n := st["work"].(map[string]any)["messages"]; n != 0.0 {
-		t.Errorf("work queue has %v alerts after replays, want 0", n)
+	if n := st["groups"].([]any)[0].(map[string]any)["backlog"]; n != 0.0 {
+		t.Errorf("the group's backlog is %v alerts after replays, want 0", n)
 	}
 	// The live processor handled each alert once, whatever was replayed.
 	for id, n := range ids(run.stdout.snapshot()) {

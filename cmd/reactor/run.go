@@ -41,11 +41,13 @@ func runCommand() *cli.Command {
 	flags = append(flags, streamFlags()...)
 	flags = append(flags,
 		&cli.IntFlag{Name: "replicas", Value: 1, Usage: "replicas of each stream on a cluster (1, 3 or 5)", EnvVars: env("REPLICAS"), Category: catStreams},
-		&cli.DurationFlag{Name: "history-max-age", Value: def.MaxAge, Usage: "how long the history keeps alerts: the replay horizon", EnvVars: env("HISTORY_MAX_AGE"), Category: catStreams},
+		&cli.DurationFlag{Name: "history-max-age", Value: def.MaxAge, Usage: "how long the alert stream keeps alerts: the replay horizon, and how long a group has to settle one (run warns past half)", EnvVars: env("HISTORY_MAX_AGE"), Category: catStreams},
+		&cli.Int64Flag{Name: "max-bytes", Usage: "size limit of the alert stream in bytes, 0 for none; once full, new alerts are refused (publishers get the error), never old ones dropped", EnvVars: env("MAX_BYTES"), Category: catStreams},
 		&cli.DurationFlag{Name: "duplicate-window", Value: def.DuplicateWindow, Usage: "how long the history remembers an alert id, storing a re-sent copy only once; the server keeps every id of the window in memory (~290 bytes an alert: 1M alerts in the window, ~275 MiB)", EnvVars: env("DUPLICATE_WINDOW"), Category: catStreams},
 		&cli.StringFlag{Name: "config", Usage: "handlers config file (YAML); default: print every alert", EnvVars: env("CONFIG"), Category: catProc, TakesFile: true},
 		&cli.IntFlag{Name: "workers", Value: defaultWorkers, Usage: "alerts handled at once by this process (the processor library defaults to 8; the command line to 16, for handlers that wait on commands and webhooks)", EnvVars: env("WORKERS"), Category: catProc},
 		&cli.StringFlag{Name: "group", Value: "reactor", Usage: "consumer group: processes of one group share the alerts", EnvVars: env("GROUP"), Category: catProc},
+		&cli.StringFlag{Name: "start", Value: stream.StartDefault, Usage: "where a new group starts: all (every alert kept), new (the next alert), a duration back (24h), an RFC 3339 time, or seq:N; auto is all for the first group of the stream, new for a group added later; an existing group keeps its position", EnvVars: env("START"), Category: catProc},
 		&cli.StringSliceFlag{Name: "filter", Usage: "handle only alerts on these subjects (repeatable, wildcards * and >); default: all", EnvVars: env("FILTER"), Category: catProc},
 		&cli.DurationFlag{Name: "ack-wait", Value: 30 * time.Second, Usage: "redeliver an alert whose worker went silent this long (heartbeats keep long handlers alive)", EnvVars: env("ACK_WAIT"), Category: catProc},
 		&cli.IntFlag{Name: "max-deliver", Value: 5, Usage: "deliveries of a failing alert before it is dead-lettered", EnvVars: env("MAX_DELIVER"), Category: catProc},
@@ -71,7 +73,8 @@ Examples:
    reactor run --config reactor.yaml --workers 32
    reactor run --listen 0.0.0.0:4222 --user ops --password "$PW"
    reactor run --url nats://nats-1:4222,nats://nats-2:4222 --creds ops.creds --replicas 3
-   reactor run --group pager --filter 'alerts.db.>'`,
+   reactor run --group pager --filter 'alerts.db.>'      # a second group: each gets every alert it filters
+   reactor run --group audit --start 24h                # a new group that starts with the last day's alerts`,
 		Flags:  flags,
 		Action: runAction,
 	}
@@ -94,10 +97,16 @@ func runAction(c *cli.Context) error {
 	topo.Replicas = c.Int("replicas")
 	topo.MaxAge = c.Duration("history-max-age")
 	topo.DuplicateWindow = c.Duration("duplicate-window")
+	topo.MaxBytes = c.Int64("max-bytes")
+	start, err := stream.ParseStart(c.String("start"), time.Now())
+	if err != nil {
+		return usageErrorf("bad --start: %v", err)
+	}
 	pcfg := processor.Config{
 		Topology:        topo,
 		Group:           c.String("group"),
 		FilterSubjects:  c.StringSlice("filter"),
+		Start:           start,
 		Workers:         c.Int("workers"),
 		AckWait:         c.Duration("ack-wait"),
 		MaxDeliver:      c.Int("max-deliver"),
@@ -105,7 +114,7 @@ func runAction(c *cli.Context) error {
 		BackoffMax:      c.Duration("backoff-max"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 		// With --sync-always, applying an ack is a synchronous disk write on
-		// the server (the alert's deletion from the work queue), slower than
+		// the server (the consumer's ack floor), slower than
 		// printing an alert: fire-and-forget acks pile up in the server's
 		// ack queue, up to the group's MaxAckPending (1000). A crash then
 		// repeats every one of them, and once the queue takes longer than

@@ -178,36 +178,36 @@ func TestStatusJSON(t *testing.T) {
 		return v
 	}
 	want := map[string]any{
-		"server.url":                       run.url,
-		"server.embedded":                  false, // status is a client: the server is not in its process
-		"history.name":                     "ALERTS",
-		"history.messages":                 2.0,
-		"history.last_minute":              2.0,
-		"history.last_hour":                2.0,
-		"history.duplicate_window_seconds": 30.0,
-		"history.max_age_seconds":          7 * 24 * 3600.0,
-		"work.name":                        "ALERTS_WORK",
-		"work.messages":                    0.0,
-		"dlq.name":                         "ALERTS_DLQ",
-		"dlq.messages":                     0.0,
-		"groups.name":                      "reactor",
-		"groups.num_pending":               0.0,
-		"groups.ack_pending":               0.0,
-		"groups.redelivered":               0.0,
-		"groups.ack_wait_seconds":          30.0,
+		"server.url":                      run.url,
+		"server.embedded":                 false, // status is a client: the server is not in its process
+		"alerts.name":                     "ALERTS",
+		"alerts.messages":                 2.0,
+		"alerts.last_minute":              2.0,
+		"alerts.last_hour":                2.0,
+		"alerts.duplicate_window_seconds": 30.0,
+		"alerts.max_age_seconds":          7 * 24 * 3600.0,
+		"dlq.name":                        "ALERTS_DLQ",
+		"dlq.messages":                    0.0,
+		"groups.name":                     "reactor",
+		"groups.backlog":                  0.0,
+		"groups.start":                    "all (auto: first group)",
+		"groups.num_pending":              0.0,
+		"groups.ack_pending":              0.0,
+		"groups.redelivered":              0.0,
+		"groups.ack_wait_seconds":         30.0,
 	}
 	for path, w := range want {
 		if got := get(path); got != w {
 			t.Errorf("status %s = %v, want %v", path, got, w)
 		}
 	}
-	for _, path := range []string{"time", "server.version", "history.bytes", "history.first_time", "history.last_time", "groups.waiting", "groups.delivered_seq", "groups.last_active"} {
+	for _, path := range []string{"time", "server.version", "alerts.bytes", "alerts.first_time", "alerts.last_time", "groups.waiting", "groups.delivered_seq", "groups.last_active"} {
 		if get(path) == nil {
 			t.Errorf("status lacks %s:\n%s", path, r.stdout)
 		}
 	}
 	human := mustReactor(t, "", append([]string{"status"}, auth...)...)
-	for _, want := range []string{"Server   " + run.url + ", named ", ", nats-server 2.", "History  ALERTS: 2 alerts", "Backlog  ALERTS_WORK: 0 alerts", "DLQ      ALERTS_DLQ: 0 dead letters", "reactor  0"} {
+	for _, want := range []string{"Server   " + run.url + ", named ", ", nats-server 2.", "Alerts   ALERTS: 2 alerts", "; kept 7d", "DLQ      ALERTS_DLQ: 0 dead letters", "START", "reactor  0 ", "all (auto: first group)"} {
 		if !strings.Contains(human.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, human.stdout)
 		}

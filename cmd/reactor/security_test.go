@@ -87,10 +87,10 @@ func TestAuthRequired(t *testing.T) {
 			// The refused sends stored nothing.
 			st := mustReactor(t, "", append([]string{"status", "--url", run.url, "--json"}, tc.right...)...)
 			var status struct {
-				History struct{ Messages int } `json:"history"`
+				Alerts struct{ Messages int } `json:"alerts"`
 			}
-			if err := json.Unmarshal([]byte(st.stdout), &status); err != nil || status.History.Messages != 1 {
-				t.Errorf("history holds %d alerts (%v), want the 1 sent with credentials", status.History.Messages, err)
+			if err := json.Unmarshal([]byte(st.stdout), &status); err != nil || status.Alerts.Messages != 1 {
+				t.Errorf("the alert stream holds %d alerts (%v), want the 1 sent with credentials", status.Alerts.Messages, err)
 			}
 		})
 	}
@@ -225,8 +225,8 @@ func TestSecretsNeverAppear(t *testing.T) {
 		st := statusJSON(t, secretURL)
 		mu.Lock()
 		defer mu.Unlock()
-		return st["dlq"].(map[string]any)["messages"] == 5.0 && st["work"].(map[string]any)["messages"] == 0.0 && got["alerts.sec.ok"] >= 4
-	}, "5 dead letters, the work queue empty and 4 alerts at the webhook")
+		return st["dlq"].(map[string]any)["messages"] == 5.0 && st["groups"].([]any)[0].(map[string]any)["backlog"] == 0.0 && got["alerts.sec.ok"] >= 4
+	}, "5 dead letters, the backlog empty and 4 alerts at the webhook")
 	mu.Lock()
 	if !sawToken || !sawBasic {
 		t.Errorf("the webhook never got the token (%v) or the URL's password (%v): the secrets were not in play", sawToken, sawBasic)

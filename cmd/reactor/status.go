@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,10 +17,12 @@ func statusCommand() *cli.Command {
 		Name:      "status",
 		Usage:     "show the streams and consumer groups at a glance",
 		UsageText: "reactor status [--json] [options]",
-		Description: `Shows the history (alerts kept for replay, their size and age, how many came in
-the last minute and hour), the backlog of the work queue, each consumer group's
-progress (pending, in flight, redelivered, idle pull requests) and the dead
-letters.
+		Description: `Shows the alert stream (every alert once, kept for the groups and for replay:
+size, age, how many came in the last minute and hour), the dead letters, and
+each consumer group's progress: its backlog (alerts not settled yet: pending
+plus in flight), the age of its oldest unsettled alert (alerts older than the
+stream's max age leave it, settled or not), redeliveries, idle pull requests,
+and where the group started (run --start).
 
 Examples:
    reactor status
@@ -65,20 +68,19 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 	}
 	fmt.Fprintln(w)
 
-	h := st.History
-	fmt.Fprintf(w, "History  %s: %s, %s, oldest %s, newest %s; %s in the last minute, %s in the last hour\n",
-		h.Name, plural(h.Messages, "alert"), humanBytes(h.Bytes), ago(now, h.FirstTime), ago(now, h.LastTime), orUnknown(h.LastMinute), orUnknown(h.LastHour))
-	fmt.Fprintf(w, "Backlog  %s: %s waiting to be handled", st.Work.Name, plural(st.Work.Messages, "alert"))
-	if st.Work.Messages > 0 {
-		fmt.Fprintf(w, ", oldest %s", ago(now, st.Work.FirstTime))
-	}
-	fmt.Fprintln(w)
+	a := st.Alerts
+	maxAge := time.Duration(a.MaxAgeSeconds * float64(time.Second))
+	fmt.Fprintf(w, "Alerts   %s: %s, %s, oldest %s, newest %s; %s in the last minute, %s in the last hour; kept %s\n",
+		a.Name, plural(a.Messages, "alert"), humanBytes(a.Bytes), ago(now, a.FirstTime), ago(now, a.LastTime), orUnknown(a.LastMinute), orUnknown(a.LastHour), keptFor(maxAge))
 	d := st.DLQ
 	fmt.Fprintf(w, "DLQ      %s: %s", d.Name, plural(d.Messages, "dead letter"))
 	if d.Messages > 0 {
 		fmt.Fprintf(w, ", newest %s; %s in the last hour (reactor dlq ls)", ago(now, d.LastTime), orUnknown(d.LastHour))
 	}
 	fmt.Fprintln(w)
+	if l := st.Legacy; l != nil {
+		fmt.Fprintf(w, "Upgrade  %s: old work queue, %s left; `reactor run` of each of its groups drains it, then deletes it\n", l.Name, plural(l.Messages, "alert"))
+	}
 
 	if len(st.Groups) == 0 {
 		fmt.Fprintln(w, "\nNo consumer group yet: `reactor run` creates one.")
@@ -86,15 +88,29 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tLAST ACTIVE\tFILTER")
+	fmt.Fprintln(tw, "GROUP\tBACKLOG\tOLDEST UNSETTLED\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tLAST ACTIVE\tSTART\tFILTER")
 	for _, g := range st.Groups {
 		filter := "all"
 		if len(g.FilterSubjects) > 0 {
 			filter = strings.Join(g.FilterSubjects, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", g.Name, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), filter)
+		oldest := ago(now, g.OldestUnsettled)
+		if maxAge > 0 && !g.OldestUnsettled.IsZero() && now.Sub(g.OldestUnsettled) > maxAge/2 {
+			oldest += " (past half the retention!)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", g.Name, g.Backlog, oldest, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), g.Start, filter)
 	}
 	return tw.Flush()
+}
+
+func keptFor(d time.Duration) string {
+	if d <= 0 {
+		return "forever"
+	}
+	if d >= 48*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 func orUnknown(n *uint64) string {

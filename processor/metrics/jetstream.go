@@ -16,31 +16,33 @@ type streamCollector struct {
 	js   jetstream.JetStream
 	topo stream.Topology
 
-	up, backlog, history, historyBytes, dlq *prometheus.Desc
-	pending, ackPending, redelivered        *prometheus.Desc
+	up, history, historyBytes, dlq                *prometheus.Desc
+	backlog, oldest, pending, ackPending, redeliv *prometheus.Desc
 }
 
-// WatchStreams adds gauges read from JetStream at each scrape: the backlog,
-// history and DLQ sizes, and per consumer group the alerts pending, in
-// flight (ack pending) and redelivered.
+// WatchStreams adds gauges read from JetStream at each scrape: the alert
+// and DLQ stream sizes, and per consumer group its backlog (alerts not yet
+// settled), the age of its oldest unsettled alert, and the alerts pending,
+// in flight (ack pending) and redelivered.
 func (m *Metrics) WatchStreams(js jetstream.JetStream, topo stream.Topology) {
 	group := []string{"group"}
 	m.reg.MustRegister(&streamCollector{
 		js:           js,
 		topo:         topo,
 		up:           prometheus.NewDesc("reactor_jetstream_up", "1 if the last read of the streams succeeded.", nil, nil),
-		backlog:      prometheus.NewDesc("reactor_backlog_alerts", "Alerts in the work queue, not yet handled.", nil, nil),
-		history:      prometheus.NewDesc("reactor_history_alerts", "Alerts kept in the history stream for replay.", nil, nil),
-		historyBytes: prometheus.NewDesc("reactor_history_bytes", "Size of the history stream.", nil, nil),
+		history:      prometheus.NewDesc("reactor_history_alerts", "Alerts kept in the alert stream (for the groups and replay).", nil, nil),
+		historyBytes: prometheus.NewDesc("reactor_history_bytes", "Size of the alert stream.", nil, nil),
+		backlog:      prometheus.NewDesc("reactor_backlog_alerts", "Alerts the consumer group has not settled yet: pending plus in flight.", group, nil),
+		oldest:       prometheus.NewDesc("reactor_oldest_unsettled_seconds", "Age of the group's oldest unsettled alert; 0 with an empty backlog. The stream drops alerts older than its max age.", group, nil),
 		dlq:          prometheus.NewDesc("reactor_dead_letters", "Alerts in the dead-letter stream.", nil, nil),
 		pending:      prometheus.NewDesc("reactor_group_pending_alerts", "Alerts not yet delivered to the consumer group.", group, nil),
 		ackPending:   prometheus.NewDesc("reactor_group_ack_pending_alerts", "Alerts delivered to the group and not yet settled.", group, nil),
-		redelivered:  prometheus.NewDesc("reactor_group_redelivered_alerts", "Unsettled alerts of the group delivered more than once.", group, nil),
+		redeliv:      prometheus.NewDesc("reactor_group_redelivered_alerts", "Unsettled alerts of the group delivered more than once.", group, nil),
 	})
 }
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.backlog, c.history, c.historyBytes, c.dlq, c.pending, c.ackPending, c.redelivered} {
+	for _, d := range []*prometheus.Desc{c.up, c.history, c.historyBytes, c.dlq, c.backlog, c.oldest, c.pending, c.ackPending, c.redeliv} {
 		ch <- d
 	}
 }
@@ -57,13 +59,18 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(c.up, 1)
-	gauge(c.backlog, float64(st.Work.Messages))
-	gauge(c.history, float64(st.History.Messages))
-	gauge(c.historyBytes, float64(st.History.Bytes))
+	gauge(c.history, float64(st.Alerts.Messages))
+	gauge(c.historyBytes, float64(st.Alerts.Bytes))
 	gauge(c.dlq, float64(st.DLQ.Messages))
 	for _, g := range st.Groups {
+		gauge(c.backlog, float64(g.Backlog), g.Name)
+		age := 0.0
+		if !g.OldestUnsettled.IsZero() {
+			age = max(st.Time.Sub(g.OldestUnsettled).Seconds(), 0)
+		}
+		gauge(c.oldest, age, g.Name)
 		gauge(c.pending, float64(g.NumPending), g.Name)
 		gauge(c.ackPending, float64(g.AckPending), g.Name)
-		gauge(c.redelivered, float64(g.Redelivered), g.Name)
+		gauge(c.redeliv, float64(g.Redelivered), g.Name)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/processor/metrics"
+	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -90,13 +91,14 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	}
 
 	streamtest.Eventually(t, 10*time.Second, func() bool {
-		s, err := conn.JS.Stream(ctx, topo.Work)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	}, "acks applied: work queue empty")
+		pending, ackPending, ok := streamtest.ConsumerPending(conn.JS, topo.Alerts, "reactor")
+		return ok && pending == 0 && ackPending == 0
+	}, "acks applied: backlog empty")
+	// A second group that handles nothing: its backlog is the 10 ok alerts.
+	if _, err := stream.EnsureConsumer(ctx, conn.JS, topo, stream.ConsumerSpec{Name: "idle", AckWait: time.Minute, MaxDeliver: -1,
+		MaxAckPending: 100, FilterSubjects: []string{"alerts.ok"}, Start: stream.Start{Policy: stream.StartAll}}); err != nil {
+		t.Fatal(err)
+	}
 	_, body := get(t, base+"/metrics")
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
@@ -139,7 +141,9 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		{"reactor_workers", nil, 2},
 		{"reactor_ready", nil, 1},
 		{"reactor_jetstream_up", nil, 1},
-		{"reactor_backlog_alerts", nil, 0},
+		{"reactor_backlog_alerts", map[string]string{"group": "reactor"}, 0},
+		{"reactor_backlog_alerts", map[string]string{"group": "idle"}, 10},
+		{"reactor_oldest_unsettled_seconds", map[string]string{"group": "reactor"}, 0},
 		{"reactor_history_alerts", nil, 12},
 		{"reactor_dead_letters", nil, 1},
 		{"reactor_group_ack_pending_alerts", map[string]string{"group": "reactor"}, 0},
@@ -148,6 +152,9 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		if got := value(tt.name, tt.labels); got != tt.want {
 			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
 		}
+	}
+	if age := value("reactor_oldest_unsettled_seconds", map[string]string{"group": "idle"}); age <= 0 || age > 60 {
+		t.Errorf("oldest unsettled alert of group idle is %vs old, want the age of the first ok alert", age)
 	}
 	if _, ok := families["go_goroutines"]; !ok {
 		t.Error("Go runtime metrics missing")

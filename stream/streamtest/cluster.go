@@ -20,7 +20,8 @@ import (
 const Account = server.DEFAULT_GLOBAL_ACCOUNT
 
 // LeakOptions are the goleak options for packages whose tests restart or shut
-// down servers that hold a sourcing stream (Work sources History):
+// down servers that hold a sourcing stream (the work queue of the layout
+// before one alert stream, which upgrade tests build):
 // nats-server waits for the answer to a source consumer request in a
 // goroutine not tied to the server's life (trySetupSourceConsumer in its
 // stream.go), for up to 30s when the server went down before answering.

@@ -131,9 +131,8 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		sd = &rawSide{js: js, cfg: cfg, name: tag, subject: subjects + ".>", t: t}
 	} else {
 		topo := stream.Topology{
-			History:   tag,
+			Alerts:    tag,
 			Subjects:  []string{subjects + ".>"},
-			Work:      tag + "_WORK",
 			DLQ:       tag + "_DLQ",
 			DLQPrefix: "reactor_bench_dlq." + run + "." + name,
 
@@ -221,7 +220,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / elapsed.Seconds()
 		}
 	}
-	ph.WorkLeft, ph.DLQMessages = leftOver(js, sd)
+	ph.Backlog, ph.DLQMessages = leftOver(js, sd)
 	if rs, ok := sd.(*reactorSide); ok {
 		ph.Metrics = counters(rs.metrics)
 	}

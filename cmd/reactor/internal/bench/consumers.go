@@ -89,12 +89,6 @@ func (s *reactorSide) setup(ctx context.Context) error {
 	if err := stream.EnsureStreams(ctx, s.js, s.topo); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := stream.WaitSourcing(wctx, s.js, s.topo)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
 	// Bind the consumer now, so processing starts with the first publish.
 	if _, err := stream.EnsureConsumer(ctx, s.js, s.topo, s.pcfg.ConsumerSpec()); err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -123,13 +117,13 @@ func (s *reactorSide) stop() error {
 }
 
 func (s *reactorSide) consumer(ctx context.Context) (jetstream.Consumer, error) {
-	return s.js.Consumer(ctx, s.topo.Work, benchGroup)
+	return s.js.Consumer(ctx, s.topo.Alerts, benchGroup)
 }
 
 func (s *reactorSide) dlq() string { return s.topo.DLQ }
 
 func (s *reactorSide) cleanup() {
-	deleteStreams(s.js, s.topo.Work, s.topo.History, s.topo.DLQ)
+	deleteStreams(s.js, s.topo.Alerts, s.topo.DLQ)
 }
 
 // rawSide is the baseline: nats.go jetstream as a user writes it with the

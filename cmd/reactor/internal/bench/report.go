@@ -76,10 +76,9 @@ type Phase struct {
 	// settlements once the first was made. A gap of seconds while alerts
 	// are queued is a stall: a consumer that stopped pulling for a while.
 	MaxSettleGap float64 `json:"max_settle_gap_ms"`
-	// WorkLeft is the number of alerts the consumer still counts as pending
-	// or unacknowledged after the drain: 0 when every ack reached the
-	// server.
-	WorkLeft uint64 `json:"work_left"`
+	// Backlog is the bench group's backlog (pending plus ack pending) after
+	// the drain: 0 when every ack reached the server.
+	Backlog uint64 `json:"group_backlog"`
 	// DLQMessages is the number of messages in the DLQ stream after the run.
 	DLQMessages uint64 `json:"dlq_messages"`
 	// Metrics are the processor's Prometheus counters after the run, as
@@ -175,7 +174,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		h := p.Metrics.Handled
 		return fmt.Sprintf("%.0f ok, %.0f retried, %.0f dead", h["ok"], h["retried"], h["dead_lettered"])
 	})
-	row("left unacked", func(p *Phase) string { return fmt.Sprint(p.WorkLeft) })
+	row("group backlog left", func(p *Phase) string { return fmt.Sprint(p.Backlog) })
 	row("publish rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.PublishRate) })
 	row("process rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.ProcessRate) })
 	row("latency p50", func(p *Phase) string { return ms(p.Latency.P50) })

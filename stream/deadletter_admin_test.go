@@ -16,30 +16,31 @@ import (
 
 // deadLetter stores a dead letter of subject in the DLQ, as the processor
 // does, and returns its DLQ sequence.
-func deadLetter(t *testing.T, conn *stream.Conn, topo stream.Topology, subject string, workSeq uint64, errText string) uint64 {
+func deadLetter(t *testing.T, conn *stream.Conn, topo stream.Topology, subject string, seq uint64, errText string) uint64 {
 	t.Helper()
 	d := stream.DeadLetter{
 		Subject:    subject,
-		Data:       []byte(fmt.Sprintf(`{"summary":"alert %d"}`, workSeq)),
+		Data:       []byte(fmt.Sprintf(`{"summary":"alert %d"}`, seq)),
 		Header:     nats.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}},
 		Reason:     stream.ReasonPermanent,
 		Error:      errText,
 		Pattern:    "alerts.>",
-		Stream:     topo.Work,
-		Sequence:   workSeq,
+		Stream:     topo.Alerts,
+		Sequence:   seq,
 		Group:      "reactor",
 		Deliveries: 1,
-		MsgID:      fmt.Sprintf("id-%d", workSeq),
+		MsgID:      fmt.Sprintf("id-%d", seq),
 	}
-	msg := d.Msg(topo.DLQSubject(subject))
-	msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s-%d", topo.Work, workSeq))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ack, err := stream.NewPublisher(conn.JS, stream.PublisherConfig{}).Publish(ctx, msg)
-	if err != nil {
+	if err := stream.PublishDeadLetter(ctx, conn.JS, topo, d); err != nil {
 		t.Fatalf("store dead letter: %v", err)
 	}
-	return ack.Sequence
+	s, err := conn.JS.Stream(ctx, topo.DLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().State.LastSeq
 }
 
 func TestDLQListGetRedrivePurge(t *testing.T) {
@@ -90,16 +91,20 @@ func TestDLQListGetRedrivePurge(t *testing.T) {
 	if err != nil {
 		t.Fatalf("redrive: %v", err)
 	}
-	if red.Subject != "alerts.cpu.high" || red.Stream != topo.History || red.Sequence == 0 || red.Duplicate {
+	if red.Subject != "alerts.cpu.high" || red.Group != "reactor" || red.StoredSubject != "redrive.reactor.alerts.cpu.high" ||
+		red.Stream != topo.Alerts || red.Sequence == 0 || red.Duplicate {
 		t.Errorf("redrive = %+v", red)
 	}
-	hist, err := conn.JS.Stream(ctx, topo.History)
+	hist, err := conn.JS.Stream(ctx, topo.Alerts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, err := hist.GetMsg(ctx, red.Sequence)
 	if err != nil {
-		t.Fatalf("redriven alert not in history: %v", err)
+		t.Fatalf("redriven alert not in the alert stream: %v", err)
+	}
+	if raw.Subject != red.StoredSubject {
+		t.Errorf("redriven alert stored on %s, want the group's redrive subject %s", raw.Subject, red.StoredSubject)
 	}
 	if raw.Header.Get(stream.HeaderRedrivenFrom) != fmt.Sprint(s2) || raw.Header.Get(nats.MsgIdHdr) != red.MsgID ||
 		red.MsgID == "id-2" || raw.Header.Get("Traceparent") == "" || string(raw.Data) != `{"summary":"alert 2"}` {
@@ -130,8 +135,11 @@ func TestDLQRedriveKeepsDeadLetterWhenPublishFails(t *testing.T) {
 	conn, topo := streamtest.NewTopology(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// No stream captures "other.x": the publish gets no PubAck.
-	seq := deadLetter(t, conn, topo, "other.x", 7, "boom")
+	seq := deadLetter(t, conn, topo, "alerts.x", 7, "boom")
+	// Without the alert stream, the publish gets no PubAck.
+	if err := conn.JS.DeleteStream(ctx, topo.Alerts); err != nil {
+		t.Fatal(err)
+	}
 	q := stream.NewDLQ(conn.JS, topo)
 	if _, err := q.Redrive(ctx, seq); err == nil {
 		t.Fatal("redrive to a subject no stream stores succeeded")
@@ -181,7 +189,7 @@ func TestReaderBounds(t *testing.T) {
 
 	read := func(opts stream.ReadOptions, during func()) []uint64 {
 		t.Helper()
-		r, err := stream.NewReader(ctx, conn.JS, topo.History, opts)
+		r, err := stream.NewReader(ctx, conn.JS, topo.Alerts, opts)
 		if err != nil {
 			t.Fatalf("reader: %v", err)
 		}
@@ -242,7 +250,7 @@ func TestReaderBounds(t *testing.T) {
 	if got := read(stream.ReadOptions{Until: time.Now().Add(-time.Hour)}, nil); len(got) != 0 {
 		t.Errorf("read until an hour ago = %v", got)
 	}
-	if _, err := stream.NewReader(ctx, conn.JS, topo.History, stream.ReadOptions{StartSeq: 1, StartTime: time.Now()}); err == nil {
+	if _, err := stream.NewReader(ctx, conn.JS, topo.Alerts, stream.ReadOptions{StartSeq: 1, StartTime: time.Now()}); err == nil {
 		t.Error("reader from a sequence and a time: no error")
 	}
 }
