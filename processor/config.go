@@ -35,11 +35,11 @@ type Config struct {
 	Workers int
 	// Prefetch is how many messages are pulled ahead of the workers: the
 	// pull size, and how many wait in the processor's buffer for a free
-	// worker. Their AckWait runs while they wait: the heartbeat marks them
-	// in progress as it marks running handlers, and when the workers take
-	// longer than AckWait/8 to go through a full prefetch the processor
-	// pulls less (about AckWait/16 worth of alerts at the rate the workers
-	// go), then more again as they speed up. Defaults to PrefetchDefault.
+	// worker. Their AckWait runs while they wait, and the heartbeat marks
+	// them in progress as it marks running handlers. When the workers take
+	// longer than AckWait/8 to go through a batch, the buffer stops holding
+	// the pulls back (they would wait in nats.go, out of reach of the
+	// marks) and grows up to MaxAckPending. Defaults to PrefetchDefault.
 	Prefetch int
 	// AckWait is how long a delivery may go unacknowledged before the server
 	// redelivers it. Heartbeats extend it while a handler runs. Defaults to

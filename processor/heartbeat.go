@@ -34,7 +34,8 @@ func (s *slot) get() *delivery {
 }
 
 // tickEvery is how often the heartbeat ticks: twice per Heartbeat, and at
-// least six times per AckWait, for the prefetch's sake.
+// least six times per AckWait, for the prefetch's sake (a callback blocked
+// on a full buffer looks again at each tick).
 func (c Config) tickEvery() time.Duration {
 	t := c.AckWait / 6
 	if c.Heartbeat > 0 {
@@ -45,14 +46,12 @@ func (c Config) tickEvery() time.Duration {
 
 // heartbeat is one ticker for every alert the process holds: each tick it
 // marks in progress those, buffered or being handled, that would otherwise
-// go a whole Heartbeat without a mark by the next tick, measures the rate
-// at which the workers take alerts, and asks for a deeper prefetch when
-// that rate allows one. It returns when stop is closed.
+// go a whole Heartbeat without a mark by the next tick. It returns when
+// stop is closed.
 func (p *Processor) heartbeat(stop <-chan struct{}) {
 	every := p.cfg.tickEvery()
 	t := time.NewTicker(every)
 	defer t.Stop()
-	lastTaken, lastAt := uint64(0), time.Now()
 	for {
 		var now time.Time
 		select {
@@ -60,18 +59,12 @@ func (p *Processor) heartbeat(stop <-chan struct{}) {
 			return
 		case now = <-t.C:
 		}
-		taken, depth := p.buf.tick()
-		rate := float64(taken-lastTaken) / now.Sub(lastAt).Seconds()
-		lastTaken, lastAt = taken, now
-		p.rate.Store(rate)
+		p.buf.tick()
 		if p.cfg.Heartbeat > 0 {
 			nanos := now.UnixNano()
 			before := nanos + int64(every) - int64(p.cfg.Heartbeat)
 			p.buf.mark(before, nanos, p.markInProgress)
 			p.markRunning(before, nanos, p.markInProgress)
-		}
-		if depth < p.cfg.Prefetch && depthFor(rate, p.cfg.AckWait, p.cfg.Prefetch) >= 2*depth {
-			p.askResize()
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // The prefetch.
 //
-// Consume pulls up to depth alerts ahead of the workers (its
+// Consume pulls up to Prefetch alerts ahead of the workers (its
 // PullMaxMessages). Their AckWait runs from the moment the server sends
 // them, so an alert must not wait longer than that anywhere. They wait in
 // two places:
@@ -17,19 +17,23 @@ import (
 //   - the buffer, ours: the Consume callback appends each alert, workers
 //     take them in order, and one ticker marks those that have waited long
 //     (InProgress), as it marks the alerts whose handler runs long;
-//   - nats.go's own queue, out of our reach: up to depth alerts delivered
-//     while the callback is blocked on a full buffer.
+//   - nats.go's own queue, out of our reach: up to a batch delivered while
+//     the callback is blocked on a full buffer.
 //
 // A full buffer blocks the callback, which holds nats.go's pulls back. That
 // is what bounds memory and keeps one process from taking every alert of a
-// group; it is safe as long as nats.go's queue drains well within AckWait,
-// that is while depth alerts are handled in less than AckWait/8 (always
-// with fast handlers at the default depth). When they are not (slow
-// handlers, or handlers that suddenly slow down), the callback stops
-// blocking, the processor drains that Consume into the buffer, where the
-// ticker marks what waits, and consumes again with a depth of about
-// AckWait/16 worth of alerts at the rate the workers go. When the workers
-// speed up the depth grows back the same way, up to Config.Prefetch.
+// group; it is safe while nats.go's queue drains well within AckWait, that
+// is while a batch goes through the callback in less than AckWait/8
+// (always with fast handlers). When it does not (slow handlers, or handlers
+// that suddenly slow down), the callback stops blocking: it admits what
+// nats.go delivers, and the buffer grows until the group's MaxAckPending
+// stops the server; every alert it holds is marked in progress. The
+// callback blocks again once batches go through quickly.
+//
+// Changing the pull size instead would mean stopping a Consume and
+// starting another, and the server drops what it had queued for the old
+// one's inbox (the deliveries then wait out AckWait): tried, and each
+// resize cost tens of redeliveries.
 
 // pulled is a message with its metadata, parsed once by the Consume
 // callback.
@@ -52,8 +56,7 @@ type buffer struct {
 	n      int
 	closed bool
 
-	depth    int  // the current pull size; the callback blocks at depth buffered
-	overflow bool // admit without blocking: the pulls are being resized or drained
+	depth    int // the pull size; the callback blocks at depth buffered
 	slowWait int64
 
 	// admitted holds the times of the last len(admitted) admissions, by
@@ -64,23 +67,20 @@ type buffer struct {
 	since    int64  // when the current Consume started
 	base     uint64 // count when it started
 
-	taken uint64 // alerts taken by workers so far
-
-	low   int           // waitBelow's target
-	lowCh chan struct{} // closed when n <= low
+	draining bool // admit without blocking: the Consume is being drained
 }
 
-// newBuffer returns a buffer for pulls of at most limit alerts; the
-// callback stops blocking once depth alerts take slowWait to go through.
-func newBuffer(limit, depth int, slowWait time.Duration) *buffer {
+// newBuffer returns a buffer for pulls of depth alerts; the callback stops
+// blocking once a batch takes slowWait to go through.
+func newBuffer(depth int, slowWait time.Duration) *buffer {
 	b := &buffer{
-		ring:     make([]pulled, limit),
+		ring:     make([]pulled, depth),
 		depth:    depth,
 		slowWait: int64(slowWait),
 		// A lost pull heartbeat or a reconnect makes nats.go ask for a
 		// whole batch again with the old one perhaps still served: up to
 		// two batches may be on their way.
-		admitted: make([]int64, 2*limit),
+		admitted: make([]int64, 2*depth),
 	}
 	b.ready.L = &b.mu
 	b.room.L = &b.mu
@@ -105,25 +105,25 @@ func (b *buffer) arrivedAfter(back int) int64 {
 }
 
 // put adds an alert pulled at now. With a full buffer it blocks until a
-// worker takes one, unless that would keep alerts in nats.go's queue too
-// long: then it admits the alert anyway and reports slow, and the caller
-// should have the pulls resized. An alert admitted without blocking may
-// have waited in nats.go's queue: it is marked in progress at once (late
-// reports it) rather than at the next tick.
-func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata, now time.Time) (slow, late bool) {
+// worker takes one, unless a batch has taken slowWait to go through: then
+// nats.go's queue behind the callback would age, and the alert is admitted
+// anyway. An alert admitted that way may have waited in nats.go's queue:
+// it is to be marked in progress at once (late reports it) rather than at
+// the next tick.
+func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata, now time.Time) (late bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.n >= b.depth && !b.overflow && !b.closed {
-		t := time.Now().UnixNano()
-		if t-b.arrivedAfter(b.depth) >= b.slowWait {
-			b.overflow, slow = true, true
+	over := b.draining
+	for b.n >= b.depth && !over && !b.closed {
+		if time.Now().UnixNano()-b.arrivedAfter(b.depth) >= b.slowWait {
+			over = true
 			break
 		}
 		b.room.Wait()
 	}
 	t := now.UnixNano()
 	mark := min(b.arrivedAfter(2*b.depth), t)
-	if b.overflow && t-mark >= b.slowWait {
+	if over && t-mark >= b.slowWait {
 		mark, late = t, true
 	}
 	if b.n == len(b.ring) {
@@ -134,10 +134,10 @@ func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata, now time.Ti
 	b.admitted[b.count%uint64(len(b.admitted))] = t
 	b.count++
 	b.ready.Signal()
-	return slow, late
+	return late
 }
 
-// grow doubles the ring: only while a Consume is drained into it.
+// grow doubles the ring: only while batches go through slowly.
 func (b *buffer) grow() {
 	ring := make([]pulled, 2*len(b.ring))
 	for i := range b.n {
@@ -161,41 +161,16 @@ func (b *buffer) take() (p pulled, ok bool) {
 	b.ring[b.head] = pulled{}
 	b.head = (b.head + 1) % len(b.ring)
 	b.n--
-	b.taken++
 	b.room.Signal()
-	if b.lowCh != nil && b.n <= b.low {
-		close(b.lowCh)
-		b.lowCh = nil
-	}
 	return p, true
 }
 
-// setOverflow makes put admit without blocking (on), or block on a full
-// buffer again with a new depth (off).
-func (b *buffer) setOverflow(on bool, depth int) {
+// drain makes put admit without blocking, while a Consume is drained.
+func (b *buffer) drain() {
 	b.mu.Lock()
-	b.overflow = on
-	if depth > 0 {
-		b.depth = depth
-	}
+	b.draining = true
 	b.mu.Unlock()
 	b.room.Broadcast()
-}
-
-// waitBelow returns a channel closed once at most n alerts are buffered.
-func (b *buffer) waitBelow(n int) <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	ch := make(chan struct{})
-	if b.n <= n || b.closed {
-		close(ch)
-		return ch
-	}
-	if b.lowCh != nil {
-		close(b.lowCh)
-	}
-	b.low, b.lowCh = n, ch
-	return ch
 }
 
 // mark calls fn, outside the lock, with every buffered alert whose mark is
@@ -217,15 +192,8 @@ func (b *buffer) mark(before, now int64, fn func(jetstream.Msg)) {
 }
 
 // tick wakes a callback blocked on a full buffer, so that it looks again
-// at how long nats.go's queue has waited, and returns the number of alerts
-// taken so far and the current depth.
-func (b *buffer) tick() (taken uint64, depth int) {
-	b.mu.Lock()
-	taken, depth = b.taken, b.depth
-	b.mu.Unlock()
-	b.room.Broadcast()
-	return taken, depth
-}
+// at how long nats.go's queue has waited.
+func (b *buffer) tick() { b.room.Broadcast() }
 
 // close wakes everyone up for good and returns what is still buffered.
 func (b *buffer) close() []pulled {
@@ -236,27 +204,8 @@ func (b *buffer) close() []pulled {
 		left = append(left, b.ring[(b.head+i)%len(b.ring)])
 	}
 	b.n = 0
-	if b.lowCh != nil {
-		close(b.lowCh)
-		b.lowCh = nil
-	}
 	b.mu.Unlock()
 	b.ready.Broadcast()
 	b.room.Broadcast()
 	return left
-}
-
-// depthFor is the pull size that the workers, taking rate alerts a second,
-// go through in about ackWait/16 (half the wait that makes the callback
-// stop blocking), within [1, limit].
-func depthFor(rate float64, ackWait time.Duration, limit int) int {
-	d := int(rate * ackWait.Seconds() / 16)
-	return min(limit, max(1, d))
-}
-
-// current is the pull size.
-func (b *buffer) current() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.depth
 }

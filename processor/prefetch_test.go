@@ -55,7 +55,7 @@ func prefetchRun(t *testing.T, n int, work time.Duration) (redelivered int64) {
 	b.cfg.OnOutcome = func(r processor.Result) {
 		if r.Message.Delivered() > 1 {
 			again.Add(1)
-			t.Logf("redelivered: seq %d, delivery %d", r.Message.Sequence(), r.Message.Delivered())
+			t.Logf("%s redelivered: seq %d, delivery %d", time.Now().Format("15:04:05.000"), r.Message.Sequence(), r.Message.Delivered())
 		}
 		if r.Outcome == processor.OutcomeAck {
 			acked.Add(1)

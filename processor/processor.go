@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync/atomic"
 	"time"
 
@@ -55,17 +54,9 @@ type Processor struct {
 	bound    atomic.Bool
 
 	// Set up by Run.
-	buf    *buffer
-	slots  []slot
-	rate   atomicFloat // alerts taken per second over the last tick
-	resize chan struct{}
+	buf   *buffer
+	slots []slot
 }
-
-// atomicFloat is a float64 read and written atomically.
-type atomicFloat struct{ bits atomic.Uint64 }
-
-func (f *atomicFloat) Load() float64   { return math.Float64frombits(f.bits.Load()) }
-func (f *atomicFloat) Store(v float64) { f.bits.Store(math.Float64bits(v)) }
 
 // New returns a Processor that hands every message of cfg's group to h,
 // usually a *Router.
@@ -125,9 +116,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 
-	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.Prefetch, p.cfg.AckWait/8)
+	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.AckWait/8)
 	p.slots = make([]slot, p.cfg.Workers)
-	p.resize = make(chan struct{}, 1)
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
 	for i := range p.cfg.Workers {
 		workers.Go(func() {
@@ -150,12 +140,8 @@ func (p *Processor) Run(ctx context.Context) error {
 			_ = msg.Nak() // pulled but not buffered: redeliver now
 			return
 		}
-		slow, late := p.buf.put(msg, meta, time.Now())
-		if late && p.cfg.Heartbeat > 0 {
+		if p.buf.put(msg, meta, time.Now()) && p.cfg.Heartbeat > 0 {
 			p.markInProgress(msg)
-		}
-		if slow {
-			p.askResize()
 		}
 	}
 
@@ -184,14 +170,6 @@ func (p *Processor) Run(ctx context.Context) error {
 	return err
 }
 
-// askResize asks the loop to pull with another depth.
-func (p *Processor) askResize() {
-	select {
-	case p.resize <- struct{}{}:
-	default:
-	}
-}
-
 // loop consumes until ctx is done, recreating the consumer whenever it is
 // lost, and pulling again whenever Consume stalls (see pullwatch.Watch).
 func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jetstream.MsgMetadata)) error {
@@ -218,6 +196,7 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jets
 			<-watched
 			p.bound.Store(false)
 			p.stopping.Store(true)
+			p.buf.drain() // a callback blocked on a full buffer lets go
 			drain(s.cc)
 			return nil
 		case reason := <-s.restart:
@@ -231,35 +210,8 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jets
 			<-watched
 			p.log.Debug("pull stalled with alerts pending: pulling again")
 			s.cc.Stop()
-		case <-p.resize:
-			stopWatch()
-			<-watched
-			if !p.resizePulls(ctx, s.cc) {
-				p.bound.Store(false)
-				return nil
-			}
 		}
 	}
-}
-
-// resizePulls drains cc into the buffer, without blocking, and sets the
-// depth of the next Consume from the rate the workers go at. It waits for
-// the buffer to come down to the new depth, and reports false if ctx was
-// done first.
-func (p *Processor) resizePulls(ctx context.Context, cc jetstream.ConsumeContext) bool {
-	p.buf.setOverflow(true, 0)
-	drain(cc)
-	from := p.buf.current()
-	depth := depthFor(p.rate.Load(), p.cfg.AckWait, p.cfg.Prefetch)
-	p.log.Debug("prefetch resized", "from", from, "to", depth)
-	select {
-	case <-p.buf.waitBelow(depth):
-	case <-ctx.Done():
-		p.stopping.Store(true)
-		return false
-	}
-	p.buf.setOverflow(false, depth)
-	return true
 }
 
 // pullHeartbeat is how often the server confirms a pending pull. Two missed
@@ -294,7 +246,7 @@ func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg, *j
 			watch := new(pullwatch.Watch)
 			p.buf.started(time.Now())
 			cc, err := cons.Consume(watch.Wrap(dispatch),
-				jetstream.PullMaxMessages(p.buf.current()),
+				jetstream.PullMaxMessages(p.cfg.Prefetch),
 				jetstream.PullHeartbeat(pullHeartbeat),
 				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 					p.consumeError(ctx, cons, err, signal)
