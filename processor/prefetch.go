@@ -87,7 +87,7 @@ func newBuffer(depth int, slowWait time.Duration) *buffer {
 	return b
 }
 
-// started records that a Consume with the current depth started at now.
+// started records that a Consume started at now.
 func (b *buffer) started(now time.Time) {
 	b.mu.Lock()
 	b.since, b.base = now.UnixNano(), b.count
@@ -104,24 +104,25 @@ func (b *buffer) arrivedAfter(back int) int64 {
 	return max(b.since, b.admitted[(b.count-uint64(back))%uint64(len(b.admitted))])
 }
 
-// put adds an alert pulled at now. With a full buffer it blocks until a
+// put adds an alert. With a full buffer it blocks until a
 // worker takes one, unless a batch has taken slowWait to go through: then
 // nats.go's queue behind the callback would age, and the alert is admitted
 // anyway. An alert admitted that way may have waited in nats.go's queue:
 // it is to be marked in progress at once (late reports it) rather than at
 // the next tick.
-func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata, now time.Time) (late bool) {
+func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata) (late bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	t := time.Now().UnixNano()
 	over := b.draining
 	for b.n >= b.depth && !over && !b.closed {
-		if time.Now().UnixNano()-b.arrivedAfter(b.depth) >= b.slowWait {
+		if t-b.arrivedAfter(b.depth) >= b.slowWait {
 			over = true
 			break
 		}
 		b.room.Wait()
+		t = time.Now().UnixNano()
 	}
-	t := now.UnixNano()
 	mark := min(b.arrivedAfter(2*b.depth), t)
 	if over && t-mark >= b.slowWait {
 		mark, late = t, true

@@ -140,7 +140,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			_ = msg.Nak() // pulled but not buffered: redeliver now
 			return
 		}
-		if p.buf.put(msg, meta, time.Now()) && p.cfg.Heartbeat > 0 {
+		if p.buf.put(msg, meta) && p.cfg.Heartbeat > 0 {
 			p.markInProgress(msg)
 		}
 	}
