@@ -43,7 +43,8 @@ const (
 var ErrInvalidAlert = errors.New("handlers: invalid alert")
 
 // Alert is one alert as publishers send it and handlers see it. On the wire
-// it is a JSON object with the snake_case keys below; a bare text payload is
+// it is a JSON object with the snake_case keys below, spelled exactly (a key
+// in another case, like "Name", is an unknown field); a bare text payload is
 // an alert with that Summary.
 type Alert struct {
 	// ID identifies the alert; the publisher also sends it as the
@@ -60,9 +61,9 @@ type Alert struct {
 	// Summary is the one-line human description.
 	Summary string `json:"summary,omitempty"`
 	// Labels identify the alert's source, e.g. host=db-3.
-	Labels map[string]string `json:"labels,omitempty"`
+	Labels map[string]string `json:"labels,omitzero"`
 	// Annotations carry extra information (runbook URL, description).
-	Annotations map[string]string `json:"annotations,omitempty"`
+	Annotations map[string]string `json:"annotations,omitzero"`
 	// Source names the system that fired the alert.
 	Source string `json:"source,omitempty"`
 	// Timestamp is when the alert fired. Defaults to when the stream stored

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -74,7 +75,11 @@ func TestDecodeAlert(t *testing.T) {
 		{name: "invalid UTF-8", subject: "alerts.x", data: "disk \xff\xfe full", wantErr: "decode alert: payload is not valid UTF-8"},
 		{name: "truncated JSON", subject: "alerts.x", data: `{"summary":"x"`, wantErr: "decode alert: malformed JSON: unexpected end of input"},
 		{name: "malformed JSON", subject: "alerts.x", data: `{"summary" "x"}`, wantErr: "decode alert: malformed JSON at byte 12: invalid character"},
-		{name: "unknown field", subject: "alerts.x", data: `{"summary":"x","foo":1}`, wantErr: `decode alert: unknown field "foo"`},
+		{name: "unknown field", subject: "alerts.x", data: `{"summary":"x","foo":1}`, wantErr: `decode alert: unknown field "foo" (want id, name, subject, severity, summary, labels, annotations, source, timestamp)`},
+		{name: "key in another case", subject: "alerts.x", data: `{"nAme":"x"}`, wantErr: `decode alert: unknown field "nAme" (keys are case-sensitive: did you mean "name"?)`},
+		{name: "key in upper case", subject: "alerts.x", data: `{"SUMMARY":"x"}`, wantErr: `decode alert: unknown field "SUMMARY"`},
+		{name: "key folded by Unicode", subject: "alerts.x", data: `{"\u017fummary":"x"}`, wantErr: `decode alert: unknown field "ſummary"`},
+		{name: "key given twice", subject: "alerts.x", data: `{"summary":"x","summary":"y"}`, wantErr: `decode alert: field "summary" given twice`},
 		{name: "wrong type", subject: "alerts.x", data: `{"severity":3}`, wantErr: `decode alert: field "severity": cannot use a JSON number as string`},
 		{name: "wrong label type", subject: "alerts.x", data: `{"labels":{"host":1}}`, wantErr: `decode alert: field "labels": cannot use a JSON number as string`},
 		{name: "bad timestamp", subject: "alerts.x", data: `{"timestamp":"yesterday"}`, wantErr: `decode alert: field "timestamp": want an RFC 3339 time`},
@@ -112,6 +117,33 @@ func TestDecodeAlert(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestAlertJSONRoundTrip: an alert decoded and encoded again decodes to the
+// same alert, empty maps included (a seed of FuzzDecodeAlert too).
+func TestAlertJSONRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{
+		`{"id":"a1","name":"disk","severity":"critical","summary":"s","labels":{},"annotations":{}}`,
+		`{"labels":{"host":"db-3"},"annotations":null}`,
+		`{}`,
+	} {
+		a, err := DecodeAlert("alerts.x", []byte(data))
+		if err != nil {
+			t.Fatalf("DecodeAlert(%s): %v", data, err)
+		}
+		enc, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := DecodeAlert("alerts.x", enc)
+		if err != nil {
+			t.Fatalf("DecodeAlert(%s): %v", enc, err)
+		}
+		if !reflect.DeepEqual(a, again) {
+			t.Errorf("%s: round trip through %s changed the alert:\n%#v\n%#v", data, enc, a, again)
+		}
 	}
 }
 
@@ -258,5 +290,5 @@ func ExampleDecodeAlert() {
 	// Output:
 	// disk_full error disk 95% on db-3 db-3 <nil>
 	// terminator_detected warning bad robot detected <nil>
-	// permanent: decode alert: unknown field "sevirity"
+	// permanent: decode alert: unknown field "sevirity" (want id, name, subject, severity, summary, labels, annotations, source, timestamp)
 }

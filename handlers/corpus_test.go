@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,7 +85,14 @@ func TestBadInputCorpus(t *testing.T) {
 		}
 	}()
 	total := len(good) + len(reasons)
-	streamtest.Eventually(t, 15*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(settled) == total }, "%d alerts settled", total)
+	streamtest.Eventually(t, 15*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(settled) != total {
+			return fmt.Errorf("%d of %d alerts settled", len(settled), total)
+		}
+		return nil
+	})
 
 	mu.Lock()
 	for _, f := range good {
@@ -118,11 +126,14 @@ func TestBadInputCorpus(t *testing.T) {
 
 	// Still up: a good alert after all of that is handled.
 	streamtest.Publish(t, conn, "alerts.corpus", "after", []byte("still alive"))
-	streamtest.Eventually(t, 10*time.Second, func() bool {
+	streamtest.Eventually(t, 10*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return settled["after"] == processor.OutcomeAck && len(settled) == total+1
-	}, "alert after the corpus")
+		if settled["after"] != processor.OutcomeAck || len(settled) != total+1 {
+			return fmt.Errorf("%d of %d alerts settled, the last one %v", len(settled), total+1, settled["after"])
+		}
+		return nil
+	}, "the alert after the corpus")
 }
 
 func readFile(t *testing.T, path string) []byte {

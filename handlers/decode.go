@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -40,8 +41,9 @@ func Decode(m *processor.Message) (Alert, error) {
 // DecodeAlert decodes an alert published on subject.
 //
 // A payload starting with '{' (after white space) must be exactly one JSON
-// object with only Alert's fields, nested at most MaxDepth deep; one
-// starting with '[' is refused (a batch of alerts is not an alert). Any other
+// object with only Alert's keys, spelled exactly and each once, nested at
+// most MaxDepth deep; one starting with '[' is refused (a batch of alerts is
+// not an alert). Any other
 // non-empty UTF-8 text is an alert whose Summary is that text, trimmed: what
 // `nats pub alerts.disk_full "disk 95% on db-3"` sends.
 //
@@ -89,10 +91,14 @@ func decodeAlert(subject string, data []byte) (Alert, error) {
 	return a, nil
 }
 
-// decodeJSON decodes exactly one JSON object into a, strictly.
+// decodeJSON decodes exactly one JSON object into a, strictly: only Alert's
+// keys, spelled exactly, each at most once.
 func decodeJSON(data []byte, a *Alert) error {
 	if err := checkDepth(data, MaxDepth); err != nil {
 		return &alertError{op: "decode alert", err: err}
+	}
+	if err := checkKeys(data); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -103,6 +109,63 @@ func decodeJSON(data []byte, a *Alert) error {
 		return &alertError{op: "decode alert", err: fmt.Errorf("trailing data after the JSON object at byte %d", dec.InputOffset())}
 	}
 	return nil
+}
+
+// alertKeys are the JSON keys of Alert's fields, in field order and as a set.
+var alertKeys, isAlertKey = func() (string, map[string]bool) {
+	t := reflect.TypeFor[Alert]()
+	var names []string
+	set := map[string]bool{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+		set[name] = true
+	}
+	return strings.Join(names, ", "), set
+}()
+
+// checkKeys rejects an object key that is not one of Alert's exactly (encoding/json
+// would match "nAme" to name) or that appears twice (encoding/json would keep
+// the last). Values are not decoded here; malformed JSON is left to the decoder
+// for its error message.
+func checkKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // '{'
+		return nil
+	}
+	seen := make(map[string]bool, len(isAlertKey))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil
+		}
+		switch {
+		case !isAlertKey[key]:
+			return &alertError{op: "decode alert", err: fmt.Errorf("unknown field %q (%s)", key, keyHint(key))}
+		case seen[key]:
+			return &alertError{op: "decode alert", err: fmt.Errorf("field %q given twice", key)}
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// keyHint says what an unknown key should have been.
+func keyHint(key string) string {
+	for k := range isAlertKey {
+		if strings.EqualFold(k, key) {
+			return fmt.Sprintf("keys are case-sensitive: did you mean %q?", k)
+		}
+	}
+	return "want " + alertKeys
 }
 
 // describeJSONError rewords encoding/json's errors for people reading a

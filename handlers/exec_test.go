@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 func TestExecStdinAndEnv(t *testing.T) {
@@ -175,13 +177,12 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	}
 	// The kill is sent before Process returns, but an orphan is reaped by
 	// init asynchronously: wait for it, with a bound far above the need.
-	deadline := time.Now().Add(10 * time.Second)
-	for processAlive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("grandchild sleep (pid %d) still running after the timeout", pid)
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		if processAlive(pid) {
+			return fmt.Errorf("grandchild sleep (pid %d) still running", pid)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // processAlive reports whether pid runs (a zombie does not).
@@ -202,17 +203,11 @@ func TestExecHonoursCancellation(t *testing.T) {
 	e := &Exec{Command: []string{"sh", "-c", `touch "$STARTED"; exec sleep 10`}, Env: map[string]string{"STARTED": started}}
 	done := make(chan error, 1)
 	go func() { done <- e.Process(ctx, message("alerts.x", "s")) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatal("command did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	defer cancel()
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		_, err := os.Stat(started) // the command touches it first
+		return err
+	}, "the command to start")
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v does not wrap context.Canceled", err)

@@ -97,9 +97,21 @@ func TestHandlerFaultsRecover(t *testing.T) {
 	go func() { done <- p.Run(ctx) }()
 
 	// The webhook target comes back once it has refused a few calls.
-	streamtest.Eventually(t, 10*time.Second, func() bool { return refused.Load() >= 20 }, "webhook refusals")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		if got := refused.Load(); got < 20 {
+			return fmt.Errorf("the webhook refused %d calls of 20", got)
+		}
+		return nil
+	})
 	up.Store(true)
-	streamtest.Eventually(t, 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) == n }, "all %d alerts handled", n)
+	streamtest.Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(acked) != n {
+			return fmt.Errorf("%d of %d alerts handled", len(acked), n)
+		}
+		return nil
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Error(err)

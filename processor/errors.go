@@ -3,6 +3,7 @@ package processor
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 )
@@ -59,10 +60,13 @@ func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
 
 func (e *PermanentError) Unwrap() error { return e.Err }
 
-// PanicError is a recovered handler panic with the goroutine's stack. It is
-// handled like a plain error: retried, then dead-lettered with the stack.
+// PanicError is a recovered handler panic. It is handled like a plain error:
+// retried, then dead-lettered. Error() is the panic value alone, one line for
+// logs and reasons; the stack goes apart, as the "stack" attribute of the
+// outcome's log line and after the error in the dead letter.
 type PanicError struct {
 	Value any
+	// Stack is the panicking goroutine's stack, as debug.Stack formats it.
 	Stack []byte
 }
 
@@ -71,5 +75,23 @@ func newPanicError(v any) *PanicError {
 }
 
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("panic: %v\n%s", e.Value, e.Stack)
+	return fmt.Sprintf("panic: %v", e.Value)
+}
+
+// stackAttr is the "stack" log attribute of err's panic, if err is one.
+func stackAttr(err error) (slog.Attr, bool) {
+	pe, ok := errors.AsType[*PanicError](err)
+	if !ok {
+		return slog.Attr{}, false
+	}
+	return slog.String("stack", string(pe.Stack)), true
+}
+
+// errorDetail is err's text for a dead letter: Error(), then the stack when
+// err is a panic, so the dead letter says where it happened.
+func errorDetail(err error) string {
+	if pe, ok := errors.AsType[*PanicError](err); ok {
+		return err.Error() + "\n" + string(pe.Stack)
+	}
+	return err.Error()
 }

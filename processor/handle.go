@@ -146,7 +146,7 @@ func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Messag
 		Data:         m.data,
 		Header:       m.header,
 		Reason:       reason,
-		Error:        herr.Error(),
+		Error:        errorDetail(herr),
 		Pattern:      pattern,
 		Stream:       m.stream,
 		Sequence:     m.sequence,

@@ -45,7 +45,7 @@ func Timeout(d time.Duration) Middleware {
 }
 
 // Logging logs every handler call at debug level, and failures at warn, with
-// subject, seq, delivered, duration and err.
+// subject, seq, delivered, duration and err, and a panic's stack.
 func Logging(logger *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, m *Message) error {
@@ -56,12 +56,17 @@ func Logging(logger *slog.Logger) Middleware {
 				level = slog.LevelWarn
 			}
 			if logger.Enabled(ctx, level) {
-				logger.LogAttrs(ctx, level, "handler done",
+				attrs := []slog.Attr{
 					slog.String("subject", m.Subject()),
 					slog.Uint64("seq", m.Sequence()),
 					slog.Int("delivered", m.Delivered()),
 					slog.Duration("duration", time.Since(start)),
-					slog.Any("err", err))
+					slog.Any("err", err),
+				}
+				if a, ok := stackAttr(err); ok {
+					attrs = append(attrs, a)
+				}
+				logger.LogAttrs(ctx, level, "handler done", attrs...)
 			}
 			return err
 		})

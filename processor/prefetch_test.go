@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 // publishBatch stores n alerts on subject with async publishes.
@@ -70,28 +72,19 @@ func prefetchRun(t *testing.T, n int, work time.Duration) (redelivered int64) {
 	b.publishBatch(n, "alerts.prefetch")
 	b.start()
 	deadline := time.Duration(n)*work/16*2 + 30*time.Second
-	eventually(t, deadline, func() bool { return acked.Load() >= int64(n) }, "%d alerts acked", n)
+	streamtest.Eventually(t, deadline, func() error {
+		if got := acked.Load(); got < int64(n) {
+			return fmt.Errorf("%d of %d alerts acked", got, n)
+		}
+		return nil
+	})
 	return again.Load()
 }
 
-// eventually is streamtest.Eventually with a progress-independent poll.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out after %s: "+format, append([]any{timeout}, args...)...)
-		case <-tick.C:
-		}
-	}
-}
-
 // A prefetch of 500 alerts that take 200ms each with 16 workers is 6s of
-// work, three times the AckWait: the buffered alerts are marked in progress
-// and the pulls shrink, so none is redelivered.
+// work, three times the AckWait: the buffered alerts are marked in
+// progress, and the buffer stops holding back pulls that would wait in
+// nats.go's queue, so none is redelivered.
 func TestPrefetchSlowHandlersNoRedelivery(t *testing.T) {
 	t.Parallel()
 	if again := prefetchRun(t, 3000, 200*time.Millisecond); again != 0 {

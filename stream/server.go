@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -115,17 +116,40 @@ func isLoopback(host string) bool {
 
 // Server is an embedded nats-server with JetStream on file storage.
 type Server struct {
-	ns  *server.Server
-	cfg ServerConfig
+	ns     *server.Server
+	cfg    ServerConfig
+	lock   *dirLock
+	unlock sync.Once
 }
 
 // StartServer starts an embedded server and waits until it accepts
-// connections.
+// connections. It holds the data dir's LockFile until Shutdown: if another
+// process (or Server) holds it, StartServer returns a *DataDirInUseError
+// without touching the dir.
 func StartServer(cfg ServerConfig) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	// Lock the data dir before anything else touches it, the mode included:
+	// a second process on it fails and leaves it as it was.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("stream: create data dir: %w", err)
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startServer(cfg)
+	if err != nil {
+		lock.unlock()
+		return nil, err
+	}
+	srv.lock = lock
+	return srv, nil
+}
+
+func startServer(cfg ServerConfig) (*Server, error) {
 	if err := ensurePrivateDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -203,10 +227,12 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 // NATS returns the underlying nats-server, for tests and diagnostics.
 func (s *Server) NATS() *server.Server { return s.ns }
 
-// Shutdown stops the server, flushing the store, and waits until it is down.
+// Shutdown stops the server, flushing the store, waits until it is down and
+// releases the data dir.
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
+	s.unlock.Do(s.lock.unlock)
 }
 
 func ensurePrivateDir(dir string) error {

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,6 +44,48 @@ func TestServerDataDirIsPrivate(t *testing.T) {
 	if perm := fi.Mode().Perm(); perm != 0o700 {
 		t.Errorf("data dir mode %o, want 0700", perm)
 	}
+}
+
+func TestServerLocksDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := stream.ServerConfig{DataDir: dir, DontListen: true}
+	first, err := stream.StartServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Shutdown()
+	lockFile := filepath.Join(dir, stream.LockFile)
+	if got, _ := os.ReadFile(lockFile); strings.TrimSpace(string(got)) != strconv.Itoa(os.Getpid()) {
+		t.Errorf("lock file holds %q, want this process's pid %d", got, os.Getpid())
+	}
+
+	second, err := stream.StartServer(cfg)
+	if err == nil {
+		second.Shutdown()
+		t.Fatal("a second server started on a locked data dir")
+	}
+	var inUse *stream.DataDirInUseError
+	if !errors.As(err, &inUse) || !errors.Is(err, stream.ErrDataDirInUse) {
+		t.Fatalf("err = %v (%T), want a *DataDirInUseError wrapping ErrDataDirInUse", err, err)
+	}
+	if inUse.Dir != dir || inUse.PID != os.Getpid() {
+		t.Errorf("error names dir %q pid %d, want %q pid %d", inUse.Dir, inUse.PID, dir, os.Getpid())
+	}
+	if want := fmt.Sprintf("data dir %q is in use by pid %d", dir, os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if got, _ := os.ReadFile(lockFile); strings.TrimSpace(string(got)) != strconv.Itoa(os.Getpid()) {
+		t.Errorf("the refused server changed the lock file to %q", got)
+	}
+
+	// Shutdown releases the dir: a server starts on it again.
+	first.Shutdown()
+	again, err := stream.StartServer(cfg)
+	if err != nil {
+		t.Fatalf("start after the holder shut down: %v", err)
+	}
+	again.Shutdown()
 }
 
 func TestServerAuth(t *testing.T) {

@@ -2,10 +2,15 @@
 // health and readiness endpoints operations teams probe.
 //
 //	m := metrics.New(prometheus.NewRegistry())
-//	cfg.OnOutcome = m.Observe
-//	p, _ := processor.New(js, router, cfg)
+//	p, err := processor.New(js, router, processor.Config{OnOutcome: m.Observe})
+//	...
 //	m.WatchProcessor(p)
-//	go metrics.Serve(ctx, "127.0.0.1:9464", m, p.Ready)
+//	m.WatchStreams(js, p.Config().Topology)
+//	ln, err := metrics.Listen("127.0.0.1:9464")
+//	...
+//	go metrics.Serve(ctx, ln, m, p.Ready)
+//
+// Example is the same, compiled.
 package metrics
 
 import (

@@ -4,6 +4,8 @@ package streamtest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -66,15 +68,50 @@ func Publish(t testing.TB, conn *stream.Conn, subject, id string, data []byte) {
 	}
 }
 
-// Eventually polls cond every 10ms until it holds, and fails the test if it
-// does not within timeout.
-func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+// Eventually calls cond every 10ms until it succeeds, and fails the test if
+// it has not within timeout. cond is a func() error, as nats.go's checkFor
+// takes: it succeeds by returning nil, and the failure reports the last error
+// it returned, which says what was still wrong ("3 of 5 alerts acked"), not
+// only that time ran out. msgAndArgs, a format and its arguments, say what
+// was awaited.
+//
+// A func() bool is accepted too, for the tests not yet converted: it
+// succeeds by returning true, and the failure has only msgAndArgs to say.
+func Eventually[C func() error | func() bool](t testing.TB, timeout time.Duration, cond C, msgAndArgs ...any) {
 	t.Helper()
+	var check func() error
+	switch c := any(cond).(type) {
+	case func() error:
+		check = c
+	case func() bool:
+		check = func() error {
+			if c() {
+				return nil
+			}
+			return errors.New("condition still false")
+		}
+	}
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("streamtest: timed out after %s: "+format, append([]any{timeout}, args...)...)
+			t.Fatalf("streamtest: timed out after %s%s: %v", timeout, waitingFor(msgAndArgs), err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitingFor formats Eventually's msgAndArgs as " waiting for <message>".
+func waitingFor(msgAndArgs []any) string {
+	if len(msgAndArgs) == 0 {
+		return ""
+	}
+	format, ok := msgAndArgs[0].(string)
+	if !ok {
+		return " waiting for " + fmt.Sprint(msgAndArgs...)
+	}
+	return " waiting for " + fmt.Sprintf(format, msgAndArgs[1:]...)
 }
