@@ -38,6 +38,13 @@ const (
 	SeverityCritical = "critical"
 )
 
+// Statuses of an alert from monitoring: Alert.Status holds one of them, or
+// nothing for an alert that only fires (what `reactor send` publishes).
+const (
+	StatusFiring   = "firing"
+	StatusResolved = "resolved"
+)
+
 // ErrInvalidAlert is wrapped by every error that rejects an alert, from
 // Decode, DecodeAlert and Alert.Validate.
 var ErrInvalidAlert = errors.New("handlers: invalid alert")
@@ -69,6 +76,13 @@ type Alert struct {
 	// Timestamp is when the alert fired. Defaults to when the stream stored
 	// the message.
 	Timestamp time.Time `json:"timestamp,omitzero"`
+	// Status is StatusFiring or StatusResolved for alerts from monitoring
+	// that resolves them (Alertmanager, Grafana). Defaults to empty: an
+	// alert that fires and needs no resolution.
+	Status string `json:"status,omitempty"`
+	// EndsAt is when a resolved alert stopped firing (Alertmanager's
+	// endsAt). Defaults to the zero time.
+	EndsAt time.Time `json:"ends_at,omitzero"`
 }
 
 // NewAlert returns an alert ready to publish: a fresh ID, subject
@@ -88,7 +102,8 @@ func NewAlert(name, summary string) Alert {
 
 // Validate reports whether a is fit to publish and to handle: a valid subject
 // (no wildcards), a name, a known lower-case severity (empty means warning),
-// non-empty label keys and valid UTF-8 text. An ID is not required: alerts published by other
+// a status that is empty, firing or resolved, non-empty label keys and valid
+// UTF-8 text. An ID is not required: alerts published by other
 // tools may lack one.
 func (a Alert) Validate() error {
 	if err := a.validate(); err != nil {
@@ -108,6 +123,11 @@ func (a Alert) validate() error {
 	}
 	if _, err := parseSeverity(a.Severity); err != nil {
 		return err
+	}
+	switch a.Status {
+	case "", StatusFiring, StatusResolved:
+	default:
+		return fmt.Errorf("invalid status %q: want %s or %s", a.Status, StatusFiring, StatusResolved)
 	}
 	if a.Severity != strings.ToLower(a.Severity) {
 		return fmt.Errorf("severity %q must be lower case", a.Severity)

@@ -70,12 +70,19 @@ func TestDecodeAlert(t *testing.T) {
 			data:    `{"summary":"` + strings.Repeat("[{", 50) + `"}`,
 			want:    Alert{Name: "x", Subject: "alerts.x", Severity: "warning", Summary: strings.Repeat("[{", 50)},
 		},
+		{
+			name:    "status and end from monitoring",
+			subject: "alerts.x",
+			data:    `{"status":"resolved","ends_at":"2026-01-02T03:04:05Z"}`,
+			want:    Alert{Name: "x", Subject: "alerts.x", Severity: "warning", Status: StatusResolved, EndsAt: ts},
+		},
+		{name: "bad status", subject: "alerts.x", data: `{"status":"pending"}`, wantErr: `decode alert: invalid status "pending": want firing or resolved`},
 		{name: "empty", subject: "alerts.x", data: "", wantErr: "decode alert: empty payload"},
 		{name: "white space only", subject: "alerts.x", data: " \n\t", wantErr: "decode alert: empty payload"},
 		{name: "invalid UTF-8", subject: "alerts.x", data: "disk \xff\xfe full", wantErr: "decode alert: payload is not valid UTF-8"},
 		{name: "truncated JSON", subject: "alerts.x", data: `{"summary":"x"`, wantErr: "decode alert: malformed JSON: unexpected end of input"},
 		{name: "malformed JSON", subject: "alerts.x", data: `{"summary" "x"}`, wantErr: "decode alert: malformed JSON at byte 12: invalid character"},
-		{name: "unknown field", subject: "alerts.x", data: `{"summary":"x","foo":1}`, wantErr: `decode alert: unknown field "foo" (want id, name, subject, severity, summary, labels, annotations, source, timestamp)`},
+		{name: "unknown field", subject: "alerts.x", data: `{"summary":"x","foo":1}`, wantErr: `decode alert: unknown field "foo" (want id, name, subject, severity, summary, labels, annotations, source, timestamp, status, ends_at)`},
 		{name: "key in another case", subject: "alerts.x", data: `{"nAme":"x"}`, wantErr: `decode alert: unknown field "nAme" (keys are case-sensitive: did you mean "name"?)`},
 		{name: "key in upper case", subject: "alerts.x", data: `{"SUMMARY":"x"}`, wantErr: `decode alert: unknown field "SUMMARY"`},
 		{name: "key folded by Unicode", subject: "alerts.x", data: `{"\u017fummary":"x"}`, wantErr: `decode alert: unknown field "ſummary"`},
@@ -152,7 +159,10 @@ func assertAlert(t *testing.T, got, want Alert) {
 	if !got.Timestamp.Equal(want.Timestamp) {
 		t.Errorf("Timestamp = %v, want %v", got.Timestamp, want.Timestamp)
 	}
-	got.Timestamp, want.Timestamp = time.Time{}, time.Time{}
+	if !got.EndsAt.Equal(want.EndsAt) {
+		t.Errorf("EndsAt = %v, want %v", got.EndsAt, want.EndsAt)
+	}
+	got.Timestamp, want.Timestamp, got.EndsAt, want.EndsAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if !maps.Equal(got.Labels, want.Labels) || !maps.Equal(got.Annotations, want.Annotations) {
 		t.Errorf("labels/annotations = %v/%v, want %v/%v", got.Labels, got.Annotations, want.Labels, want.Annotations)
 	}
@@ -290,5 +300,5 @@ func ExampleDecodeAlert() {
 	// Output:
 	// disk_full error disk 95% on db-3 db-3 <nil>
 	// terminator_detected warning bad robot detected <nil>
-	// permanent: decode alert: unknown field "sevirity" (want id, name, subject, severity, summary, labels, annotations, source, timestamp)
+	// permanent: decode alert: unknown field "sevirity" (want id, name, subject, severity, summary, labels, annotations, source, timestamp, status, ends_at)
 }

@@ -23,7 +23,7 @@ import (
 const (
 	// FormatText writes one line per alert:
 	//
-	//	<RFC 3339 time> <SEVERITY> <subject> <summary> id=<id> seq=<seq> delivered=<n> [k=v ...]
+	//	<RFC 3339 time> <SEVERITY> <subject> <summary> id=<id> seq=<seq> delivered=<n> [status=<status>] [k=v ...]
 	//
 	// The severity is upper case, padded to 8 columns; labels follow sorted
 	// by name. Control characters in the summary are escaped, and a label
@@ -91,6 +91,10 @@ func appendText(buf *bytes.Buffer, m *processor.Message, a Alert) {
 	fmt.Fprintf(buf, "%s %-8s %s %s id=%s seq=%d delivered=%d",
 		ts, strings.ToUpper(a.Severity), orDash(a.Subject), orDash(escapeControl(a.Summary)),
 		quoteIfNeeded(orDash(a.ID)), m.Sequence(), m.Delivered())
+	if a.Status != "" {
+		buf.WriteString(" status=")
+		buf.WriteString(quoteIfNeeded(a.Status))
+	}
 	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
 		buf.WriteByte(' ')
 		buf.WriteString(quoteIfNeeded(k))

@@ -47,6 +47,11 @@ func TestPrintText(t *testing.T) {
 			want: `2026-01-02T03:04:05Z INFO     alerts.disk_full two\nlines \x1b[31mred id=- seq=7 delivered=2` + "\n",
 		},
 		{
+			name: "status after the delivery count",
+			data: `{"id":"a1","summary":"disk ok","status":"resolved","labels":{"host":"db-3"}}`,
+			want: "2026-01-02T03:04:05Z WARNING  alerts.disk_full disk ok id=a1 seq=7 delivered=2 status=resolved host=db-3\n",
+		},
+		{
 			name: "no summary",
 			data: `{"id":"with space"}`,
 			want: `2026-01-02T03:04:05Z WARNING  alerts.disk_full - id="with space" seq=7 delivered=2` + "\n",

@@ -211,7 +211,7 @@ func streamDir(dataDir, name string) string {
 func serverWarnings(logs string) []string {
 	var out []string
 	for _, line := range strings.Split(logs, "\n") {
-		if strings.Contains(line, "component=nats-server") && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
+		if strings.Contains(line, "msg=nats-server") && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
 			out = append(out, line)
 		}
 	}

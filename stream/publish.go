@@ -131,7 +131,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []*nats.Msg, done fun
 		case err := <-pd.f.Err():
 			r.Ack, r.Err = p.Publish(ctx, msgs[pd.i])
 			if r.Err != nil {
-				r.Err = fmt.Errorf("%w (async: %v)", r.Err, err)
+				r.Err = fmt.Errorf("%w (async: %w)", r.Err, err)
 			}
 		case <-ctx.Done():
 			r.Err = context.Cause(ctx)

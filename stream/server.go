@@ -254,24 +254,25 @@ func ensurePrivateDir(dir string) error {
 	return nil
 }
 
-// slogAdapter routes nats-server's log lines to slog.
+// slogAdapter routes nats-server's log lines to slog: a constant message,
+// the server's own formatted line in the "text" attribute.
 type slogAdapter struct{ l *slog.Logger }
 
 func (a *slogAdapter) Noticef(format string, v ...any) {
-	a.l.Info(fmt.Sprintf(format, v...), "component", "nats-server")
+	a.l.Info("nats-server", "text", fmt.Sprintf(format, v...))
 }
 func (a *slogAdapter) Warnf(format string, v ...any) {
-	a.l.Warn(fmt.Sprintf(format, v...), "component", "nats-server")
+	a.l.Warn("nats-server", "text", fmt.Sprintf(format, v...))
 }
 func (a *slogAdapter) Fatalf(format string, v ...any) {
-	a.l.Error(fmt.Sprintf(format, v...), "component", "nats-server")
+	a.l.Error("nats-server", "text", fmt.Sprintf(format, v...))
 }
 func (a *slogAdapter) Errorf(format string, v ...any) {
-	a.l.Error(fmt.Sprintf(format, v...), "component", "nats-server")
+	a.l.Error("nats-server", "text", fmt.Sprintf(format, v...))
 }
 func (a *slogAdapter) Debugf(format string, v ...any) {
-	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server")
+	a.l.Debug("nats-server", "text", fmt.Sprintf(format, v...))
 }
 func (a *slogAdapter) Tracef(format string, v ...any) {
-	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server")
+	a.l.Debug("nats-server", "text", fmt.Sprintf(format, v...))
 }

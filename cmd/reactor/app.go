@@ -44,6 +44,7 @@ Exit codes: 0 success, 1 failure, 2 usage error (unknown flag, bad value),
 			replayCommand(),
 			dlqCommand(),
 			statusCommand(),
+			ingestCommand(),
 			// Commands owned by other files go here:
 			benchCommand(),
 		},

@@ -30,6 +30,7 @@ func TestHelpGolden(t *testing.T) {
 		{"dlq", "redrive"},
 		{"dlq", "purge"},
 		{"status"},
+		{"ingest"},
 	} {
 		name := strings.Join(append([]string{"help"}, args...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {

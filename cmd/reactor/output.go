@@ -27,19 +27,29 @@ func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, slog.Level, error) {
 		return nil, 0, usageErrorf("invalid --log-level %q: want debug, info, warn or error", c.String("log-level"))
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	jsonOpts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDuration}
 	switch format := c.String("log-format"); format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), level, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), level, nil
+		return slog.New(slog.NewJSONHandler(w, jsonOpts)), level, nil
 	case "auto", "":
 		if isTerminal(w) {
 			return slog.New(slog.NewTextHandler(w, opts)), level, nil
 		}
-		return slog.New(slog.NewJSONHandler(w, opts)), level, nil
+		return slog.New(slog.NewJSONHandler(w, jsonOpts)), level, nil
 	default:
 		return nil, 0, usageErrorf("invalid --log-format %q: want text, json or auto", format)
 	}
+}
+
+// readableDuration writes durations in JSON logs as Go writes them
+// ("ack_wait":"30s"), not as nanoseconds (slog's JSON default).
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // writeJSON writes v as one line of JSON.

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +99,19 @@ func TestSuggestFlag(t *testing.T) {
 		if got := suggestFlag(flags, typed); got != want {
 			t.Errorf("suggestFlag(%q) = %q, want %q", typed, got, want)
 		}
+	}
+}
+
+func TestJSONLogDurations(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: readableDuration}))
+	log.Info("ready", "ack_wait", 30*time.Second, slog.Group("g", "d", 1500*time.Millisecond), "n", 3)
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, buf.Bytes())
+	}
+	if got["ack_wait"] != "30s" || got["g"].(map[string]any)["d"] != "1.5s" || got["n"] != 3.0 {
+		t.Errorf("log line %s: want ack_wait 30s, g.d 1.5s, n 3", buf.Bytes())
 	}
 }

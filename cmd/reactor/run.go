@@ -57,6 +57,7 @@ func runCommand() *cli.Command {
 	)
 	flags = append(flags, logFlags()...)
 	flags = append(flags, &cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on host:port (/metrics, /healthz, /readyz), e.g. 127.0.0.1:9464; default: off", EnvVars: env("METRICS"), Category: catOutput})
+	flags = append(flags, httpFlags("")...)
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "process alerts with the configured handlers",
@@ -74,7 +75,8 @@ Examples:
    reactor run --listen 0.0.0.0:4222 --user ops --password "$PW"
    reactor run --url nats://nats-1:4222,nats://nats-2:4222 --creds ops.creds --replicas 3
    reactor run --group pager --filter 'alerts.db.>'      # a second group: each gets every alert it filters
-   reactor run --group audit --start 24h                # a new group that starts with the last day's alerts`,
+   reactor run --group audit --start 24h                # a new group that starts with the last day's alerts
+   reactor run --http 127.0.0.1:8080                    # also receive Alertmanager/Grafana webhooks`,
 		Flags:  flags,
 		Action: runAction,
 	}
@@ -113,15 +115,13 @@ func runAction(c *cli.Context) error {
 		BackoffBase:     c.Duration("backoff-base"),
 		BackoffMax:      c.Duration("backoff-max"),
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
-		// With --sync-always, applying an ack is a synchronous disk write on
-		// the server (the consumer's ack floor), slower than
-		// printing an alert: fire-and-forget acks pile up in the server's
-		// ack queue, up to the group's MaxAckPending (1000). A crash then
-		// repeats every one of them, and once the queue takes longer than
-		// --ack-wait the server redelivers alerts whose ack it holds, with
-		// no crash at all. Waiting for each ack to be confirmed (a round
-		// trip, small next to the write it waits for) bounds what a crash
-		// repeats by the workers (TestCrashLoop).
+		// With --sync-always, wait for the server to confirm each ack:
+		// fire-and-forget acks can queue on the server up to the group's
+		// MaxAckPending (1000), and a crash repeats every one of them (seen
+		// with the former work queue, where applying an ack was a
+		// synchronous write). Confirmed, a crash repeats the alerts in the
+		// workers and those acked in the last ~100 ms, which nats-server
+		// had not yet written to the consumer's state (TestCrashLoop).
 		DoubleAck: c.Bool("sync-always"),
 		Logger:    logger,
 	}
@@ -130,6 +130,12 @@ func runAction(c *cli.Context) error {
 	}
 	if topo.DuplicateWindow <= 0 || topo.MaxAge <= 0 || topo.DuplicateWindow > topo.MaxAge {
 		return usageErrorf("--duplicate-window and --history-max-age must be positive, the window no longer than the history")
+	}
+	var hcfg httpConfig
+	if c.String("http") != "" {
+		if hcfg, err = httpConfigFrom(c, logger); err != nil {
+			return err
+		}
 	}
 	scfg, where, err := runStreamConfig(c, logger, level)
 	if err != nil {
@@ -170,6 +176,17 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 		defer stopMetrics()
+	}
+	if hcfg.addr != "" {
+		srv, err := serveIngest(c, hcfg, conn, m, logger)
+		if err != nil {
+			return err
+		}
+		// Stopped before conn closes (deferred later, runs first), and at
+		// Ctrl-C already, while the workers drain.
+		defer srv.stop(pcfg.ShutdownTimeout)
+		stopHTTPOnCancel(c, srv, pcfg.ShutdownTimeout, stderr)
+		srv.announce(stderr)
 	}
 	go func() {
 		if waitReady(ctx, p) {

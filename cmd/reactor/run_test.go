@@ -100,6 +100,19 @@ func TestSendFile(t *testing.T) {
 		t.Errorf("send --file --json = %+v", st)
 	}
 
+	// --on NAME: the line without a subject or name goes to alerts.NAME;
+	// the others keep theirs.
+	r = reactor(t, ndjson, "send", "--url", run.url, "--file", "-", "--on", "pager")
+	if r.code != exitPartial || r.stdout != "stored 3 alerts (1 duplicates, 2 failed)\n" || strings.Contains(r.stderr, "line 5") {
+		t.Errorf("send --file --on: exit %d, stdout %q, stderr %q; want line 5 stored", r.code, r.stdout, r.stderr)
+	}
+	run.waitFor(10*time.Second, run.stdout, func(ls []string) bool {
+		return strings.Contains(strings.Join(ls, "\n"), " alerts.pager neither subject nor name ")
+	}, "the nameless line handled on alerts.pager")
+	if r := reactor(t, ndjson, "send", "--url", run.url, "--file", "-", "--on", "bad name"); r.code != exitUsage {
+		t.Errorf("send --file --on 'bad name': exit %d, want %d: %s", r.code, exitUsage, r.stderr)
+	}
+
 	// A line longer than the server's max payload.
 	huge := `{"name":"big","summary":"` + strings.Repeat("x", 2<<20) + `"}` + "\n"
 	r = reactor(t, huge, "send", "--url", run.url, "--file", "-")

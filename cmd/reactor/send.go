@@ -23,7 +23,7 @@ import (
 func sendCommand() *cli.Command {
 	env := func(name string) []string { return []string{"REACTOR_SEND_" + name} }
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "on", Usage: "alert name: publishes to alerts.NAME", EnvVars: env("ON")},
+		&cli.StringFlag{Name: "on", Usage: "alert name: publishes to alerts.NAME (with --file: the lines without a subject or name)", EnvVars: env("ON")},
 		&cli.StringFlag{Name: "subject", Usage: "full subject instead of --on, e.g. alerts.db.disk_full", EnvVars: env("SUBJECT")},
 		&cli.StringFlag{Name: "severity", Value: handlers.SeverityWarning, Usage: "info, warning, error or critical", EnvVars: env("SEVERITY")},
 		&cli.StringSliceFlag{Name: "label", Usage: "label k=v (repeatable), e.g. --label host=db-3", EnvVars: env("LABELS")},
@@ -43,14 +43,16 @@ stream's acknowledgement: once it prints "stored", the alert will be handled
 
 With --file, each line is a JSON alert such as
    {"name":"disk_full","severity":"critical","summary":"disk 95% on db-3","labels":{"host":"db-3"}}
-A bad line is reported with its number and the others are still sent; the
-exit status is then 3.
+A line without a subject or name goes to alerts.NAME with --on NAME, and is
+refused without it. A bad line is reported with its number and the others
+are still sent; the exit status is then 3.
 
 Examples:
    reactor send --on terminator_detected "bad robot detected"
    reactor send --on disk_full --severity critical --label host=db-3 "disk 95% on db-3"
    reactor send --subject alerts.db.replication_lag --json "lag 30s"
    reactor send --file alerts.ndjson
+   reactor send --file pages.ndjson --on pager     # lines without a subject go to alerts.pager
    generate-alerts | reactor send --file -`,
 		Flags:  append(flags, clientFlags()...),
 		Action: sendAction,
@@ -71,8 +73,8 @@ func sendAction(c *cli.Context) error {
 		return err
 	}
 	if c.IsSet("file") {
-		if c.Args().Present() || c.IsSet("on") || c.IsSet("subject") {
-			return usageErrorf("--file takes the subjects and summaries from the file: no --on, --subject or summary with it")
+		if c.Args().Present() || c.IsSet("subject") {
+			return usageErrorf("--file takes the subjects and summaries from the file: no --subject or summary with it (--on NAME names the lines without one)")
 		}
 		return sendFile(c)
 	}
@@ -219,6 +221,13 @@ func sendFile(c *cli.Context) error {
 	defer conn.Close()
 	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{})
 	maxPayload := conn.NC.MaxPayload()
+	defaultSubject := ""
+	if on := c.String("on"); on != "" {
+		defaultSubject = handlers.SubjectPrefix + strings.TrimPrefix(on, handlers.SubjectPrefix)
+		if !processor.ValidSubject(defaultSubject) {
+			return usageErrorf("invalid --on %q: want a name without spaces or wildcards, e.g. disk_full", on)
+		}
+	}
 	stderr := c.App.ErrWriter
 	var st fileStats
 	fail := func(line int, err error) {
@@ -250,7 +259,7 @@ func sendFile(c *cli.Context) error {
 		if text == "" {
 			continue
 		}
-		msg, err := lineMsg(text, maxPayload)
+		msg, err := lineMsg(text, maxPayload, defaultSubject)
 		if err != nil {
 			fail(n, err)
 			continue
@@ -284,8 +293,9 @@ func sendFile(c *cli.Context) error {
 }
 
 // lineMsg turns one NDJSON line into a message: the subject comes from the
-// alert's "subject", or "alerts." + its "name".
-func lineMsg(line string, maxPayload int64) (*nats.Msg, error) {
+// alert's "subject", or "alerts." + its "name", or else defaultSubject
+// (--on), if not empty.
+func lineMsg(line string, maxPayload int64, defaultSubject string) (*nats.Msg, error) {
 	var probe struct {
 		Subject string `json:"subject"`
 		Name    string `json:"name"`
@@ -295,8 +305,11 @@ func lineMsg(line string, maxPayload int64) (*nats.Msg, error) {
 	if subject == "" && probe.Name != "" {
 		subject = handlers.SubjectPrefix + strings.TrimPrefix(probe.Name, handlers.SubjectPrefix)
 	}
+	if subject == "" {
+		subject = defaultSubject
+	}
 	if subject == "" && perr == nil {
-		return nil, errors.New(`alert has neither "subject" nor "name"`)
+		return nil, errors.New(`alert has neither "subject" nor "name" (--on NAME sends such lines to alerts.NAME)`)
 	}
 	a, err := handlers.DecodeAlert(subject, []byte(line))
 	if err != nil {
