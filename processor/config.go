@@ -39,11 +39,12 @@ type Config struct {
 	// them in progress as it marks running handlers. When the workers take
 	// longer than AckWait/8 to go through a batch, the buffer stops holding
 	// the pulls back (they would wait in nats.go, out of reach of the
-	// marks) and grows up to MaxAckPending. Defaults to PrefetchDefault,
-	// or to Workers with DoubleAck: each worker then waits a round trip
-	// per alert, which bounds the throughput whatever the prefetch, and a
-	// mark costs the server what an ack costs (a write with SyncAlways, a
-	// raft proposal when replicated), so deep waiting only adds work.
+	// marks) and grows up to MaxAckPending. With DoubleAck it always holds
+	// them back: each worker waits a round trip per alert, which bounds the
+	// throughput whatever the prefetch, and a mark costs the server what an
+	// ack costs (a write with SyncAlways, a raft proposal when replicated),
+	// so many waiting alerts only add work. Defaults to PrefetchDefault, or
+	// to Workers with DoubleAck.
 	Prefetch int
 	// AckWait is how long a delivery may go unacknowledged before the server
 	// redelivers it. Heartbeats extend it while a handler runs. Defaults to
