@@ -208,11 +208,14 @@ func (p *Processor) logOutcome(m *Message, pattern string, dec decision, herr, a
 	}
 	if herr != nil {
 		attrs = append(attrs, slog.String("err", herr.Error()))
+		if a, ok := stackAttr(herr); ok {
+			attrs = append(attrs, a)
+		}
 	}
 	if ackErr != nil {
 		attrs = append(attrs, slog.String("settle_err", ackErr.Error()))
 	}
-	p.log.LogAttrs(ctx, level, "alert "+dec.outcome.String(), attrs...)
+	p.log.LogAttrs(ctx, level, "alert settled", attrs...)
 }
 
 // attemptLog remembers, for each message being retried, when this process
