@@ -34,8 +34,8 @@ func TestRegisterExampleConfig(t *testing.T) {
 		"alerts.terminator_detected.x": "alerts.>",
 		"metrics.cpu":                  "",
 	} {
-		if got := r.Pattern(subject); got != want {
-			t.Errorf("Pattern(%q) = %q, want %q", subject, got, want)
+		if _, got := r.Handler(subject); got != want {
+			t.Errorf("Handler(%q) pattern = %q, want %q", subject, got, want)
 		}
 	}
 

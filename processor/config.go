@@ -11,6 +11,11 @@ import (
 	"github.com/reactor-alerts/reactor/stream"
 )
 
+// PrefetchDefault is Config.Prefetch's default: nats.go's own default pull
+// size. A pull size near the worker count costs a third of the throughput
+// and makes nats.go's Consume stall more often.
+const PrefetchDefault = 500
+
 // Config configures a Processor. The zero value is valid: it processes the
 // default topology with 8 workers.
 type Config struct {
@@ -28,9 +33,18 @@ type Config struct {
 	Start stream.Start
 	// Workers bounds concurrent handler calls. Defaults to 8.
 	Workers int
-	// Prefetch is how many messages are pulled ahead of the workers. Their
-	// AckWait runs while they wait, so it stays near Workers. Defaults to
-	// Workers.
+	// Prefetch is how many messages are pulled ahead of the workers: the
+	// pull size, and how many wait in the processor's buffer for a free
+	// worker. Their AckWait runs while they wait, and the heartbeat marks
+	// them in progress as it marks running handlers. When the workers take
+	// longer than AckWait/8 to go through a batch, the buffer stops holding
+	// the pulls back (they would wait in nats.go, out of reach of the
+	// marks) and grows up to MaxAckPending. With DoubleAck it always holds
+	// them back: each worker waits a round trip per alert, which bounds the
+	// throughput whatever the prefetch, and a mark costs the server what an
+	// ack costs (a write with SyncAlways, a raft proposal when replicated),
+	// so many waiting alerts only add work. Defaults to PrefetchDefault, or
+	// to Workers with DoubleAck.
 	Prefetch int
 	// AckWait is how long a delivery may go unacknowledged before the server
 	// redelivers it. Heartbeats extend it while a handler runs. Defaults to
@@ -49,8 +63,9 @@ type Config struct {
 	BackoffBase time.Duration
 	// BackoffMax caps the retry delay. Defaults to 5m.
 	BackoffMax time.Duration
-	// Heartbeat is how often a running handler's message is marked in
-	// progress. Defaults to AckWait/3. Negative disables heartbeats.
+	// Heartbeat is how often an alert the processor holds, running or
+	// waiting in the prefetch, is marked in progress. Defaults to
+	// AckWait/3. Negative disables heartbeats.
 	Heartbeat time.Duration
 	// ShutdownTimeout is how long Run waits for in-flight handlers after its
 	// context is cancelled before cancelling theirs. Defaults to 30s.
@@ -90,7 +105,10 @@ func (c Config) withDefaults() Config {
 		c.Workers = WorkersDefault
 	}
 	if c.Prefetch <= 0 {
-		c.Prefetch = c.Workers
+		c.Prefetch = PrefetchDefault
+		if c.DoubleAck {
+			c.Prefetch = c.Workers
+		}
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = AckWaitDefault

@@ -15,22 +15,23 @@ import (
 	"github.com/reactor-alerts/reactor/stream"
 )
 
-// delivery is one message in the hands of a worker. Exactly one party
-// settles it (acks, naks or terminates): the worker, or a shutdown that ran
-// out of patience.
+// delivery is one message in the hands of a worker, with the Message its
+// handler sees (one allocation for both). Exactly one party settles it
+// (acks, naks or terminates): the worker, or a shutdown that ran out of
+// patience.
 type delivery struct {
 	msg     jetstream.Msg
 	settled atomic.Bool
+	m       Message
 }
 
 // settle claims the right to acknowledge d; it reports false if someone
 // already did.
 func (d *delivery) settle() bool { return d.settled.CompareAndSwap(false, true) }
 
-// handle runs the handler on msg and settles it. meta is msg's metadata,
-// nil if it has none.
-func (p *Processor) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) {
-	d := &delivery{msg: msg}
+// handle runs the handler on it and settles it, in the worker that owns s.
+func (p *Processor) handle(ctx context.Context, s *slot, it pulled) {
+	msg, meta := it.msg, it.meta
 	if p.stopping.Load() {
 		_ = msg.Nak() // not started: let another worker or the next run have it now
 		return
@@ -41,7 +42,7 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		p.log.Error("message without JetStream metadata", "subject", msg.Subject(), "err", err)
 		return
 	}
-	m := &Message{
+	d := &delivery{msg: msg, m: Message{
 		subject:   p.alertSubject(msg.Subject()),
 		data:      msg.Data(),
 		header:    msg.Headers(),
@@ -49,13 +50,14 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		sequence:  meta.Sequence.Stream,
 		delivered: int(meta.NumDelivered),
 		timestamp: meta.Timestamp,
-	}
+	}}
+	m := &d.m
 	if m.delivered > 1 && !p.discountDeferrals(ctx, msg, m) {
 		return // nak'ed
 	}
-	p.inflight.Store(d, struct{}{})
+	s.set(d, it.mark)
 	p.running.Add(1)
-	stopHeartbeat := p.heartbeat(d)
+	h, pattern := p.route(m.subject)
 	ctx, span := p.startSpan(ctx, m)
 	start := time.Now()
 	var herr error
@@ -66,17 +68,16 @@ func (p *Processor) handle(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		herr = fmt.Errorf("%w: delivered %d times, past max deliver %d, without being settled (the handler may crash the process or outlive the ack wait; last error seen: %s)",
 			ErrMaxDeliveries, m.delivered, p.cfg.MaxDeliver, p.attempts.lastError(m.sequence))
 	} else {
-		herr = p.call(ctx, m)
+		herr = call(ctx, h, m)
 	}
 	elapsed := time.Since(start)
-	stopHeartbeat()
+	s.clear()
 	p.running.Add(-1)
-	p.inflight.Delete(d)
 	if !d.settle() {
 		endSpan(span, OutcomeRetry, herr)
 		return // a shutdown nak'ed it already
 	}
-	endSpan(span, p.settle(ctx, d, m, herr, start, elapsed), herr)
+	endSpan(span, p.settle(ctx, d, m, pattern, herr, start, elapsed), herr)
 }
 
 // alertSubject is the subject the handlers see: an alert redriven for the
@@ -89,56 +90,22 @@ func (p *Processor) alertSubject(subject string) string {
 	return subject
 }
 
-// call runs the handler, turning a panic into a *PanicError.
-func (p *Processor) call(ctx context.Context, m *Message) (err error) {
+// call runs h, turning a panic into a *PanicError.
+func call(ctx context.Context, h Handler, m *Message) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = newPanicError(v)
 		}
 	}()
-	return p.h.Process(ctx, m)
-}
-
-// heartbeat marks d in progress every Heartbeat while its handler runs, so
-// that a handler may run far longer than AckWait. It returns the stop
-// function.
-func (p *Processor) heartbeat(d *delivery) func() {
-	if p.cfg.Heartbeat <= 0 {
-		return func() {}
-	}
-	var (
-		mu      sync.Mutex
-		stopped bool
-		t       *time.Timer
-	)
-	mu.Lock()
-	defer mu.Unlock()
-	t = time.AfterFunc(p.cfg.Heartbeat, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if err := d.msg.InProgress(); err != nil {
-			p.log.Debug("in-progress heartbeat failed", "err", err)
-		}
-		t.Reset(p.cfg.Heartbeat)
-	})
-	return func() {
-		mu.Lock()
-		stopped = true
-		mu.Unlock()
-		t.Stop()
-	}
+	return h.Process(ctx, m)
 }
 
 // settle applies the outcome of herr to the message, and logs it once.
-func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, herr error, start time.Time, elapsed time.Duration) Outcome {
+func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, pattern string, herr error, start time.Time, elapsed time.Duration) Outcome {
 	dec := classify(herr, m.delivered, p.cfg.MaxDeliver, p.backoff, randJitter())
 	if herr != nil && context.Cause(ctx) == ErrShutdown && dec.outcome == OutcomeRetry {
 		dec.delay = 0 // cancelled by shutdown, not failed: redeliver at once
 	}
-	pattern := p.pattern(m.subject)
 	var err error
 	switch dec.outcome {
 	case OutcomeAck, OutcomeDrop:
@@ -216,13 +183,6 @@ func (p *Processor) ack(ctx context.Context, msg jetstream.Msg) error {
 	return msg.Ack()
 }
 
-func (p *Processor) pattern(subject string) string {
-	if r, ok := p.h.(interface{ Pattern(string) string }); ok {
-		return r.Pattern(subject)
-	}
-	return ""
-}
-
 func (p *Processor) logOutcome(m *Message, pattern string, dec decision, herr, ackErr error, elapsed time.Duration) {
 	level := slog.LevelDebug
 	switch {
@@ -248,11 +208,14 @@ func (p *Processor) logOutcome(m *Message, pattern string, dec decision, herr, a
 	}
 	if herr != nil {
 		attrs = append(attrs, slog.String("err", herr.Error()))
+		if a, ok := stackAttr(herr); ok {
+			attrs = append(attrs, a)
+		}
 	}
 	if ackErr != nil {
 		attrs = append(attrs, slog.String("settle_err", ackErr.Error()))
 	}
-	p.log.LogAttrs(ctx, level, "alert "+dec.outcome.String(), attrs...)
+	p.log.LogAttrs(ctx, level, "alert settled", attrs...)
 }
 
 // attemptLog remembers, for each message being retried, when this process

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/reactor-alerts/reactor/processor/internal/pullwatch"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -40,6 +41,7 @@ type Result struct {
 type Processor struct {
 	js      jetstream.JetStream
 	h       Handler
+	route   func(subject string) (Handler, string)
 	cfg     Config
 	backoff backoff
 	log     *slog.Logger
@@ -48,12 +50,15 @@ type Processor struct {
 	spec    stream.ConsumerSpec // the consumer; Run may set its start for an upgrade
 
 	stopping atomic.Bool
-	inflight sync.Map // *delivery -> struct{}
 	attempts attemptLog
 	running  atomic.Int64
 	bound    atomic.Bool
 
 	deferrals deferralLog // see Defer
+
+	// Set up by Run.
+	buf   *buffer
+	slots []slot
 }
 
 // New returns a Processor that hands every message of cfg's group to h,
@@ -67,10 +72,17 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider() // delegates to a provider installed later
 	}
+	route := func(string) (Handler, string) { return h, "" }
+	if r, ok := h.(interface {
+		Handler(subject string) (Handler, string)
+	}); ok {
+		route = r.Handler
+	}
 	return &Processor{
 		tracer:   tp.Tracer(tracerName),
 		js:       js,
 		h:        h,
+		route:    route,
 		cfg:      cfg,
 		backoff:  backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
 		log:      cfg.Logger.With("stream", cfg.Topology.Alerts, "consumer", cfg.Group),
@@ -107,33 +119,36 @@ func (p *Processor) Run(ctx context.Context) error {
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 
-	// Workers is a fixed pool of long-lived goroutines fed by an unbuffered
-	// channel: dispatch blocks until a worker is free, which holds back the
-	// consumer's callback and so the pulls. Nothing waits in a queue of ours.
-	work := make(chan pulled)
-	quit := make(chan struct{})
+	slow := p.cfg.AckWait / 8
+	if p.cfg.DoubleAck {
+		slow = time.Duration(math.MaxInt64) // always hold the pulls back: see Config.Prefetch
+	}
+	p.buf = newBuffer(p.cfg.Prefetch, slow)
+	p.slots = make([]slot, p.cfg.Workers)
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
-	for range p.cfg.Workers {
+	for i := range p.cfg.Workers {
 		workers.Go(func() {
 			for {
-				select {
-				case m := <-work:
-					p.handle(hctx, m.msg, m.meta)
-				case <-quit:
+				it, ok := p.buf.take()
+				if !ok {
 					return
 				}
+				p.handle(hctx, &p.slots[i], it)
 			}
 		})
 	}
+	stopBeat, beaten := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(beaten)
+		p.heartbeat(stopBeat)
+	}()
 	dispatch := func(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 		if p.stopping.Load() {
-			_ = msg.Nak() // buffered but not started: redeliver now
+			_ = msg.Nak() // pulled but not buffered: redeliver now
 			return
 		}
-		select {
-		case work <- pulled{msg, meta}:
-		case <-quit:
-			_ = msg.Nak()
+		if p.buf.put(msg, meta) && p.cfg.Heartbeat > 0 {
+			p.markInProgress(msg)
 		}
 	}
 
@@ -155,13 +170,17 @@ func (p *Processor) Run(ctx context.Context) error {
 	<-watched
 	<-drained
 	p.stopping.Store(true)
-	close(quit)
+	for _, it := range p.buf.close() {
+		_ = it.msg.Nak() // buffered but not started: redeliver now
+	}
 	p.shutdown(workers, hcancel)
+	close(stopBeat)
+	<-beaten
 	return err
 }
 
 // loop consumes until ctx is done, recreating the consumer whenever it is
-// lost, and pulling again whenever Consume stalls (see stream.PullWatch).
+// lost, and pulling again whenever Consume stalls (see pullwatch.Watch).
 func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jetstream.MsgMetadata)) error {
 	for {
 		s, err := p.consume(ctx, dispatch)
@@ -186,6 +205,7 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jets
 			<-watched
 			p.bound.Store(false)
 			p.stopping.Store(true)
+			p.buf.drain() // a callback blocked on a full buffer lets go
 			drain(s.cc)
 			return nil
 		case reason := <-s.restart:
@@ -209,20 +229,13 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jets
 // failover to a new leader (10s at 5s; about 2s now).
 const pullHeartbeat = time.Second
 
-// pulled is a message with its metadata, parsed once by the Consume
-// callback.
-type pulled struct {
-	msg  jetstream.Msg
-	meta *jetstream.MsgMetadata // nil when the message has none
-}
-
 // session is one Consume on the bound consumer: restart reports that the
 // consumer is gone; watch notices when the pulls stall.
 type session struct {
 	cons    jetstream.Consumer
 	cc      jetstream.ConsumeContext
 	restart <-chan error
-	watch   *stream.PullWatch
+	watch   *pullwatch.Watch
 }
 
 // consume binds the durable consumer, retrying until ctx is done, and starts
@@ -239,7 +252,8 @@ func (p *Processor) consume(ctx context.Context, dispatch func(jetstream.Msg, *j
 	for {
 		cons, err := stream.EnsureConsumer(ctx, p.js, p.cfg.Topology, p.spec)
 		if err == nil {
-			watch := new(stream.PullWatch)
+			watch := new(pullwatch.Watch)
+			p.buf.started(time.Now())
 			cc, err := cons.Consume(watch.Wrap(dispatch),
 				jetstream.PullMaxMessages(p.cfg.Prefetch),
 				jetstream.PullHeartbeat(pullHeartbeat),
@@ -323,11 +337,10 @@ func (p *Processor) shutdown(workers *pool.Pool, hcancel context.CancelCauseFunc
 		// Handlers that ignore their context keep running; their messages
 		// are nak'ed now and whatever they report later is ignored.
 	}
-	p.inflight.Range(func(k, _ any) bool {
-		if d := k.(*delivery); d.settle() {
+	for i := range p.slots {
+		if d := p.slots[i].get(); d != nil && d.settle() {
 			_ = d.msg.Nak()
 		}
-		return true
-	})
+	}
 	p.log.Info("processor stopped")
 }

@@ -3,13 +3,12 @@ package processor_test
 import (
 	"context"
 	"strconv"
-	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
@@ -42,9 +41,20 @@ func backlog(b *testing.B, n int) (*stream.Conn, stream.Topology) {
 	return conn, topo
 }
 
+// cpuTime is the CPU time the process has used so far, user and system,
+// embedded server included.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkProcessor measures the processor end to end on an embedded
-// server: a backlog of b.N alerts handled by a no-op handler and acked.
-// Compare with BenchmarkRawConsume: the difference is the framework.
+// server: a backlog of b.N alerts handled by a no-op handler and acked,
+// with allocations and CPU time (server included) per alert. `reactor
+// bench --raw` compares it with bare nats.go.
 func BenchmarkProcessor(b *testing.B) {
 	for _, workers := range []int{1, 16} {
 		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
@@ -69,66 +79,15 @@ func BenchmarkProcessor(b *testing.B) {
 			stopped := make(chan error, 1)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := cpuTime()
 			go func() { stopped <- p.Run(ctx) }()
 			<-done
 			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/alert")
 			cancel()
 			if err := <-stopped; err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
-		})
-	}
-}
-
-// BenchmarkRawConsume is BenchmarkProcessor's baseline: the same consumer
-// and pull size, with bare jetstream workers that only ack.
-func BenchmarkRawConsume(b *testing.B) {
-	for _, workers := range []int{1, 16} {
-		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
-			conn, topo := backlog(b, b.N)
-			cfg := processor.Config{Topology: topo, Workers: workers}
-			ctx := context.Background()
-			cons, err := processor.EnsureGroup(ctx, conn.JS, cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var acked atomic.Int64
-			done := make(chan struct{})
-			work, quit := make(chan jetstream.Msg), make(chan struct{})
-			var wg sync.WaitGroup
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range workers {
-				wg.Go(func() {
-					for {
-						select {
-						case msg := <-work:
-							if msg.Ack() == nil && acked.Add(1) == int64(b.N) {
-								close(done)
-							}
-						case <-quit:
-							return
-						}
-					}
-				})
-			}
-			// Like the processor, pull again when Consume stalls (see
-			// stream.PullWatch), with the processor's 1s pull heartbeat.
-			stop, err := stream.ConsumeWatched(ctx, cons, func(msg jetstream.Msg, _ *jetstream.MsgMetadata) {
-				select {
-				case work <- msg:
-				case <-quit:
-				}
-			}, jetstream.PullMaxMessages(workers), jetstream.PullHeartbeat(time.Second))
-			if err != nil {
-				b.Fatal(err)
-			}
-			<-done
-			b.StopTimer()
-			stop()
-			close(quit)
-			wg.Wait()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 		})
 	}

@@ -2,8 +2,10 @@ package processor_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -302,10 +304,23 @@ func TestPanicIsRetriedThenDeadLetteredWithStack(t *testing.T) {
 		panic("handler bug")
 	})
 	b.router.On("alerts.ok", func(context.Context, *processor.Message) error { return nil })
+	logs := &logBuffer{}
+	b.cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	b.publish(1, "alerts.panic")
 	b.publish(5, "alerts.ok")
 	b.start()
 	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 1 }, "dead letter")
+	var line struct{ Outcome, Err, Stack string }
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, `"outcome":"dead_lettered"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatalf("log line %s: %v", l, err)
+			}
+		}
+	}
+	if line.Err != "panic: handler bug" || !strings.Contains(line.Stack, "goroutine") {
+		t.Errorf("dead-letter log line err=%q stack=%.40q: want the panic in err and its stack apart", line.Err, line.Stack)
+	}
 	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) == 5 }, "the process survived and handled the rest")
 	d := b.deadLetters()[0]
 	if d.Deliveries != 3 || !strings.Contains(d.Error, "panic: handler bug") || !strings.Contains(d.Error, "goroutine") {

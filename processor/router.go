@@ -109,20 +109,25 @@ func (r *Router) lookupExact(pattern string) *route {
 // Process runs the handler registered for m's subject, with the router's
 // middleware. With no matching pattern it returns Permanent(ErrNoHandler).
 func (r *Router) Process(ctx context.Context, m *Message) error {
-	rt := r.match(m.Subject())
-	if rt == nil {
-		return Permanent(fmt.Errorf("%w for subject %q", ErrNoHandler, m.Subject()))
-	}
-	return rt.wrapped.Process(ctx, m)
+	h, _ := r.Handler(m.Subject())
+	return h.Process(ctx, m)
 }
 
-// Pattern returns the pattern that handles subject, or "" if none does.
-func (r *Router) Pattern(subject string) string {
+// Handler returns the handler for subject, wrapped in the router's
+// middleware, and the pattern it was registered with: one match for both,
+// as http.ServeMux.Handler. With no matching pattern it returns a handler
+// that fails with Permanent(ErrNoHandler), and an empty pattern.
+func (r *Router) Handler(subject string) (h Handler, pattern string) {
 	if rt := r.match(subject); rt != nil {
-		return rt.pattern
+		return rt.wrapped, rt.pattern
 	}
-	return ""
+	return noHandler, ""
 }
+
+// noHandler is the handler of subjects no pattern matches.
+var noHandler = HandlerFunc(func(_ context.Context, m *Message) error {
+	return Permanent(fmt.Errorf("%w for subject %q", ErrNoHandler, m.Subject()))
+})
 
 // Patterns lists the registered patterns, most specific first.
 func (r *Router) Patterns() []string {

@@ -39,13 +39,13 @@ var routerCases = []struct {
 	{"catch_all", "alerts.something.else.entirely", "alerts.>"},
 }
 
-func BenchmarkRouterPattern(b *testing.B) {
+func BenchmarkRouterHandler(b *testing.B) {
 	r := benchRouter()
 	for _, c := range routerCases {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if r.Pattern(c.subject) != c.pattern {
+				if _, p := r.Handler(c.subject); p != c.pattern {
 					b.Fatal("wrong pattern")
 				}
 			}
@@ -90,11 +90,11 @@ func TestRouterMatchDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range routerCases {
 		m := processor.NewMessage(c.subject, nil, nil, processor.MessageInfo{})
-		if got := r.Pattern(c.subject); got != c.pattern {
+		if _, got := r.Handler(c.subject); got != c.pattern {
 			t.Fatalf("%s: %q matched %q, want %q", c.name, c.subject, got, c.pattern)
 		}
-		if n := testing.AllocsPerRun(1000, func() { _ = r.Pattern(c.subject) }); n != 0 {
-			t.Errorf("%s: Pattern allocates %.1f times per call, want 0", c.name, n)
+		if n := testing.AllocsPerRun(1000, func() { _, _ = r.Handler(c.subject) }); n != 0 {
+			t.Errorf("%s: Handler allocates %.1f times per call, want 0", c.name, n)
 		}
 		if n := testing.AllocsPerRun(1000, func() { _ = r.Process(ctx, m) }); n != 0 {
 			t.Errorf("%s: Process allocates %.1f times per call, want 0", c.name, n)

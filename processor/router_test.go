@@ -40,8 +40,8 @@ func TestRouterPrecedence(t *testing.T) {
 		{"", ""},                               //
 	}
 	for _, tt := range tests {
-		if got := r.Pattern(tt.subject); got != tt.want {
-			t.Errorf("Pattern(%q) = %q, want %q", tt.subject, got, tt.want)
+		if _, got := r.Handler(tt.subject); got != tt.want {
+			t.Errorf("Handler(%q) pattern = %q, want %q", tt.subject, got, tt.want)
 		}
 	}
 }

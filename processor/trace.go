@@ -12,6 +12,9 @@ import (
 
 const tracerName = "github.com/reactor-alerts/reactor/processor"
 
+// consumerSpan are the start options of every span, made once.
+var consumerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+
 // startSpan continues the alert's trace (its traceparent header) with a
 // consumer span around the handler. With no tracer provider installed the
 // span is a no-op that still carries the publisher's trace context, so
@@ -20,7 +23,7 @@ func (p *Processor) startSpan(ctx context.Context, m *Message) (context.Context,
 	ctx = stream.ExtractTrace(ctx, m.header)
 	// A fixed span name: subjects can be many (alerts.disk.host-17), and
 	// the subject is an attribute.
-	ctx, span := p.tracer.Start(ctx, "reactor process", trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := p.tracer.Start(ctx, "reactor process", consumerSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),

@@ -22,7 +22,7 @@ type HeaderCarrier nats.Header
 
 // Get returns the first value of key, in canonical or lower-case form.
 func (c HeaderCarrier) Get(key string) string {
-	if vs := c[textproto.CanonicalMIMEHeaderKey(key)]; len(vs) > 0 {
+	if vs := c[canonicalKey(key)]; len(vs) > 0 {
 		return vs[0]
 	}
 	if vs := c[key]; len(vs) > 0 {
@@ -33,7 +33,21 @@ func (c HeaderCarrier) Get(key string) string {
 
 // Set sets key, in canonical form.
 func (c HeaderCarrier) Set(key, value string) {
-	c[textproto.CanonicalMIMEHeaderKey(key)] = []string{value}
+	c[canonicalKey(key)] = []string{value}
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey without its allocation
+// for the keys the W3C propagators use, which every alert is read for.
+func canonicalKey(key string) string {
+	switch key {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	case "baggage":
+		return "Baggage"
+	}
+	return textproto.CanonicalMIMEHeaderKey(key)
 }
 
 // Keys lists the header keys.

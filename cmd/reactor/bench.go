@@ -13,7 +13,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
 
-	"github.com/reactor-alerts/reactor/processor/bench"
+	"github.com/reactor-alerts/reactor/cmd/reactor/internal/bench"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -33,8 +33,10 @@ command exits non-zero.
 By default it starts a fresh embedded server in a temporary directory
 (removed afterwards), reached in-process only; with --url it uses streams of
 its own (REACTOR_BENCH_*) on that server, deleted after the run. --raw runs
-the same load through bare nats.go jetstream and prints the ratio
-reactor/raw: the cost of the framework.
+the same load through bare nats.go jetstream as a user writes it with the
+library alone (one stream, a durable consumer, Consume with its defaults,
+PublishAsync with a Msg-Id, goroutines that ack) and prints the ratio
+reactor/raw: what reactor costs over that.
 
 --work is spent in time.Sleep: a handler waiting on I/O. Failures are picked
 by a hash of each alert's id: --fail-rate and --panic-rate fail the first
@@ -49,12 +51,14 @@ the dead letters to expect are known and checked.`,
 			&cli.DurationFlag{Name: "duplicate-window", Value: stream.Topology{}.WithDefaults().DuplicateWindow, Usage: "the history's duplicate window, as reactor run --duplicate-window sets it: the server keeps every id of the window in memory", EnvVars: env("DUPLICATE_WINDOW"), Category: catLoad},
 			&cli.DurationFlag{Name: "backlog-rest", Usage: "with --backlog, wait this long before processing: 11s lets the server drop the caches of the blocks it just wrote, as a process started later on the backlog finds it", EnvVars: env("BACKLOG_REST"), Category: catLoad},
 			&cli.IntFlag{Name: "workers", Value: 16, Usage: "processor workers", EnvVars: env("WORKERS"), Category: catProc},
+			&cli.DurationFlag{Name: "ack-wait", Usage: "both phases' consumer AckWait; 0: the default, 30s", EnvVars: env("ACK_WAIT"), Category: catProc},
 			&cli.DurationFlag{Name: "work", Usage: "simulated handler latency (time.Sleep), e.g. 2ms", EnvVars: env("WORK"), Category: catProc},
 			&cli.Float64Flag{Name: "fail-rate", Usage: "fraction of alerts failing their first delivery with an error (retried)", EnvVars: env("FAIL_RATE"), Category: catProc},
 			&cli.Float64Flag{Name: "panic-rate", Usage: "fraction of alerts panicking on their first delivery (retried)", EnvVars: env("PANIC_RATE"), Category: catProc},
 			&cli.Float64Flag{Name: "permanent-rate", Usage: "fraction of alerts failing permanently (dead-lettered)", EnvVars: env("PERMANENT_RATE"), Category: catProc},
 			&cli.BoolFlag{Name: "double-ack", Usage: "wait for the server to confirm every ack", EnvVars: env("DOUBLE_ACK"), Category: catProc},
 			&cli.BoolFlag{Name: "raw", Usage: "also run the load through bare nats.go jetstream and report the ratio", EnvVars: env("RAW"), Category: catProc},
+			&cli.IntFlag{Name: "runs", Value: 1, Usage: "repeat the comparison this many times on the same server, alternating which phase goes first, and report every run and the medians", EnvVars: env("RUNS"), Category: catProc},
 			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DefaultDrainTimeout, Usage: "count alerts as lost after this long without progress", EnvVars: env("DRAIN_TIMEOUT"), Category: catProc},
 			&cli.BoolFlag{Name: "sync-always", Usage: "the embedded server fsyncs every write", EnvVars: env("SYNC_ALWAYS"), Category: catServer},
 			jsonFlag("print the report as one JSON object"),
@@ -88,6 +92,7 @@ func runBench(c *cli.Context) error {
 		Rate:            c.Float64("rate"),
 		Workers:         c.Int("workers"),
 		Work:            c.Duration("work"),
+		AckWait:         c.Duration("ack-wait"),
 		FailRate:        c.Float64("fail-rate"),
 		PanicRate:       c.Float64("panic-rate"),
 		PermanentRate:   c.Float64("permanent-rate"),
@@ -98,6 +103,7 @@ func runBench(c *cli.Context) error {
 		BacklogRest:     c.Duration("backlog-rest"),
 		DuplicateWindow: c.Duration("duplicate-window"),
 		DrainTimeout:    c.Duration("drain-timeout"),
+		Runs:            c.Int("runs"),
 	}
 	cfg.Conn = streamConfig(c)
 	if cfg.Conn.URL == "" && cfg.Conn.Auth != (stream.Auth{}) {
@@ -135,11 +141,7 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lost := rep.Lost
-	if rep.Raw != nil {
-		lost += rep.Raw.Lost
-	}
-	if lost > 0 {
+	if lost := rep.TotalLost(); lost > 0 {
 		return &exitError{code: exitFailure, err: fmt.Errorf("bench: %d alerts lost", lost)}
 	}
 	return nil

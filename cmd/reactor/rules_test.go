@@ -23,14 +23,14 @@ func settled(prefix string, procs ...*runProc) int {
 	for _, p := range procs {
 		for _, l := range p.stderr.snapshot() {
 			var rec struct {
-				Msg     string  `json:"msg"`
+				Outcome string  `json:"outcome"`
 				Subject string  `json:"subject"`
 				Seq     float64 `json:"seq"`
 			}
 			if json.Unmarshal([]byte(l), &rec) != nil || !strings.HasPrefix(rec.Subject, prefix) {
 				continue
 			}
-			if rec.Msg == "alert ok" || rec.Msg == "alert dropped" {
+			if rec.Outcome == "ok" || rec.Outcome == "dropped" {
 				seen[rec.Seq] = true
 			}
 		}

@@ -15,6 +15,7 @@ package metrics
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,13 +30,29 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	redeliveries prometheus.Counter
 	settleErrors *prometheus.CounterVec
+
+	// The series of each pattern, looked up once per alert instead of
+	// hashing its label values twice.
+	mu        sync.RWMutex
+	byPattern map[string]*patternSeries
 }
+
+// patternSeries are one pattern's counters by outcome (made on first use)
+// and its duration histogram.
+type patternSeries struct {
+	handled  [outcomes]prometheus.Counter
+	duration prometheus.Observer
+}
+
+// outcomes bounds the processor.Outcome values cached.
+const outcomes = 8
 
 // New registers reactor's metrics, with the Go and process collectors, on
 // reg.
 func New(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
-		reg: reg,
+		reg:       reg,
+		byPattern: make(map[string]*patternSeries),
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reactor_alerts_handled_total",
 			Help: "Alerts settled, by outcome (ok, retried, dead_lettered, dropped, deferred) and handler pattern.",
@@ -69,14 +86,44 @@ func (m *Metrics) Observe(r processor.Result) {
 	if pattern == "" {
 		pattern = "none"
 	}
-	m.handled.WithLabelValues(r.Outcome.String(), pattern).Inc()
-	m.duration.WithLabelValues(pattern).Observe(r.Duration.Seconds())
+	handled, duration := m.series(pattern, r.Outcome)
+	handled.Inc()
+	duration.Observe(r.Duration.Seconds())
 	if r.Message.Delivered() > 1 {
 		m.redeliveries.Inc()
 	}
 	if r.SettleErr != nil {
 		m.settleErrors.WithLabelValues(r.Outcome.String()).Inc()
 	}
+}
+
+// series returns the handled counter of pattern and o, and the duration
+// histogram of pattern.
+func (m *Metrics) series(pattern string, o processor.Outcome) (prometheus.Counter, prometheus.Observer) {
+	if o < 0 || o >= outcomes {
+		return m.handled.WithLabelValues(o.String(), pattern), m.duration.WithLabelValues(pattern)
+	}
+	m.mu.RLock()
+	s := m.byPattern[pattern]
+	var c prometheus.Counter
+	if s != nil {
+		c = s.handled[o]
+	}
+	m.mu.RUnlock()
+	if c != nil {
+		return c, s.duration
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s = m.byPattern[pattern]
+	if s == nil {
+		s = &patternSeries{duration: m.duration.WithLabelValues(pattern)}
+		m.byPattern[pattern] = s
+	}
+	if s.handled[o] == nil {
+		s.handled[o] = m.handled.WithLabelValues(o.String(), pattern)
+	}
+	return s.handled[o], s.duration
 }
 
 // WatchProcessor adds gauges read from p at scrape time: workers busy and

@@ -218,9 +218,7 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	p.Now = time.Now().UTC()
 	if p.Notice == "" {
-		// An action's outcome, passed on by its redirect; escaped like
-		// all text, and short.
-		p.Notice = truncate(r.URL.Query().Get("notice"), 400)
+		p.Notice = takeNotice(w, r)
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -245,18 +243,34 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, err e
 	c.render(w, r, status, "error", page{Title: http.StatusText(status), Data: err.Error()})
 }
 
+// noticeCookie carries an action's outcome to the page its redirect shows.
+// A cookie rather than a query parameter, so that a link made elsewhere
+// cannot put words in the console's mouth.
+const noticeCookie = "reactor_notice"
+
 // redirect sends the browser to path with a notice, after an action (POST,
 // then redirect, so that a reload does not repeat it).
 func redirect(w http.ResponseWriter, r *http.Request, path, notice string) {
-	u := path
 	if notice != "" {
-		sep := "?"
-		if bytes.ContainsRune([]byte(path), '?') {
-			sep = "&"
-		}
-		u += sep + "notice=" + url.QueryEscape(notice)
+		http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: url.QueryEscape(truncate(notice, 400)),
+			Path: "/", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	}
-	http.Redirect(w, r, u, http.StatusSeeOther)
+	http.Redirect(w, r, path, http.StatusSeeOther)
+}
+
+// takeNotice returns the notice a redirect left, and clears it so that it
+// is shown once.
+func takeNotice(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(noticeCookie)
+	if err != nil {
+		return ""
+	}
+	http.SetCookie(w, &http.Cookie{Name: noticeCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	notice, err := url.QueryUnescape(c.Value)
+	if err != nil {
+		return ""
+	}
+	return truncate(notice, 400)
 }
 
 func parseSeq(s string) (uint64, error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"github.com/reactor-alerts/reactor/cmd/reactor/internal/console"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -365,4 +367,37 @@ func TestChartCountsHandledOnce(t *testing.T) {
 		got, _, _ = strings.Cut(got, "<")
 		return fmt.Errorf("chart shows %s handled, want %d", got, n)
 	})
+}
+
+// An action's notice reaches the next page through a cookie, once; a link
+// with a notice in its query shows nothing.
+func TestNoticeComesFromTheActionOnly(t *testing.T) {
+	b := setup(t)
+	b.startProcessor()
+	if _, body := b.get("/groups?notice=" + url.QueryEscape("Call 555-0100 now")); strings.Contains(body, "555-0100") {
+		t.Error("a notice in the query was shown")
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Jar: jar}
+	resp, err := client.PostForm(b.srv.URL+"/groups/ops/pause", url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "Paused group ops") {
+		t.Errorf("page after the pause has no notice:\n%s", body)
+	}
+	resp, err = client.Get(b.srv.URL + "/groups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), "Paused group ops") {
+		t.Error("the notice was shown again on the next page")
+	}
 }

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/reactor-alerts/reactor/stream"
 )
 
 // maxChunk is the batch handed to PublishBatch when publishing as fast as
@@ -22,22 +19,21 @@ const maxChunk = 1000
 // publishing a contiguous range of indices, paced to cfg.Rate if set. It
 // returns when every publish has its PubAck or has failed for good, and the
 // time publishing took.
-func publish(ctx context.Context, js jetstream.JetStream, cfg Config, t *tracker, subject string) time.Duration {
-	pub := stream.NewPublisher(js, stream.PublisherConfig{})
+func publish(ctx context.Context, sd side, cfg Config, t *tracker, subject string) time.Duration {
 	payload := makePayload(cfg.Size)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for p := range cfg.Publishers {
 		lo, hi := p*t.n/cfg.Publishers, (p+1)*t.n/cfg.Publishers
 		wg.Go(func() {
-			publishRange(ctx, pub, cfg, t, subject, payload, lo, hi, start)
+			publishRange(ctx, sd, cfg, t, subject, payload, lo, hi, start)
 		})
 	}
 	wg.Wait()
 	return time.Since(start)
 }
 
-func publishRange(ctx context.Context, pub *stream.Publisher, cfg Config, t *tracker, subject string, payload []byte, lo, hi int, start time.Time) {
+func publishRange(ctx context.Context, sd side, cfg Config, t *tracker, subject string, payload []byte, lo, hi int, start time.Time) {
 	chunk := maxChunk
 	var every float64 // seconds between two alerts of this publisher
 	if cfg.Rate > 0 {
@@ -73,8 +69,8 @@ func publishRange(ctx context.Context, pub *stream.Publisher, cfg Config, t *tra
 				},
 			})
 		}
-		pub.PublishBatch(ctx, msgs, func(r stream.Result) {
-			t.publishDone(i+r.Index, r.Err)
+		sd.publish(ctx, msgs, func(j int, err error) {
+			t.publishDone(i+j, err)
 		})
 	}
 }

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +20,11 @@ type Report struct {
 	Raw *Phase `json:"raw,omitempty"`
 	// Ratio is reactor's processing rate over raw's.
 	Ratio float64 `json:"ratio,omitempty"`
+	// Runs are every run's key figures, and Median their medians, with
+	// Config.Runs above 1; Phase and Raw are then the run whose ratio is
+	// the median.
+	Runs   []RunSummary `json:"runs,omitempty"`
+	Median *RunSummary  `json:"median,omitempty"`
 	// Settings echoes what was run.
 	Settings Settings `json:"settings"`
 }
@@ -115,6 +122,7 @@ type Settings struct {
 	Rate          float64 `json:"rate"`
 	Workers       int     `json:"workers"`
 	WorkMS        float64 `json:"work_ms"`
+	AckWaitS      float64 `json:"ack_wait_s,omitempty"`
 	FailRate      float64 `json:"fail_rate"`
 	PanicRate     float64 `json:"panic_rate"`
 	PermanentRate float64 `json:"permanent_rate"`
@@ -187,8 +195,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if r.Median != nil {
+		r.writeRuns(w)
+	}
 	if r.Raw != nil {
-		fmt.Fprintf(w, "reactor/raw processing rate: %.2f\n", r.Ratio)
+		what := "reactor/raw processing rate"
+		if r.Median != nil {
+			what += fmt.Sprintf(", median of %d runs", len(r.Runs))
+		}
+		fmt.Fprintf(w, "%s: %.2f\n", what, r.Ratio)
 	}
 	fmt.Fprintf(w, "lost: %d", r.Lost)
 	if len(r.LostIDs) > 0 {
@@ -227,4 +242,148 @@ func counters(m *metrics.Metrics) *Counters {
 		}
 	}
 	return c
+}
+
+// RunSummary is one run's key figures: the reactor phase's, the raw phase's, and
+// their ratios.
+type RunSummary struct {
+	Reactor Figures `json:"reactor"`
+	Raw     Figures `json:"raw"`
+	// Ratio is reactor's processing rate over raw's.
+	Ratio float64 `json:"ratio,omitempty"`
+	// P99Ratio is reactor's p99 publish→ack latency over raw's.
+	P99Ratio float64 `json:"p99_ratio,omitempty"`
+}
+
+// Figures are a phase's key figures.
+type Figures struct {
+	PublishRate  float64 `json:"publish_rate"`
+	ProcessRate  float64 `json:"process_rate"`
+	Latency      Latency `json:"latency_ms"`
+	MaxSettleGap float64 `json:"max_settle_gap_ms"`
+	PeakRSS      uint64  `json:"peak_rss_bytes"`
+	Redeliveries int     `json:"redeliveries"`
+	Lost         int     `json:"lost"`
+}
+
+func figures(p Phase) Figures {
+	return Figures{PublishRate: p.PublishRate, ProcessRate: p.ProcessRate, Latency: p.Latency,
+		MaxSettleGap: p.MaxSettleGap, PeakRSS: p.PeakRSS, Redeliveries: p.Redeliveries, Lost: p.Lost}
+}
+
+func summarize(reactor, raw Phase, withRaw bool) RunSummary {
+	r := RunSummary{Reactor: figures(reactor)}
+	if withRaw {
+		r.Raw = figures(raw)
+		if raw.ProcessRate > 0 {
+			r.Ratio = reactor.ProcessRate / raw.ProcessRate
+		}
+		if raw.Latency.P99 > 0 {
+			r.P99Ratio = reactor.Latency.P99 / raw.Latency.P99
+		}
+	}
+	return r
+}
+
+// pick fills the report from its runs: the phases of the run whose ratio
+// is the median (the last run without a raw phase), and, with more than
+// one run, the medians of every figure.
+func (r *Report) pick(reactors, raws []Phase, withRaw bool) {
+	i := len(r.Runs) - 1
+	if withRaw {
+		order := make([]int, len(r.Runs))
+		for j := range order {
+			order[j] = j
+		}
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(r.Runs[a].Ratio, r.Runs[b].Ratio) })
+		i = order[len(order)/2]
+	}
+	r.Phase = reactors[i]
+	if withRaw {
+		raw := raws[i]
+		r.Raw, r.Ratio = &raw, r.Runs[i].Ratio
+	}
+	if len(r.Runs) > 1 {
+		m := medianRun(r.Runs)
+		r.Median = &m
+	}
+}
+
+// medianRun is the median of each figure of runs, taken separately.
+func medianRun(runs []RunSummary) RunSummary {
+	med := func(f func(RunSummary) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	fig := func(side func(RunSummary) Figures) Figures {
+		return Figures{
+			PublishRate:  med(func(r RunSummary) float64 { return side(r).PublishRate }),
+			ProcessRate:  med(func(r RunSummary) float64 { return side(r).ProcessRate }),
+			MaxSettleGap: med(func(r RunSummary) float64 { return side(r).MaxSettleGap }),
+			PeakRSS:      uint64(med(func(r RunSummary) float64 { return float64(side(r).PeakRSS) })),
+			Redeliveries: int(med(func(r RunSummary) float64 { return float64(side(r).Redeliveries) })),
+			Latency: Latency{
+				P50:  med(func(r RunSummary) float64 { return side(r).Latency.P50 }),
+				P90:  med(func(r RunSummary) float64 { return side(r).Latency.P90 }),
+				P99:  med(func(r RunSummary) float64 { return side(r).Latency.P99 }),
+				P999: med(func(r RunSummary) float64 { return side(r).Latency.P999 }),
+				Max:  med(func(r RunSummary) float64 { return side(r).Latency.Max }),
+			},
+		}
+	}
+	lost := func(side func(RunSummary) Figures) int {
+		n := 0
+		for _, r := range runs {
+			n += side(r).Lost
+		}
+		return n
+	}
+	m := RunSummary{
+		Reactor:  fig(func(r RunSummary) Figures { return r.Reactor }),
+		Raw:      fig(func(r RunSummary) Figures { return r.Raw }),
+		Ratio:    med(func(r RunSummary) float64 { return r.Ratio }),
+		P99Ratio: med(func(r RunSummary) float64 { return r.P99Ratio }),
+	}
+	m.Reactor.Lost, m.Raw.Lost = lost(func(r RunSummary) Figures { return r.Reactor }), lost(func(r RunSummary) Figures { return r.Raw })
+	return m
+}
+
+// TotalLost is the number of alerts lost in every phase of every run.
+func (r *Report) TotalLost() int {
+	if len(r.Runs) == 0 {
+		n := r.Lost
+		if r.Raw != nil {
+			n += r.Raw.Lost
+		}
+		return n
+	}
+	n := 0
+	for _, run := range r.Runs {
+		n += run.Reactor.Lost + run.Raw.Lost
+	}
+	return n
+}
+
+// writeRuns writes one line per run and the medians.
+func (r *Report) writeRuns(w io.Writer) {
+	line := func(name string, run RunSummary) {
+		fmt.Fprintf(w, "%-7s reactor %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms", name,
+			run.Reactor.ProcessRate, run.Reactor.Latency.P99, run.Reactor.Latency.P999, run.Reactor.Latency.Max)
+		if r.Raw != nil {
+			fmt.Fprintf(w, " | raw %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms | ratio %.2f, p99 ratio %.2f",
+				run.Raw.ProcessRate, run.Raw.Latency.P99, run.Raw.Latency.P999, run.Raw.Latency.Max, run.Ratio, run.P99Ratio)
+		}
+		fmt.Fprintln(w)
+	}
+	for i, run := range r.Runs {
+		line(fmt.Sprintf("run %d", i+1), run)
+	}
+	line("median", *r.Median)
 }

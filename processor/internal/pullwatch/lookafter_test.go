@@ -1,4 +1,4 @@
-package stream
+package pullwatch
 
 import (
 	"testing"
@@ -20,7 +20,7 @@ func TestPullWatchLookAfter(t *testing.T) {
 		{pending: 0, looks: 5, want: 3200 * time.Millisecond}, // past pullIdleLimit: parked
 	}
 	for _, tt := range tests {
-		var w PullWatch
+		var w Watch
 		w.pending.Store(tt.pending)
 		if got := w.lookAfter(tt.looks); got != tt.want {
 			t.Errorf("pending %d, looks %d: lookAfter = %v, want %v", tt.pending, tt.looks, got, tt.want)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/embedded"
 )
@@ -36,28 +35,52 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer cleanup()
 
-	run := runID()
 	rep := &Report{Settings: settings(cfg)}
-	rep.Phase, err = runPhase(ctx, conn.JS, cfg, run, "reactor")
-	if err != nil {
-		if rep.Msgs == 0 {
-			return nil, err // the phase did not get to measure anything
+	id := runID()
+	var reactors, raws []Phase
+	for i := range cfg.Runs {
+		// The phases alternate which goes first, so that neither gains
+		// from its place (a warmer cache, a fresher store).
+		label := ""
+		if cfg.Runs > 1 {
+			label = fmt.Sprintf(" %d", i+1)
 		}
-		return rep, err
-	}
-	if cfg.Raw {
-		raw, err := runPhase(ctx, conn.JS, cfg, run, "raw")
-		if raw.Msgs > 0 {
-			rep.Raw = &raw
+		reactor, raw, err := runOnce(ctx, conn.JS, cfg, fmt.Sprintf("%s%d", id, i), label, i%2 == 1)
+		if reactor.Msgs > 0 && (!cfg.Raw || raw.Msgs > 0) {
+			reactors, raws = append(reactors, reactor), append(raws, raw)
+			rep.Runs = append(rep.Runs, summarize(reactor, raw, cfg.Raw))
 		}
 		if err != nil {
+			if len(reactors) == 0 {
+				if reactor.Msgs == 0 {
+					return nil, err // nothing measured
+				}
+				rep.Phase = reactor
+			} else {
+				rep.pick(reactors, raws, cfg.Raw)
+			}
 			return rep, err
 		}
-		if raw.ProcessRate > 0 {
-			rep.Ratio = rep.ProcessRate / raw.ProcessRate
+	}
+	rep.pick(reactors, raws, cfg.Raw)
+	return rep, nil
+}
+
+// runOnce runs the reactor phase, then the raw one if asked (the other
+// way round with rawFirst).
+func runOnce(ctx context.Context, js jetstream.JetStream, cfg Config, run, label string, rawFirst bool) (reactor, raw Phase, err error) {
+	if cfg.Raw && rawFirst {
+		if raw, err = runPhase(ctx, js, cfg, run, "raw", "raw"+label); err != nil {
+			return reactor, raw, err
 		}
 	}
-	return rep, nil
+	if reactor, err = runPhase(ctx, js, cfg, run, "reactor", "reactor"+label); err != nil {
+		return reactor, raw, err
+	}
+	if cfg.Raw && !rawFirst {
+		raw, err = runPhase(ctx, js, cfg, run, "raw", "raw"+label)
+	}
+	return reactor, raw, err
 }
 
 // connect opens cfg.Conn, starting a fresh embedded server in a temporary
@@ -95,44 +118,40 @@ func connect(ctx context.Context, cfg Config) (*stream.Conn, func(), error) {
 
 // runPhase publishes cfg.Msgs alerts on streams of its own and processes them
 // with the reactor processor or the raw baseline, then deletes the streams.
-func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name string) (Phase, error) {
+// label names the phase in progress reports.
+func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name, label string) (Phase, error) {
 	var ph Phase
 	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
 	subjects := "reactor_bench." + run + "." + name
-	topo := stream.Topology{
-		Alerts:    tag,
-		Subjects:  []string{subjects + ".>"},
-		DLQ:       tag + "_DLQ",
-		DLQPrefix: "reactor_bench_dlq." + run + "." + name,
-
-		DuplicateWindow: cfg.DuplicateWindow,
-	}.WithDefaults()
-	if err := stream.EnsureStreams(ctx, js, topo); err != nil {
-		return ph, fmt.Errorf("bench: %w", err)
-	}
-	defer deleteStreams(js, topo)
-
 	t := newTracker(run+"-"+name+"-", cfg.Msgs)
-	var side consumerSide
+	var sd side
 	if name == "raw" {
-		side = &rawSide{js: js, cfg: cfg, topo: topo, t: t}
+		sd = &rawSide{js: js, cfg: cfg, name: tag, subject: subjects + ".>", t: t}
 	} else {
-		side = newReactorSide(js, cfg, topo, t, subjects+".>")
-		// Bind the consumer now, so processing starts with the first publish.
-		if _, err := processor.EnsureGroup(ctx, js, processorConfig(cfg, topo, t, nil)); err != nil {
-			return ph, fmt.Errorf("bench: %w", err)
-		}
+		topo := stream.Topology{
+			Alerts:    tag,
+			Subjects:  []string{subjects + ".>"},
+			DLQ:       tag + "_DLQ",
+			DLQPrefix: "reactor_bench_dlq." + run + "." + name,
+
+			DuplicateWindow: cfg.DuplicateWindow,
+		}.WithDefaults()
+		sd = newReactorSide(js, cfg, topo, t, subjects+".>")
+	}
+	defer sd.cleanup()
+	if err := sd.setup(ctx); err != nil {
+		return ph, err
 	}
 
 	mem := startMemSampler(memSampleEvery)
-	stopProgress := reportProgress(cfg, name, t)
+	stopProgress := reportProgress(cfg, label, t)
 	started := false
 	stopSide := func() error {
 		if !started {
 			return nil
 		}
 		started = false
-		return side.stop()
+		return sd.stop()
 	}
 	defer func() { _ = stopSide() }()
 	fail := func(err error) (Phase, error) {
@@ -141,22 +160,22 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 		return ph, err
 	}
 	startSide := func() error {
-		if err := side.start(ctx); err != nil {
+		if err := sd.start(ctx); err != nil {
 			return err
 		}
 		started = true
-		return waitPulling(ctx, js, topo)
+		return waitPulling(ctx, sd)
 	}
 	if !cfg.Backlog {
 		if err := startSide(); err != nil {
 			return fail(err)
 		}
 	}
-	pubTime := publish(ctx, js, cfg, t, subjects+".alert")
+	pubTime := publish(ctx, sd, cfg, t, subjects+".alert")
 	begin := time.Unix(0, t.firstPublish.Load())
 	var pubRSS, pubHeap uint64
 	if cfg.Backlog {
-		if err := waitBacklog(ctx, js, topo, uint64(t.published.Load())); err != nil {
+		if err := waitBacklog(ctx, sd, uint64(t.published.Load())); err != nil {
 			return fail(err)
 		}
 		// Measure processing as a process that starts with the backlog
@@ -199,8 +218,8 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / elapsed.Seconds()
 		}
 	}
-	ph.Backlog, ph.DLQMessages = streamCounts(js, topo)
-	if rs, ok := side.(*reactorSide); ok {
+	ph.Backlog, ph.DLQMessages = leftOver(js, sd)
+	if rs, ok := sd.(*reactorSide); ok {
 		ph.Metrics = counters(rs.metrics)
 	}
 	return ph, errors.Join(drainErr, stopErr)
@@ -233,32 +252,30 @@ func waitSettled(ctx context.Context, t *tracker, idle time.Duration) error {
 	}
 }
 
-// waitPulling waits until the consumer has a pull request pending, so that
-// the first publish is processed at once.
-func waitPulling(ctx context.Context, js jetstream.JetStream, topo stream.Topology) error {
+// waitPulling waits until the side's consumer has a pull request pending,
+// so that the first publish is processed at once.
+func waitPulling(ctx context.Context, sd side) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		c, err := js.Consumer(ctx, topo.Alerts, benchGroup)
-		if err == nil {
+		if c, err := sd.consumer(ctx); err == nil {
 			if info, err := c.Info(ctx); err == nil && info.NumWaiting > 0 {
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("bench: consumer %s not pulling: %w", benchGroup, context.Cause(ctx))
+			return fmt.Errorf("bench: consumer not pulling: %w", context.Cause(ctx))
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
 
-// waitBacklog waits until the alert stream holds n messages.
-func waitBacklog(ctx context.Context, js jetstream.JetStream, topo stream.Topology, n uint64) error {
+// waitBacklog waits until the side's consumer has n alerts to deliver.
+func waitBacklog(ctx context.Context, sd side, n uint64) error {
 	for {
-		s, err := js.Stream(ctx, topo.Alerts)
-		if err == nil {
-			if info, err := s.Info(ctx); err == nil && info.State.Msgs >= n {
+		if c, err := sd.consumer(ctx); err == nil {
+			if info, err := c.Info(ctx); err == nil && info.NumPending >= n {
 				return nil
 			}
 		}
@@ -300,39 +317,37 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 	}
 }
 
-// streamCounts returns the bench group's backlog (alerts not settled) and
-// the messages stored in the DLQ stream, read as `reactor status` reads
-// them. Acks are asynchronous: the connection is flushed first, and the
-// consumer is given a moment to apply the last ones.
-func streamCounts(js jetstream.JetStream, topo stream.Topology) (backlog, dlq uint64) {
+// leftOver returns the alerts the side's consumer has not seen acked
+// (pending plus ack pending) and the messages of its DLQ stream. Acks are
+// asynchronous: the connection is flushed first, and the consumer is given
+// a moment to apply the last ones.
+func leftOver(js jetstream.JetStream, sd side) (left, dlq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = js.Conn().FlushWithContext(ctx)
-	read := func() (uint64, uint64) {
-		st, err := stream.ReadStatus(ctx, js, topo)
+	read := func() uint64 {
+		c, err := sd.consumer(ctx)
 		if err != nil {
-			return 0, 0
+			return 0
 		}
-		for _, g := range st.Groups {
-			if g.Name == benchGroup {
-				return g.Backlog, st.DLQ.Messages
-			}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0
 		}
-		return 0, st.DLQ.Messages
+		return info.NumPending + uint64(info.NumAckPending)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for backlog, dlq = read(); backlog > 0 && time.Now().Before(deadline); backlog, dlq = read() {
+	for left = read(); left > 0 && time.Now().Before(deadline); left = read() {
 		time.Sleep(20 * time.Millisecond)
 	}
-	return backlog, dlq
-}
-
-func deleteStreams(js jetstream.JetStream, topo stream.Topology) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, name := range []string{topo.Alerts, topo.DLQ} {
-		_ = js.DeleteStream(ctx, name)
+	if name := sd.dlq(); name != "" {
+		if s, err := js.Stream(ctx, name); err == nil {
+			if info, err := s.Info(ctx); err == nil {
+				dlq = info.State.Msgs
+			}
+		}
 	}
+	return left, dlq
 }
 
 func runID() string {
@@ -356,6 +371,7 @@ func settings(cfg Config) Settings {
 		Rate:             cfg.Rate,
 		Workers:          cfg.Workers,
 		WorkMS:           float64(cfg.Work) / float64(time.Millisecond),
+		AckWaitS:         cfg.AckWait.Seconds(),
 		FailRate:         cfg.FailRate,
 		PanicRate:        cfg.PanicRate,
 		PermanentRate:    cfg.PermanentRate,

@@ -48,6 +48,9 @@ type Config struct {
 	// a handler waiting on I/O (a webhook, a command), which holds a worker
 	// but not a CPU. Defaults to 0: a no-op handler.
 	Work time.Duration
+	// AckWait is both phases' consumer AckWait. Defaults to 0: the
+	// processor's default and the server's, 30s.
+	AckWait time.Duration
 	// FailRate is the fraction of alerts whose handler returns a plain
 	// error on the first delivery: they are retried, then succeed.
 	FailRate float64
@@ -57,9 +60,16 @@ type Config struct {
 	// PermanentRate is the fraction of alerts whose handler returns a
 	// permanent error on every delivery: they are dead-lettered.
 	PermanentRate float64
-	// Raw also runs the same load through bare nats.go jetstream (one pull
-	// consumer, Workers goroutines, ack only) and reports the ratio.
+	// Raw also runs the same load through bare nats.go jetstream, as a user
+	// writes it with the library alone (one Limits stream, a durable
+	// consumer, Consume with its defaults, Workers goroutines that ack), and
+	// reports the ratio.
 	Raw bool
+	// Runs repeats the comparison, each run a reactor phase and a raw one
+	// on fresh streams of the same server, alternating which goes first;
+	// the report gives every run's figures and their medians. Defaults
+	// to 1.
+	Runs int
 	// SyncAlways makes the embedded server fsync every write. Only for the
 	// embedded server: an external server's sync policy is its own.
 	SyncAlways bool
@@ -135,6 +145,9 @@ func (c Config) withDefaults() Config {
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = stream.Topology{}.WithDefaults().DuplicateWindow
 	}
+	if c.Runs <= 0 {
+		c.Runs = 1
+	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
@@ -169,6 +182,9 @@ func (c Config) validate() error {
 	}
 	if c.BacklogRest < 0 || (c.BacklogRest > 0 && !c.Backlog) {
 		errs = append(errs, fmt.Errorf("backlog rest %s: only for a backlog, and not negative", c.BacklogRest))
+	}
+	if c.AckWait < 0 {
+		errs = append(errs, fmt.Errorf("ack wait %s: must not be negative", c.AckWait))
 	}
 	if c.Work < 0 {
 		errs = append(errs, fmt.Errorf("work %s: must not be negative", c.Work))

@@ -1,4 +1,4 @@
-package stream_test
+package pullwatch_test
 
 import (
 	"context"
@@ -7,25 +7,32 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
 
-	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/processor/internal/pullwatch"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
-// pullWatchSetup returns a bound consumer on an alert stream holding n
-// alerts, nobody pulling, allowing maxAckPending unacknowledged deliveries.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, streamtest.LeakOptions()...)
+}
+
+// pullWatchSetup returns a durable consumer on a stream holding n alerts,
+// nobody pulling, allowing maxAckPending unacknowledged deliveries.
 func pullWatchSetup(t *testing.T, n, maxAckPending int) jetstream.Consumer {
 	t.Helper()
-	conn, topo := streamtest.NewTopology(t)
+	conn := streamtest.NewServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := conn.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "W", Subjects: []string{"alerts.>"}}); err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		streamtest.Publish(t, conn, "alerts.x", fmt.Sprint("a", i), []byte("x"))
 	}
-	streamtest.Eventually(t, 5*time.Second, func() bool {
-		return streamtest.StreamMsgs(conn.JS, topo.Alerts) == int64(n)
-	}, "alert stream holds the alerts")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := stream.EnsureConsumer(ctx, conn.JS, topo, stream.ConsumerSpec{Name: "g", AckWait: time.Minute, MaxDeliver: -1, MaxAckPending: maxAckPending})
+	cons, err := conn.JS.CreateOrUpdateConsumer(ctx, "W", jetstream.ConsumerConfig{
+		Durable: "g", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute, MaxAckPending: maxAckPending,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +40,7 @@ func pullWatchSetup(t *testing.T, n, maxAckPending int) jetstream.Consumer {
 }
 
 // runWatch runs w.Run for at most d and reports what it returned.
-func runWatch(w *stream.PullWatch, cons jetstream.Consumer, d time.Duration) bool {
+func runWatch(w *pullwatch.Watch, cons jetstream.Consumer, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	return w.Run(ctx, cons)
@@ -42,7 +49,7 @@ func runWatch(w *stream.PullWatch, cons jetstream.Consumer, d time.Duration) boo
 func TestPullWatchFindsStalledConsumer(t *testing.T) {
 	t.Parallel()
 	cons := pullWatchSetup(t, 5, 100)
-	var w stream.PullWatch
+	var w pullwatch.Watch
 	w.Wrap(func(jetstream.Msg, *jetstream.MsgMetadata) {})
 	// Alerts pending, no pull waiting: what a lost pull request looks like.
 	if !runWatch(&w, cons, 5*time.Second) {
@@ -55,7 +62,7 @@ func TestPullWatchLeavesPullingConsumerAlone(t *testing.T) {
 	// One delivery allowed unacknowledged, and the callback does not ack:
 	// the server keeps the pull waiting with 4 alerts pending.
 	cons := pullWatchSetup(t, 5, 1)
-	var w stream.PullWatch
+	var w pullwatch.Watch
 	got := make(chan struct{}, 5)
 	cc, err := cons.Consume(w.Wrap(func(jetstream.Msg, *jetstream.MsgMetadata) { got <- struct{}{} }), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
@@ -80,7 +87,7 @@ func TestPullWatchLeavesBusyCallbackAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w stream.PullWatch
+	var w pullwatch.Watch
 	entered, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	fn := w.Wrap(func(jetstream.Msg, *jetstream.MsgMetadata) {
 		close(entered)
@@ -103,35 +110,10 @@ func TestPullWatchLeavesBusyCallbackAlone(t *testing.T) {
 	}
 }
 
-func TestConsumeWatchedDeliversAndStops(t *testing.T) {
-	t.Parallel()
-	cons := pullWatchSetup(t, 20, 100)
-	got := make(chan string, 20)
-	stop, err := stream.ConsumeWatched(context.Background(), cons, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
-		if m.Ack() == nil {
-			got <- m.Headers().Get("Nats-Msg-Id")
-		}
-	}, jetstream.PullMaxMessages(4), jetstream.PullHeartbeat(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	timeout := time.After(10 * time.Second)
-	for len(seen) < 20 {
-		select {
-		case id := <-got:
-			seen[id] = true
-		case <-timeout:
-			t.Fatalf("got %d of 20 alerts", len(seen))
-		}
-	}
-	stop() // returns once the Consume has closed; goleak checks the rest
-}
-
 func TestPullWatchLeavesDeliveryInTransitAlone(t *testing.T) {
 	t.Parallel()
 	cons := pullWatchSetup(t, 5, 100)
-	var w stream.PullWatch
+	var w pullwatch.Watch
 	w.Wrap(func(jetstream.Msg, *jetstream.MsgMetadata) {})
 	// The server delivered a message the callback has not seen: a client
 	// too busy to read its socket looks like this. Stopping its Consume
