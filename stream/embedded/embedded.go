@@ -110,7 +110,7 @@ var ErrInsecureListen = errors.New("embedded: refusing to listen on a non-loopba
 
 func (c Config) validate() error {
 	if c.DataDir == "" {
-		return errors.New("embedded: embedded server needs a data dir")
+		return errors.New("embedded: the server needs a data dir")
 	}
 	if c.User != "" && c.Password == "" {
 		return errors.New("embedded: user set without a password")
@@ -191,14 +191,14 @@ func startServer(cfg Config) (*Server, error) {
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: configure embedded server: %w", err)
+		return nil, fmt.Errorf("embedded: configure the server: %w", err)
 	}
 	ns.SetLoggerV2(&slogAdapter{l: cfg.Logger}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(cfg.ReadyTimeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("embedded: embedded server not ready after %s (is %s:%d in use?)", cfg.ReadyTimeout, cfg.Host, cfg.Port)
+		return nil, fmt.Errorf("embedded: server not ready after %s (is %s:%d in use?)", cfg.ReadyTimeout, cfg.Host, cfg.Port)
 	}
 	return &Server{ns: ns, cfg: cfg}, nil
 }
