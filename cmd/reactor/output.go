@@ -75,37 +75,6 @@ func humanTime(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-// ago says how long before now t was: "3m12s ago".
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Second:
-		return "just now"
-	case d < time.Minute:
-		return d.Truncate(time.Second).String() + " ago"
-	case d < 48*time.Hour:
-		return d.Truncate(time.Minute).String() + " ago"
-	}
-	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
-}
-
-// humanBytes formats n with a binary unit.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // firstLine returns the first line of s, cut to max runes with "…".
 func firstLine(s string, max int) string {
 	s, _, more := strings.Cut(s, "\n")

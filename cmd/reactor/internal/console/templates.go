@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/stream"
+
+	"github.com/reactor-alerts/reactor/cmd/reactor/internal/human"
 )
 
 var pageNames = []string{"overview", "alerts", "alert", "dlq", "deadletter", "confirm", "groups", "error"}
@@ -29,9 +31,9 @@ func parsePages() (map[string]*template.Template, error) {
 }
 
 var funcs = template.FuncMap{
-	"ago":   ago,
+	"ago":   human.Ago,
 	"when":  when,
-	"bytes": humanBytes,
+	"bytes": human.Bytes,
 	"opt": func(n *uint64) string {
 		if n == nil {
 			return "?"
@@ -81,41 +83,10 @@ var funcs = template.FuncMap{
 	},
 }
 
-// ago says how long before now t was: "just now", "42s ago", "3h5m ago",
-// "4d ago"; "-" for the zero time.
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Second:
-		return "just now"
-	case d < time.Minute:
-		return d.Truncate(time.Second).String() + " ago"
-	case d < 48*time.Hour:
-		return strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s") + " ago"
-	}
-	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
-}
-
 // when is a time in UTC with how long ago it was.
 func when(now, t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05") + " UTC (" + ago(now, t) + ")"
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return t.UTC().Format("2006-01-02 15:04:05") + " UTC (" + human.Ago(now, t) + ")"
 }
