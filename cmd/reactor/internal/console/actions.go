@@ -280,9 +280,8 @@ type groupsData struct {
 func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	st, err := stream.ReadStatus(ctx, c.cfg.JS, c.cfg.Topology)
-	if err != nil {
-		c.fail(w, r, http.StatusBadGateway, err)
+	st, ok := c.readStatus(ctx, w, r)
+	if !ok {
 		return
 	}
 	c.render(w, r, http.StatusOK, "groups", page{Title: "Groups", Nav: "groups", Data: groupsData{Groups: st.Groups, Stream: c.cfg.Topology.GroupStream()}})

@@ -257,15 +257,7 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 	for _, m := range d.Scan.Msgs {
 		d.Rows = append(d.Rows, c.rowOf(m))
 	}
-	v := q.values()
-	if d.Scan.Older > 0 {
-		v.Set("before", strconv.FormatUint(d.Scan.Older, 10))
-		d.Older = "/alerts?" + v.Encode()
-		v.Del("before")
-	}
-	if q.Before > 0 {
-		d.Newest = "/alerts?" + v.Encode()
-	}
+	d.Older, d.Newest = pageLinks("/alerts", q.values(), d.Scan.Older, q.Before)
 	d.Empty = len(d.Rows) == 0
 	c.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
 }

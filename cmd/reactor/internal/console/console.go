@@ -273,6 +273,31 @@ func takeNotice(w http.ResponseWriter, r *http.Request) string {
 	return truncate(notice, 400)
 }
 
+// pageLinks are the links of a paged list at path with the filters v: to
+// the page before sequence older ("" when nothing is older), and back to
+// the newest page ("" when this is it, before being 0).
+func pageLinks(path string, v url.Values, older, before uint64) (olderURL, newestURL string) {
+	v.Del("before")
+	if before > 0 {
+		newestURL = path + "?" + v.Encode()
+	}
+	if older > 0 {
+		v.Set("before", strconv.FormatUint(older, 10))
+		olderURL = path + "?" + v.Encode()
+	}
+	return olderURL, newestURL
+}
+
+// readStatus reads the streams and groups, or fails the request.
+func (c *Console) readStatus(ctx context.Context, w http.ResponseWriter, r *http.Request) (*stream.Status, bool) {
+	st, err := stream.ReadStatus(ctx, c.cfg.JS, c.cfg.Topology)
+	if err != nil {
+		c.fail(w, r, http.StatusBadGateway, err)
+		return nil, false
+	}
+	return st, true
+}
+
 func parseSeq(s string) (uint64, error) {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || n == 0 {

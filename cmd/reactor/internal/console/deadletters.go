@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -140,15 +139,7 @@ func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request) {
 		d.Rows = append(d.Rows, dlqRow{Seq: m.Sequence, Stored: m.Time.UTC(), Subject: dl.Subject, Reason: dl.Reason,
 			Error: truncate(first, 160), Group: dl.Group, Deliveries: dl.Deliveries, First: dl.FirstAttempt, Last: dl.LastAttempt})
 	}
-	v := q.values()
-	if d.Scan.Older > 0 {
-		v.Set("before", strconv.FormatUint(d.Scan.Older, 10))
-		d.Older = "/dlq?" + v.Encode()
-		v.Del("before")
-	}
-	if q.Before > 0 {
-		d.Newest = "/dlq?" + v.Encode()
-	}
+	d.Older, d.Newest = pageLinks("/dlq", q.values(), d.Scan.Older, q.Before)
 	c.render(w, r, http.StatusOK, "dlq", page{Title: "Dead letters", Nav: "dlq", Data: d})
 }
 

@@ -21,9 +21,8 @@ type overviewData struct {
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	st, err := stream.ReadStatus(ctx, c.cfg.JS, c.cfg.Topology)
-	if err != nil {
-		c.fail(w, r, http.StatusBadGateway, err)
+	st, ok := c.readStatus(ctx, w, r)
+	if !ok {
 		return
 	}
 	d := overviewData{Status: st, GroupStream: c.cfg.Topology.GroupStream()}
@@ -36,6 +35,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	for _, g := range st.Groups {
 		backlog += g.Backlog
 	}
+	var err error
 	d.Chart, err = c.chart(ctx, st.Time, backlog)
 	if err != nil {
 		c.fail(w, r, http.StatusBadGateway, err)
