@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // CountsStream is where every process of every group adds up what its
@@ -99,7 +101,7 @@ func (rs *Rules) PublishCounts(ctx context.Context, every time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 			defer cancel()
 			if err := rs.counts.flush(fctx, rs.store.js, rs.store.group, rs.store.replicas); err != nil {
 				rs.log.Warn("rule counts not stored", "stream", CountsStream, "err", err)

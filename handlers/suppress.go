@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/processor"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // SuppressBucket is the key-value bucket of the suppression windows, shared
@@ -215,7 +217,7 @@ func (c *claim) release(ctx context.Context) error {
 	if c.kv == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 	defer cancel()
 	err := c.kv.Purge(ctx, c.key, jetstream.LastRevision(c.rev), jetstream.PurgeTTL(suppressMarkerTTL))
 	if errors.Is(err, jetstream.ErrKeyExists) {

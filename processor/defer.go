@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // DeferralsBucket is the key-value bucket where the processor counts the
@@ -82,7 +84,7 @@ func (p *Processor) discountDeferrals(ctx context.Context, msg jetstream.Msg, m 
 }
 
 func (d *deferralLog) count(ctx context.Context, p *Processor, m *Message) (int, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 	defer cancel()
 	kv, err := d.bucket(ctx, p.js, p.cfg)
 	if err != nil {
@@ -115,7 +117,7 @@ func (p *Processor) deferDelivery(ctx context.Context, msg jetstream.Msg, m *Mes
 }
 
 func (d *deferralLog) record(ctx context.Context, p *Processor, m *Message) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 	defer cancel()
 	kv, err := d.bucket(ctx, p.js, p.cfg)
 	if err != nil {

@@ -144,7 +144,7 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, pattern
 // deadLetter stores m in the DLQ stream with its reason (see
 // stream.PublishDeadLetter), then terminates the original.
 func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Message, herr error, reason, pattern string, first, last time.Time) error {
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 	defer cancel()
 	err := stream.PublishDeadLetter(pctx, p.js, p.cfg.Topology, stream.DeadLetter{
 		Subject:      m.subject,
@@ -176,7 +176,7 @@ func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Messag
 
 func (p *Processor) ack(ctx context.Context, msg jetstream.Msg) error {
 	if p.cfg.DoubleAck {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 		defer cancel()
 		return msg.DoubleAck(actx)
 	}

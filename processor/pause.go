@@ -36,7 +36,7 @@ func (p *Processor) watchPause(ctx context.Context) (stop func()) {
 		p.log.Debug("cannot follow pause advisories", "subject", subject, "err", err)
 		sub = nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
 	defer cancel()
 	if c, err := p.js.Consumer(cctx, t.GroupStream(), p.cfg.Group); err == nil && c.CachedInfo().Paused {
 		if until := c.CachedInfo().Config.PauseUntil; until != nil {

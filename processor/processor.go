@@ -288,7 +288,7 @@ func (p *Processor) consumeError(ctx context.Context, cons jetstream.Consumer, e
 		errors.Is(err, jetstream.ErrBadRequest):
 		restart(err)
 	case errors.Is(err, jetstream.ErrNoHeartbeat):
-		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ictx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
 		defer cancel()
 		if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
 			restart(ierr)
@@ -300,13 +300,17 @@ func (p *Processor) consumeError(ctx context.Context, cons jetstream.Consumer, e
 	}
 }
 
+// drainTimeout bounds how long drain waits for nats.go to hand over what it
+// still buffers before it stops the consume for good.
+const drainTimeout = 5 * time.Second
+
 // drain stops pulling and waits until every buffered message went through
 // dispatch, which naks them while stopping.
 func drain(cc jetstream.ConsumeContext) {
 	cc.Drain()
 	select {
 	case <-cc.Closed():
-	case <-time.After(5 * time.Second):
+	case <-time.After(drainTimeout):
 		cc.Stop()
 	}
 }

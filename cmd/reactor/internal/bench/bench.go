@@ -322,7 +322,7 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 // asynchronous: the connection is flushed first, and the consumer is given
 // a moment to apply the last ones.
 func leftOver(js jetstream.JetStream, sd side) (left, dlq uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stream.RequestTimeoutDefault)
 	defer cancel()
 	_ = js.Conn().FlushWithContext(ctx)
 	read := func() uint64 {

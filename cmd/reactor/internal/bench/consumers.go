@@ -240,7 +240,7 @@ func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	var err error
 	if s.cfg.DoubleAck {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 		err = msg.DoubleAck(actx)
 		cancel()
 	} else {
