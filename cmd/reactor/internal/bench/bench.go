@@ -34,6 +34,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
+	h := &handover{}
+	defer h.done()
 
 	rep := &Report{Settings: settings(cfg)}
 	id := runID()
@@ -45,7 +47,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.Runs > 1 {
 			label = fmt.Sprintf(" %d", i+1)
 		}
-		reactor, raw, err := runOnce(ctx, conn.JS, cfg, fmt.Sprintf("%s%d", id, i), label, i%2 == 1)
+		reactor, raw, err := runOnce(ctx, conn.JS, h, cfg, fmt.Sprintf("%s%d", id, i), label, i%2 == 1)
 		if reactor.Msgs > 0 && (!cfg.Raw || raw.Msgs > 0) {
 			reactors, raws = append(reactors, reactor), append(raws, raw)
 			rep.Runs = append(rep.Runs, summarize(reactor, raw, cfg.Raw))
@@ -68,17 +70,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // runOnce runs the reactor phase, then the raw one if asked (the other
 // way round with rawFirst).
-func runOnce(ctx context.Context, js jetstream.JetStream, cfg Config, run, label string, rawFirst bool) (reactor, raw Phase, err error) {
+func runOnce(ctx context.Context, js jetstream.JetStream, h *handover, cfg Config, run, label string, rawFirst bool) (reactor, raw Phase, err error) {
 	if cfg.Raw && rawFirst {
-		if raw, err = runPhase(ctx, js, cfg, run, "raw", "raw"+label); err != nil {
+		if raw, err = runPhase(ctx, js, h, cfg, run, "raw", "raw"+label); err != nil {
 			return reactor, raw, err
 		}
 	}
-	if reactor, err = runPhase(ctx, js, cfg, run, "reactor", "reactor"+label); err != nil {
+	if reactor, err = runPhase(ctx, js, h, cfg, run, "reactor", "reactor"+label); err != nil {
 		return reactor, raw, err
 	}
 	if cfg.Raw && !rawFirst {
-		raw, err = runPhase(ctx, js, cfg, run, "raw", "raw"+label)
+		raw, err = runPhase(ctx, js, h, cfg, run, "raw", "raw"+label)
 	}
 	return reactor, raw, err
 }
@@ -117,9 +119,10 @@ func connect(ctx context.Context, cfg Config) (*stream.Conn, func(), error) {
 }
 
 // runPhase publishes cfg.Msgs alerts on streams of its own and processes them
-// with the reactor processor or the raw baseline, then deletes the streams.
-// label names the phase in progress reports.
-func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name, label string) (Phase, error) {
+// with the reactor processor or the raw baseline; h deletes the streams once
+// the next phase has created its own. label names the phase in progress
+// reports.
+func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Config, run, name, label string) (Phase, error) {
 	var ph Phase
 	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
 	subjects := "reactor_bench." + run + "." + name
@@ -133,13 +136,16 @@ func runPhase(ctx context.Context, js jetstream.JetStream, cfg Config, run, name
 			Subjects:  []string{subjects + ".>"},
 			DLQ:       tag + "_DLQ",
 			DLQPrefix: "reactor_bench_dlq." + run + "." + name,
+			// Phases overlap while h hands over: no subject may be shared.
+			RedrivePrefix: "reactor_bench_redrive." + run + "." + name,
 
 			DuplicateWindow: cfg.DuplicateWindow,
 		}.WithDefaults()
 		sd = newReactorSide(js, cfg, topo, t, subjects+".>")
 	}
-	defer sd.cleanup()
-	if err := sd.setup(ctx); err != nil {
+	err := sd.setup(ctx)
+	h.next(sd.cleanup)
+	if err != nil {
 		return ph, err
 	}
 
@@ -391,3 +397,22 @@ func open(ctx context.Context, sc stream.Config, ecfg embedded.Config) (*stream.
 	}
 	return embedded.Open(ctx, ecfg, sc)
 }
+
+// handover deletes a phase's streams only once the next phase has created
+// its own, and the last phase's when the run ends, so that the server never
+// has no stream between two phases: nats-server (v2.15, stream.go stop)
+// removes an account's empty streams directory in a goroutine after its
+// last stream is deleted, and a stream created at that moment fails with
+// "error creating store for stream".
+type handover struct{ cleanup func() }
+
+// next deletes the previous phase's streams and keeps cleanup for later.
+func (h *handover) next(cleanup func()) {
+	if h.cleanup != nil {
+		h.cleanup()
+	}
+	h.cleanup = cleanup
+}
+
+// done deletes the last phase's streams.
+func (h *handover) done() { h.next(nil) }
