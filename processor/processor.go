@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync/atomic"
 	"time"
 
@@ -119,11 +118,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 
-	slow := p.cfg.AckWait / 8
-	if p.cfg.DoubleAck {
-		slow = time.Duration(math.MaxInt64) // always hold the pulls back: see Config.Prefetch
-	}
-	p.buf = newBuffer(p.cfg.Prefetch, slow)
+	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.AckWait/8, p.cfg.waitMark()-p.cfg.tickEvery())
 	p.slots = make([]slot, p.cfg.Workers)
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
 	for i := range p.cfg.Workers {
