@@ -12,6 +12,8 @@ type slot struct {
 	mu   sync.Mutex
 	d    *delivery
 	mark int64 // unix nanos, as pulled.mark
+
+	confirm *confirmer // the worker's, with DoubleAck
 }
 
 func (s *slot) set(d *delivery, mark int64) {

@@ -60,6 +60,9 @@ func prefetchRun(t *testing.T, n int, work time.Duration, doubleAck bool) (redel
 			again.Add(1)
 			t.Logf("%s redelivered: seq %d, delivery %d", time.Now().Format("15:04:05.000"), r.Message.Sequence(), r.Message.Delivered())
 		}
+		if r.SettleErr != nil {
+			t.Errorf("seq %d: settle: %v", r.Message.Sequence(), r.SettleErr)
+		}
 		if r.Outcome == processor.OutcomeAck {
 			acked.Add(1)
 		}
@@ -76,6 +79,14 @@ func prefetchRun(t *testing.T, n int, work time.Duration, doubleAck bool) (redel
 	streamtest.Eventually(t, deadline, func() error {
 		if got := acked.Load(); got < int64(n) {
 			return fmt.Errorf("%d of %d alerts acked", got, n)
+		}
+		return nil
+	})
+	// Every ack reached the group's consumer.
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		pending, ackPending, ok := streamtest.ConsumerPending(b.conn.JS, b.topo.Alerts, processor.GroupDefault)
+		if !ok || pending != 0 || ackPending != 0 {
+			return fmt.Errorf("group pending %d, ack pending %d (info ok %v), want 0", pending, ackPending, ok)
 		}
 		return nil
 	})

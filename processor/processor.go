@@ -120,6 +120,18 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.AckWait/8, p.cfg.waitMark()-p.cfg.tickEvery())
 	p.slots = make([]slot, p.cfg.Workers)
+	if p.cfg.DoubleAck {
+		nc := p.js.Conn()
+		inbox := nc.NewInbox()
+		for i := range p.slots {
+			c, err := newConfirmer(nc, inbox, i, stream.RequestTimeoutDefault)
+			if err != nil {
+				return fmt.Errorf("processor: %w", err)
+			}
+			p.slots[i].confirm = c
+			defer c.close()
+		}
+	}
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
 	for i := range p.cfg.Workers {
 		workers.Go(func() {
