@@ -35,16 +35,15 @@ type Config struct {
 	Workers int
 	// Prefetch is how many messages are pulled ahead of the workers: the
 	// pull size, and how many wait in the processor's buffer for a free
-	// worker. Their AckWait runs while they wait, and the heartbeat marks
-	// them in progress as it marks running handlers. When the workers take
-	// longer than AckWait/8 to go through a batch, the buffer stops holding
-	// the pulls back (they would wait in nats.go, out of reach of the
-	// marks) and grows up to MaxAckPending. With DoubleAck it always holds
-	// them back: each worker waits a round trip per alert, which bounds the
-	// throughput whatever the prefetch, and a mark costs the server what an
-	// ack costs (a write with SyncAlways, a raft proposal when replicated),
-	// so many waiting alerts only add work. Defaults to PrefetchDefault, or
-	// to Workers with DoubleAck.
+	// worker. Their AckWait runs while they wait: the heartbeat marks those
+	// that have waited half of it in progress (with fast handlers none
+	// waits that long, so none is marked). When the workers take longer
+	// than AckWait/8 to go through a batch, the buffer stops holding the
+	// pulls back (they would wait in nats.go, out of reach of the marks)
+	// and grows up to MaxAckPending. The same holds with DoubleAck: each
+	// worker then waits a round trip per alert, and a deep prefetch keeps
+	// every worker busy between its round trips. Defaults to
+	// PrefetchDefault.
 	Prefetch int
 	// AckWait is how long a delivery may go unacknowledged before the server
 	// redelivers it. Heartbeats extend it while a handler runs. Defaults to
@@ -63,8 +62,9 @@ type Config struct {
 	BackoffBase time.Duration
 	// BackoffMax caps the retry delay. Defaults to 5m.
 	BackoffMax time.Duration
-	// Heartbeat is how often an alert the processor holds, running or
-	// waiting in the prefetch, is marked in progress. Defaults to
+	// Heartbeat is how often an alert whose handler runs is marked in
+	// progress; an alert waiting in the prefetch is marked once it has
+	// waited half its AckWait, or Heartbeat if that is longer. Defaults to
 	// AckWait/3. Negative disables heartbeats.
 	Heartbeat time.Duration
 	// ShutdownTimeout is how long Run waits for in-flight handlers after its
@@ -106,9 +106,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Prefetch <= 0 {
 		c.Prefetch = PrefetchDefault
-		if c.DoubleAck {
-			c.Prefetch = c.Workers
-		}
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = AckWaitDefault

@@ -77,7 +77,7 @@ func (p *Processor) handle(ctx context.Context, s *slot, it pulled) {
 		endSpan(span, OutcomeRetry, herr)
 		return // a shutdown nak'ed it already
 	}
-	endSpan(span, p.settle(ctx, d, m, pattern, herr, start, elapsed), herr)
+	endSpan(span, p.settle(ctx, s, d, m, pattern, herr, start, elapsed), herr)
 }
 
 // alertSubject is the subject the handlers see: an alert redriven for the
@@ -101,7 +101,7 @@ func call(ctx context.Context, h Handler, m *Message) (err error) {
 }
 
 // settle applies the outcome of herr to the message, and logs it once.
-func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, pattern string, herr error, start time.Time, elapsed time.Duration) Outcome {
+func (p *Processor) settle(ctx context.Context, s *slot, d *delivery, m *Message, pattern string, herr error, start time.Time, elapsed time.Duration) Outcome {
 	dec := classify(herr, m.delivered, p.cfg.MaxDeliver, p.backoff, randJitter())
 	if herr != nil && context.Cause(ctx) == ErrShutdown && dec.outcome == OutcomeRetry {
 		dec.delay = 0 // cancelled by shutdown, not failed: redeliver at once
@@ -109,7 +109,7 @@ func (p *Processor) settle(ctx context.Context, d *delivery, m *Message, pattern
 	var err error
 	switch dec.outcome {
 	case OutcomeAck, OutcomeDrop:
-		err = p.ack(ctx, d.msg)
+		err = p.ack(s, d.msg)
 	case OutcomeRetry:
 		err = d.msg.NakWithDelay(dec.delay)
 	case OutcomeDefer:
@@ -174,11 +174,11 @@ func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Messag
 	return nil
 }
 
-func (p *Processor) ack(ctx context.Context, msg jetstream.Msg) error {
-	if p.cfg.DoubleAck {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
-		defer cancel()
-		return msg.DoubleAck(actx)
+// ack acknowledges msg; with DoubleAck it waits for the server to confirm,
+// through the worker's confirmer.
+func (p *Processor) ack(s *slot, msg jetstream.Msg) error {
+	if s.confirm != nil {
+		return s.confirm.ack(msg.Reply())
 	}
 	return msg.Ack()
 }

@@ -12,6 +12,8 @@ type slot struct {
 	mu   sync.Mutex
 	d    *delivery
 	mark int64 // unix nanos, as pulled.mark
+
+	confirm *confirmer // the worker's, with DoubleAck
 }
 
 func (s *slot) set(d *delivery, mark int64) {
@@ -44,10 +46,18 @@ func (c Config) tickEvery() time.Duration {
 	return max(t, time.Millisecond)
 }
 
+// waitMark is how long an alert waiting in the prefetch may go without a
+// mark: half its AckWait, or Heartbeat if that is longer. A mark costs the
+// server what an ack costs, and alerts that wait briefly (all of them, with
+// fast handlers) need none.
+func (c Config) waitMark() time.Duration {
+	return max(c.Heartbeat, c.AckWait/2)
+}
+
 // heartbeat is one ticker for every alert the process holds: each tick it
-// marks in progress those, buffered or being handled, that would otherwise
-// go a whole Heartbeat without a mark by the next tick. It returns when
-// stop is closed.
+// marks in progress those being handled that would otherwise go a whole
+// Heartbeat without a mark by the next tick, and those buffered that would
+// go waitMark without one. It returns when stop is closed.
 func (p *Processor) heartbeat(stop <-chan struct{}) {
 	every := p.cfg.tickEvery()
 	t := time.NewTicker(every)
@@ -62,9 +72,8 @@ func (p *Processor) heartbeat(stop <-chan struct{}) {
 		p.buf.tick()
 		if p.cfg.Heartbeat > 0 {
 			nanos := now.UnixNano()
-			before := nanos + int64(every) - int64(p.cfg.Heartbeat)
-			p.buf.mark(before, nanos, p.markInProgress)
-			p.markRunning(before, nanos, p.markInProgress)
+			p.buf.mark(nanos+int64(every)-int64(p.cfg.waitMark()), nanos, p.markInProgress)
+			p.markRunning(nanos+int64(every)-int64(p.cfg.Heartbeat), nanos, p.markInProgress)
 		}
 	}
 }

@@ -20,6 +20,12 @@ import (
 //   - nats.go's own queue, out of our reach: up to a batch delivered while
 //     the callback is blocked on a full buffer.
 //
+// Marks cost the server what acks cost (a raft proposal when the consumer
+// is replicated, a state write), so an alert waiting in the buffer is
+// marked only once it has waited half its AckWait (markAge): with fast
+// handlers a batch goes through in milliseconds and no buffered alert is
+// ever marked.
+//
 // A full buffer blocks the callback, which holds nats.go's pulls back. That
 // is what bounds memory and keeps one process from taking every alert of a
 // group; it is safe while nats.go's queue drains well within AckWait, that
@@ -58,6 +64,10 @@ type buffer struct {
 
 	depth    int // the pull size; the callback blocks at depth buffered
 	slowWait int64
+	// lateAge is how long an alert may have waited when put admits it
+	// and still be left to the next tick's marks; older, it is marked at
+	// once.
+	lateAge int64
 
 	// admitted holds the times of the last len(admitted) admissions, by
 	// admission count, to bound how long nats.go's queue can have held the
@@ -71,12 +81,14 @@ type buffer struct {
 }
 
 // newBuffer returns a buffer for pulls of depth alerts; the callback stops
-// blocking once a batch takes slowWait to go through.
-func newBuffer(depth int, slowWait time.Duration) *buffer {
+// blocking once a batch takes slowWait to go through. An alert admitted
+// after waiting lateAge or longer is to be marked at once.
+func newBuffer(depth int, slowWait, lateAge time.Duration) *buffer {
 	b := &buffer{
 		ring:     make([]pulled, depth),
 		depth:    depth,
 		slowWait: int64(slowWait),
+		lateAge:  int64(lateAge),
 		// A lost pull heartbeat or a reconnect makes nats.go ask for a
 		// whole batch again with the old one perhaps still served: up to
 		// two batches may be on their way.
@@ -107,9 +119,10 @@ func (b *buffer) arrivedAfter(back int) int64 {
 // put adds an alert. With a full buffer it blocks until a
 // worker takes one, unless a batch has taken slowWait to go through: then
 // nats.go's queue behind the callback would age, and the alert is admitted
-// anyway. An alert admitted that way may have waited in nats.go's queue:
-// it is to be marked in progress at once (late reports it) rather than at
-// the next tick.
+// anyway. An alert that may have waited lateAge or longer (in nats.go's
+// queue, or while the callback was blocked) is to be marked in progress at
+// once (late reports it) rather than at the next tick; a younger one keeps
+// the time it may have arrived, and the ticks mark it if it waits on.
 func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata) (late bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -124,7 +137,7 @@ func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata) (late bool)
 		t = time.Now().UnixNano()
 	}
 	mark := min(b.arrivedAfter(2*b.depth), t)
-	if over && t-mark >= b.slowWait {
+	if t-mark >= b.lateAge {
 		mark, late = t, true
 	}
 	if b.n == len(b.ring) {

@@ -12,7 +12,7 @@ import (
 // without blocking; close hands back what was left.
 func TestBufferOrderAndGrowth(t *testing.T) {
 	t.Parallel()
-	b := newBuffer(3, time.Hour)
+	b := newBuffer(3, time.Hour, time.Hour)
 	b.started(time.Now())
 	meta := func(i int) *jetstream.MsgMetadata {
 		return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: uint64(i)}}
@@ -53,7 +53,7 @@ func TestBufferOrderAndGrowth(t *testing.T) {
 // is older than the cut-off, once.
 func TestBufferMarksWhatWaited(t *testing.T) {
 	t.Parallel()
-	b := newBuffer(4, time.Hour)
+	b := newBuffer(4, time.Hour, time.Hour)
 	b.started(time.Now())
 	for range 3 {
 		b.put(nil, nil)
@@ -68,5 +68,28 @@ func TestBufferMarksWhatWaited(t *testing.T) {
 	b.mark(cut, cut, func(jetstream.Msg) { n++ })
 	if n != 0 {
 		t.Fatalf("marked %d alerts again right after marking them", n)
+	}
+}
+
+// TestBufferLateOnlyWhenOld: put asks for an immediate mark only for an
+// alert that may have waited lateAge; a younger one keeps the time it may
+// have arrived, for the ticks to mark if it waits on.
+func TestBufferLateOnlyWhenOld(t *testing.T) {
+	t.Parallel()
+	b := newBuffer(4, time.Hour, time.Minute)
+	arrived := time.Now()
+	b.started(arrived)
+	if late := b.put(nil, nil); late {
+		t.Fatal("an alert just pulled is late")
+	}
+	if p, _ := b.take(); p.mark > time.Now().UnixNano() || p.mark < arrived.UnixNano() {
+		t.Fatalf("mark %d, want the consume's start %d", p.mark, arrived.UnixNano())
+	}
+	b.started(arrived.Add(-2 * time.Minute)) // pulled two minutes ago
+	if late := b.put(nil, nil); !late {
+		t.Fatal("an alert that may have waited two minutes is not late")
+	}
+	if p, _ := b.take(); p.mark < arrived.UnixNano() {
+		t.Fatalf("a late alert's mark %d is before the put, want it moved to now", p.mark)
 	}
 }

@@ -34,13 +34,14 @@ func (b *bundle) publishBatch(n int, subject string) {
 }
 
 // prefetchRun processes a backlog of n alerts with the default prefetch, 16
-// workers and an AckWait of 2s, each handler call taking work, and returns
-// how many deliveries were redeliveries.
-func prefetchRun(t *testing.T, n int, work time.Duration) (redelivered int64) {
+// workers and an AckWait of 2s, each handler call taking work, with or
+// without DoubleAck, and returns how many deliveries were redeliveries.
+func prefetchRun(t *testing.T, n int, work time.Duration, doubleAck bool) (redelivered int64) {
 	b := setup(t)
 	b.cfg.Workers = 16
 	b.cfg.AckWait = 2 * time.Second
 	b.cfg.Prefetch = 0 // the default
+	b.cfg.DoubleAck = doubleAck
 	// The processor's own log, without the line per alert, for a failure.
 	logs := &logBuffer{}
 	b.cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -58,6 +59,9 @@ func prefetchRun(t *testing.T, n int, work time.Duration) (redelivered int64) {
 		if r.Message.Delivered() > 1 {
 			again.Add(1)
 			t.Logf("%s redelivered: seq %d, delivery %d", time.Now().Format("15:04:05.000"), r.Message.Sequence(), r.Message.Delivered())
+		}
+		if r.SettleErr != nil {
+			t.Errorf("seq %d: settle: %v", r.Message.Sequence(), r.SettleErr)
 		}
 		if r.Outcome == processor.OutcomeAck {
 			acked.Add(1)
@@ -78,6 +82,14 @@ func prefetchRun(t *testing.T, n int, work time.Duration) (redelivered int64) {
 		}
 		return nil
 	})
+	// Every ack reached the group's consumer.
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		pending, ackPending, ok := streamtest.ConsumerPending(b.conn.JS, b.topo.Alerts, processor.GroupDefault)
+		if !ok || pending != 0 || ackPending != 0 {
+			return fmt.Errorf("group pending %d, ack pending %d (info ok %v), want 0", pending, ackPending, ok)
+		}
+		return nil
+	})
 	return again.Load()
 }
 
@@ -87,14 +99,47 @@ func prefetchRun(t *testing.T, n int, work time.Duration) (redelivered int64) {
 // nats.go's queue, so none is redelivered.
 func TestPrefetchSlowHandlersNoRedelivery(t *testing.T) {
 	t.Parallel()
-	if again := prefetchRun(t, 3000, 200*time.Millisecond); again != 0 {
+	if again := prefetchRun(t, 3000, 200*time.Millisecond, false); again != 0 {
 		t.Errorf("%d redeliveries, want 0", again)
 	}
 }
 
 func TestPrefetchFullSpeedNoRedelivery(t *testing.T) {
 	t.Parallel()
-	if again := prefetchRun(t, 20000, 0); again != 0 {
+	if again := prefetchRun(t, 20000, 0, false); again != 0 {
 		t.Errorf("%d redeliveries, want 0", again)
+	}
+}
+
+// With DoubleAck the prefetch is as deep, and slow handlers see no
+// redelivery either: a buffer that held the pulls back whatever the wait
+// would leave up to a batch ageing in nats.go's queue, past the AckWait.
+func TestPrefetchDoubleAckSlowHandlersNoRedelivery(t *testing.T) {
+	t.Parallel()
+	if again := prefetchRun(t, 3000, 200*time.Millisecond, true); again != 0 {
+		t.Errorf("%d redeliveries, want 0", again)
+	}
+}
+
+func TestPrefetchDoubleAckFullSpeedNoRedelivery(t *testing.T) {
+	t.Parallel()
+	if again := prefetchRun(t, 20000, 0, true); again != 0 {
+		t.Errorf("%d redeliveries, want 0", again)
+	}
+}
+
+// DoubleAck keeps the default prefetch: a prefetch of one alert per worker
+// leaves workers waiting for pulls between their acks' round trips.
+func TestPrefetchDoubleAckDefault(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.cfg.Prefetch = 0
+	b.cfg.DoubleAck = true
+	p, err := processor.New(b.conn.JS, b.router, b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Config().Prefetch; got != processor.PrefetchDefault {
+		t.Errorf("prefetch %d with DoubleAck, want PrefetchDefault %d", got, processor.PrefetchDefault)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync/atomic"
 	"time"
 
@@ -119,12 +118,20 @@ func (p *Processor) Run(ctx context.Context) error {
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 
-	slow := p.cfg.AckWait / 8
-	if p.cfg.DoubleAck {
-		slow = time.Duration(math.MaxInt64) // always hold the pulls back: see Config.Prefetch
-	}
-	p.buf = newBuffer(p.cfg.Prefetch, slow)
+	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.AckWait/8, p.cfg.waitMark()-p.cfg.tickEvery())
 	p.slots = make([]slot, p.cfg.Workers)
+	if p.cfg.DoubleAck {
+		nc := p.js.Conn()
+		inbox := nc.NewInbox()
+		for i := range p.slots {
+			c, err := newConfirmer(nc, inbox, i, stream.RequestTimeoutDefault)
+			if err != nil {
+				return fmt.Errorf("processor: %w", err)
+			}
+			p.slots[i].confirm = c
+			defer c.close()
+		}
+	}
 	workers := pool.New().WithMaxGoroutines(p.cfg.Workers)
 	for i := range p.cfg.Workers {
 		workers.Go(func() {

@@ -52,20 +52,28 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkProcessor measures the processor end to end on an embedded
-// server: a backlog of b.N alerts handled by a no-op handler and acked,
-// with allocations and CPU time (server included) per alert. `reactor
-// bench --raw` compares it with bare nats.go.
+// server: a backlog of b.N alerts handled by a no-op handler and acked
+// (with DoubleAck in the last case), with allocations and CPU time (server
+// included) per alert. `reactor bench --raw` compares it with bare nats.go.
 func BenchmarkProcessor(b *testing.B) {
-	for _, workers := range []int{1, 16} {
-		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
+	for _, c := range []struct {
+		workers   int
+		doubleAck bool
+	}{{1, false}, {16, false}, {16, true}} {
+		name := "workers=" + strconv.Itoa(c.workers)
+		if c.doubleAck {
+			name += ",double-ack"
+		}
+		b.Run(name, func(b *testing.B) {
 			conn, topo := backlog(b, b.N)
 			var acked atomic.Int64
 			done := make(chan struct{})
 			r := processor.NewRouter()
 			r.On("alerts.>", func(context.Context, *processor.Message) error { return nil })
 			p, err := processor.New(conn.JS, r, processor.Config{
-				Topology: topo,
-				Workers:  workers,
+				Topology:  topo,
+				Workers:   c.workers,
+				DoubleAck: c.doubleAck,
 				OnOutcome: func(processor.Result) {
 					if acked.Add(1) == int64(b.N) {
 						close(done)

@@ -164,7 +164,9 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []*nats.Msg, done fun
 		if len(window) == cap(window) {
 			finish(<-window)
 		}
-		f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+		// The id is in msg's header already: jetstream.WithMsgID would
+		// allocate options and set it again.
+		f, err := p.js.PublishMsgAsync(msg)
 		if err != nil {
 			ack, err := p.Publish(ctx, msg)
 			if err != nil {

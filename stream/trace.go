@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 	"net/textproto"
 
@@ -71,21 +72,80 @@ func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 // EnsureTraceparent gives h a W3C traceparent: kept if h has a valid one,
 // else the span context of ctx, else a new random trace. So every alert can
 // be followed from its publish through retries to its dead letter, whether or
-// not the publisher traces.
+// not the publisher traces. It runs for every alert published: the check
+// and the new trace cost no context, carrier or builder.
 func EnsureTraceparent(ctx context.Context, h nats.Header) {
-	if trace.SpanContextFromContext(ExtractTrace(context.Background(), h)).IsValid() {
+	if validTraceparent(Traceparent(h)) {
 		return
 	}
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		var tid trace.TraceID
-		var sid trace.SpanID
-		binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
-		binary.BigEndian.PutUint64(tid[8:], rand.Uint64()|1) // never all zero
-		binary.BigEndian.PutUint64(sid[:], rand.Uint64()|1)
-		sc = trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		traceContext.Inject(trace.ContextWithSpanContext(context.Background(), sc), HeaderCarrier(h))
+		return
 	}
-	traceContext.Inject(trace.ContextWithSpanContext(context.Background(), sc), HeaderCarrier(h))
+	// "00-<trace id>-<span id>-01": version 0, sampled.
+	var b [55]byte
+	b[0], b[1], b[2], b[35], b[52], b[53], b[54] = '0', '0', '-', '-', '-', '0', '1'
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], rand.Uint64())
+	hex.Encode(b[3:19], id[:])
+	binary.BigEndian.PutUint64(id[:], rand.Uint64()|1) // never all zero
+	hex.Encode(b[19:35], id[:])
+	binary.BigEndian.PutUint64(id[:], rand.Uint64()|1)
+	hex.Encode(b[36:52], id[:])
+	h[traceparentKey] = []string{string(b[:])}
+}
+
+// traceparentKey is the canonical form of the traceparent header's key.
+const traceparentKey = "Traceparent"
+
+// validTraceparent reports whether the W3C propagator extracts a span
+// context from the traceparent value s (propagation.TraceContext.Extract
+// of go.opentelemetry.io/otel): lower-case hex fields of 2, 32, 16 and 2
+// digits, a version below ff, non-zero ids, and for version 00 nothing
+// after the flags and no reserved flag bit.
+func validTraceparent(s string) bool {
+	if len(s) < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' || (len(s) > 55 && s[55] != '-') {
+		return false
+	}
+	version, ok := hexByte(s[0], s[1])
+	if !ok || version == 0xff {
+		return false
+	}
+	flags, ok := hexByte(s[53], s[54])
+	if !ok || (version == 0 && (len(s) > 56 || flags > 3)) {
+		return false
+	}
+	return hexNonZero(s[3:35]) && hexNonZero(s[36:52])
+}
+
+// hexByte decodes two lower-case hex digits.
+func hexByte(hi, lo byte) (byte, bool) {
+	h, okh := hexDigit(hi)
+	l, okl := hexDigit(lo)
+	return h<<4 | l, okh && okl
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// hexNonZero reports whether s is lower-case hex with a digit other than 0.
+func hexNonZero(s string) bool {
+	nonZero := false
+	for i := range len(s) {
+		d, ok := hexDigit(s[i])
+		if !ok {
+			return false
+		}
+		nonZero = nonZero || d != 0
+	}
+	return nonZero
 }
 
 // Traceparent returns h's traceparent header value, or "".

@@ -177,6 +177,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 			return fail(err)
 		}
 	}
+	cpu := cpuTime()
 	pubTime := publish(ctx, sd, cfg, t, subjects+".alert")
 	begin := time.Unix(0, t.firstPublish.Load())
 	var pubRSS, pubHeap uint64
@@ -195,12 +196,13 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 		runtime.GC()
 		debug.FreeOSMemory()
 		mem = startMemSampler(memSampleEvery)
-		begin = time.Now()
+		begin, cpu = time.Now(), cpuTime()
 		if err := startSide(); err != nil {
 			return fail(err)
 		}
 	}
 	drainErr := waitSettled(ctx, t, cfg.DrainTimeout)
+	cpu = cpuTime() - cpu
 	stopErr := stopSide()
 	stopProgress()
 	ph.PeakRSS, ph.PeakHeap = mem.Stop()
@@ -216,6 +218,9 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 	}
 	if pubTime > 0 {
 		ph.PublishRate = float64(ph.Published) / pubTime.Seconds()
+	}
+	if n := ph.Acked + ph.DeadLettered; n > 0 {
+		ph.CPUPerAlert = float64(cpu.Microseconds()) / float64(n)
 	}
 	if last := t.lastSettle.Load(); last > 0 && t.firstPublish.Load() > 0 {
 		elapsed := time.Unix(0, last).Sub(begin)

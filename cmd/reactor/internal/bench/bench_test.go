@@ -52,7 +52,7 @@ func TestRunSettlesEveryAlert(t *testing.T) {
 		if p.Published != 1000 || p.Acked != 1000 || p.Duplicates != 0 || p.DeadLettered != 0 || p.Backlog != 0 {
 			t.Errorf("phase: %+v, want 1000 published and acked once, nothing left", *p)
 		}
-		if p.ProcessRate <= 0 || p.PublishRate <= 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P99 {
+		if p.ProcessRate <= 0 || p.PublishRate <= 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P99 || (cpuTime() > 0 && p.CPUPerAlert <= 0) {
 			t.Errorf("rates or latency missing: %+v", *p)
 		}
 		if p.PeakHeap == 0 {

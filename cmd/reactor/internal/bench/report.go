@@ -69,6 +69,11 @@ type Phase struct {
 	// backlog would use, publisher excluded.
 	ProcessPeakRSS  uint64 `json:"process_peak_rss_bytes,omitempty"`
 	ProcessPeakHeap uint64 `json:"process_peak_heap_bytes,omitempty"`
+	// CPUPerAlert is the CPU time the process (embedded server included)
+	// spent per settled alert, in microseconds: from the first publish, or
+	// from the start of the workers with Backlog, to the last settlement.
+	// Unlike the rates, it hardly depends on what else the machine runs.
+	CPUPerAlert float64 `json:"cpu_us_per_alert"`
 	// Duration is the phase's wall time, from the first publish to the last
 	// settlement, in seconds.
 	Duration float64 `json:"duration_s"`
@@ -183,6 +188,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("latency p99.9", func(p *Phase) string { return ms(p.Latency.P999) })
 	row("latency max", func(p *Phase) string { return ms(p.Latency.Max) })
 	row("max settle gap", func(p *Phase) string { return ms(p.MaxSettleGap) })
+	row("cpu per alert", func(p *Phase) string { return fmt.Sprintf("%.1f µs", p.CPUPerAlert) })
 	row("peak rss", func(p *Phase) string { return mib(p.PeakRSS) })
 	row("peak go heap", func(p *Phase) string { return mib(p.PeakHeap) })
 	if r.Settings.Backlog {
@@ -262,13 +268,14 @@ type Figures struct {
 	Latency      Latency `json:"latency_ms"`
 	MaxSettleGap float64 `json:"max_settle_gap_ms"`
 	PeakRSS      uint64  `json:"peak_rss_bytes"`
+	CPUPerAlert  float64 `json:"cpu_us_per_alert"`
 	Redeliveries int     `json:"redeliveries"`
 	Lost         int     `json:"lost"`
 }
 
 func figures(p Phase) Figures {
 	return Figures{PublishRate: p.PublishRate, ProcessRate: p.ProcessRate, Latency: p.Latency,
-		MaxSettleGap: p.MaxSettleGap, PeakRSS: p.PeakRSS, Redeliveries: p.Redeliveries, Lost: p.Lost}
+		MaxSettleGap: p.MaxSettleGap, PeakRSS: p.PeakRSS, CPUPerAlert: p.CPUPerAlert, Redeliveries: p.Redeliveries, Lost: p.Lost}
 }
 
 func summarize(reactor, raw Phase, withRaw bool) RunSummary {
@@ -328,6 +335,7 @@ func medianRun(runs []RunSummary) RunSummary {
 			ProcessRate:  med(func(r RunSummary) float64 { return side(r).ProcessRate }),
 			MaxSettleGap: med(func(r RunSummary) float64 { return side(r).MaxSettleGap }),
 			PeakRSS:      uint64(med(func(r RunSummary) float64 { return float64(side(r).PeakRSS) })),
+			CPUPerAlert:  med(func(r RunSummary) float64 { return side(r).CPUPerAlert }),
 			Redeliveries: int(med(func(r RunSummary) float64 { return float64(side(r).Redeliveries) })),
 			Latency: Latency{
 				P50:  med(func(r RunSummary) float64 { return side(r).Latency.P50 }),
@@ -374,11 +382,11 @@ func (r *Report) TotalLost() int {
 // writeRuns writes one line per run and the medians.
 func (r *Report) writeRuns(w io.Writer) {
 	line := func(name string, run RunSummary) {
-		fmt.Fprintf(w, "%-7s reactor %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms", name,
-			run.Reactor.ProcessRate, run.Reactor.Latency.P99, run.Reactor.Latency.P999, run.Reactor.Latency.Max)
+		fmt.Fprintf(w, "%-7s reactor %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms cpu %5.1f µs", name,
+			run.Reactor.ProcessRate, run.Reactor.Latency.P99, run.Reactor.Latency.P999, run.Reactor.Latency.Max, run.Reactor.CPUPerAlert)
 		if r.Raw != nil {
-			fmt.Fprintf(w, " | raw %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms | ratio %.2f, p99 ratio %.2f",
-				run.Raw.ProcessRate, run.Raw.Latency.P99, run.Raw.Latency.P999, run.Raw.Latency.Max, run.Ratio, run.P99Ratio)
+			fmt.Fprintf(w, " | raw %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms cpu %5.1f µs | ratio %.2f, p99 ratio %.2f",
+				run.Raw.ProcessRate, run.Raw.Latency.P99, run.Raw.Latency.P999, run.Raw.Latency.Max, run.Raw.CPUPerAlert, run.Ratio, run.P99Ratio)
 		}
 		fmt.Fprintln(w)
 	}
