@@ -176,9 +176,7 @@ func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Messag
 
 func (p *Processor) ack(ctx context.Context, msg jetstream.Msg) error {
 	if p.cfg.DoubleAck {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
-		defer cancel()
-		return msg.DoubleAck(actx)
+		return doubleAck(ctx, msg)
 	}
 	return msg.Ack()
 }
