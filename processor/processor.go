@@ -226,8 +226,9 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jets
 // pullHeartbeat is how often the server confirms a pending pull. Two missed
 // ones make the client pull again: when a consumer leader dies, its pending
 // pulls die with it, and nothing else tells the client, so this bounds the
-// failover to a new leader (10s at 5s; about 2s now).
-const pullHeartbeat = time.Second
+// failover to a new leader. It is nats.go's minimum (500ms): an idle
+// heartbeat costs the server one small message per pull.
+const pullHeartbeat = 500 * time.Millisecond
 
 // session is one Consume on the bound consumer: restart reports that the
 // consumer is gone; watch notices when the pulls stall.
