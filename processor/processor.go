@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,7 @@ type Processor struct {
 	spec    stream.ConsumerSpec // the consumer; Run may set its start for an upgrade
 
 	stopping atomic.Bool
+	lookup   background // a missed heartbeat's consumer lookup
 	attempts attemptLog
 	running  atomic.Int64
 	bound    atomic.Bool
@@ -165,6 +167,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}()
 	stopPauseWatch := p.watchPause(ctx)
 	err = p.loop(ctx, dispatch)
+	p.lookup.close()
 	stopPauseWatch()
 	stopWatch()
 	<-watched
@@ -289,13 +292,19 @@ func (p *Processor) consumeError(ctx context.Context, cons jetstream.Consumer, e
 		errors.Is(err, jetstream.ErrBadRequest):
 		restart(err)
 	case errors.Is(err, jetstream.ErrNoHeartbeat):
-		ictx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
-		defer cancel()
-		if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
-			restart(ierr)
-			return
-		}
 		p.log.Debug("consumer heartbeat missed", "err", err)
+		// Consume has pulled again already. The lookup runs aside: this
+		// goroutine of nats.go's also pulls again on the next missed
+		// heartbeat, and while the consumer has no leader (for the 4-9s of
+		// a hard-killed leader's election) its info request waits out
+		// RequestTimeoutDefault, which held every pull back that long.
+		p.lookup.start(func() {
+			ictx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
+			defer cancel()
+			if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+				restart(ierr)
+			}
+		})
 	default:
 		p.log.Debug("consume", "err", err)
 	}
@@ -348,4 +357,39 @@ func (p *Processor) shutdown(workers *pool.Pool, hcancel context.CancelCauseFunc
 		}
 	}
 	p.log.Info("processor stopped")
+}
+
+// background runs one function at a time in its own goroutine, and none
+// once closed.
+type background struct {
+	mu      sync.Mutex
+	running bool
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// start runs f in a goroutine, unless one is running or b is closed.
+func (b *background) start(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running || b.closed {
+		return
+	}
+	b.running = true
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+		b.mu.Lock()
+		b.running = false
+		b.mu.Unlock()
+	}()
+}
+
+// close waits for the running function, if any, and runs no more.
+func (b *background) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
 }
