@@ -241,3 +241,49 @@ func TestPublishResendsUnanswered(t *testing.T) {
 		t.Errorf("stored %v, want resend-1 once", stored)
 	}
 }
+
+// TestPublishBatchResendsUnanswered is TestPublishResendsUnanswered for a
+// batch: an async publish whose PubAck never comes (a replica that is no
+// longer leader took it) must not hold the batch until its context ends. It
+// fails after RequestTimeoutDefault and is sent again with the same id.
+func TestPublishBatchResendsUnanswered(t *testing.T) {
+	t.Parallel()
+	conn := streamtest.NewServer(t)
+	swallowed := make(chan struct{}, 100)
+	sub, err := conn.NC.Subscribe("resendbatch.>", func(*nats.Msg) {
+		select {
+		case swallowed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := conn.NC.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+
+	// Against an unbounded wait, 30s is long enough for any loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{ResendAfter: 50 * time.Millisecond})
+	msg := nats.NewMsg("resendbatch.one")
+	msg.Header.Set(nats.MsgIdHdr, "resendbatch-1")
+	done := make(chan stream.Result, 1)
+	go pub.PublishBatch(ctx, []*nats.Msg{msg}, func(r stream.Result) { done <- r })
+	select {
+	case <-swallowed:
+	case r := <-done:
+		t.Fatalf("publish returned before the stream existed: %+v", r)
+	}
+	if _, err := conn.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "RESENDBATCH", Subjects: []string{"resendbatch.>"}}); err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
+	if r := <-done; r.Err != nil {
+		t.Fatalf("publish: %v", r.Err)
+	}
+	if stored := streamtest.MsgIDs(t, conn.JS, "RESENDBATCH"); len(stored) != 1 || stored["resendbatch-1"] != 1 {
+		t.Errorf("stored %v, want resendbatch-1 once", stored)
+	}
+}
