@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -83,7 +84,7 @@ var ErrNoMsgID = errors.New("stream: message has no Nats-Msg-Id")
 // still waits, and a failed one is retried after RetryWait (doubling, up to
 // ResendAfter), all with the same id, until Attempts sends. A msg without a
 // W3C traceparent header gets one (see EnsureTraceparent). msg must not be
-// changed until Publish returns.
+// changed until Publish returns; no send outlives it.
 func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	id := msg.Header.Get(nats.MsgIdHdr)
 	if id == "" {
@@ -91,14 +92,18 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 	}
 	EnsureTraceparent(ctx, msg.Header)
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // the sends still waiting give up
+	var sends sync.WaitGroup
+	defer sends.Wait() // none reads msg once Publish returns
+	defer cancel()     // the sends still waiting give up
 	type result struct {
 		ack *jetstream.PubAck
 		err error
 	}
 	results := make(chan result, p.cfg.Attempts) // never blocks a send
 	send := func() {
+		sends.Add(1)
 		go func() {
+			defer sends.Done()
 			actx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
 			defer cancel()
 			// The id is in msg's header already: no WithMsgID, which would
