@@ -15,7 +15,7 @@ import (
 
 // DeferralsBucket is the key-value bucket where the processor counts the
 // deferrals (see Defer) of each alert, per group, under the key
-// <group>.<stream>.<seq>. It is created on the first redelivery, with the
+// <group>.<stream>.<seq>. It is created on the first deferral, with the
 // replicas of the topology and its MaxAge as the TTL of every key.
 //
 // JetStream counts every delivery, deferred or not, and a nak cannot carry
@@ -34,16 +34,22 @@ type deferralLog struct {
 	kv jetstream.KeyValue
 }
 
-// bucket returns the bucket, creating it if it does not exist. It is
-// created on the first redelivery or deferral rather than at start-up:
-// most groups never need it.
-func (d *deferralLog) bucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
+// bucket returns the bucket, creating it if it does not exist and create is
+// set. It is created on the first deferral rather than at start-up: most
+// groups never need it. A read does not create it: without the bucket no
+// deferral was recorded, and creating a replicated bucket fails while a
+// server of the cluster is down ("no suitable peers for placement"),
+// which would hold back every redelivered alert of the outage.
+func (d *deferralLog) bucket(ctx context.Context, js jetstream.JetStream, cfg Config, create bool) (jetstream.KeyValue, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.kv != nil {
 		return d.kv, nil
 	}
 	kv, err := js.KeyValue(ctx, DeferralsBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) && !create {
+		return nil, err
+	}
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      DeferralsBucket,
@@ -86,7 +92,10 @@ func (p *Processor) discountDeferrals(ctx context.Context, msg jetstream.Msg, m 
 func (d *deferralLog) count(ctx context.Context, p *Processor, m *Message) (int, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 	defer cancel()
-	kv, err := d.bucket(ctx, p.js, p.cfg)
+	kv, err := d.bucket(ctx, p.js, p.cfg, false)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return 0, nil // no deferral recorded yet
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -119,7 +128,7 @@ func (p *Processor) deferDelivery(ctx context.Context, msg jetstream.Msg, m *Mes
 func (d *deferralLog) record(ctx context.Context, p *Processor, m *Message) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 	defer cancel()
-	kv, err := d.bucket(ctx, p.js, p.cfg)
+	kv, err := d.bucket(ctx, p.js, p.cfg, true)
 	if err != nil {
 		return fmt.Errorf("record deferral: %w", err)
 	}

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
@@ -22,13 +26,26 @@ import (
 // publish returned a PubAck must be handled, and the group's backlog must
 // drain with nothing left pending.
 //
+// A kill is an embedded server's shutdown (streamtest's Cluster.Kill),
+// which hands the server's leaderships over first, as a stopped nats-server
+// does. The soak adds a round per leader on a cluster of nats-server
+// processes killed with SIGKILL (streamtest.ProcessCluster), which hand
+// nothing over, as after a crash or a power loss: each kill waits out
+// nats-server's election timeout, 4-9s, too slow for go test.
+//
 // Two times are reported per kill: until the processor settles alerts again
 // (the consumer's failover), and until an alert published after the kill is
-// handled (end to end: the publisher's retry to the new stream leader, and
-// the processor's pull to the new consumer leader).
+// handled (end to end: the publisher's resend to the new stream leader, and
+// the processor's pull to the new consumer leader). The segments follow:
+// when the new leader was elected, when the first alert published after the
+// kill got its PubAck, and when the processor handled an alert again.
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
-	for _, target := range []failoverTarget{killStreamLeader, killConsumerLeader} {
+	targets := []failoverTarget{killStreamLeader, killConsumerLeader}
+	if streamtest.Soak() {
+		targets = append(targets, kill9StreamLeader, kill9ConsumerLeader)
+	}
+	for _, target := range targets {
 		t.Run(string(target), func(t *testing.T) {
 			t.Parallel()
 			testFailover(t, target)
@@ -39,15 +56,39 @@ func TestClusterFailover(t *testing.T) {
 type failoverTarget string
 
 const (
-	killStreamLeader   failoverTarget = "stream_leader"
-	killConsumerLeader failoverTarget = "consumer_leader"
+	killStreamLeader    failoverTarget = "stream_leader"
+	killConsumerLeader  failoverTarget = "consumer_leader"
+	kill9StreamLeader   failoverTarget = "stream_leader_kill9"
+	kill9ConsumerLeader failoverTarget = "consumer_leader_kill9"
 )
+
+// stream reports whether the target is the alert stream's leader, not the
+// consumer's.
+func (f failoverTarget) stream() bool { return f == killStreamLeader || f == kill9StreamLeader }
+
+// failoverCluster is what the test does with a cluster: streamtest's
+// Cluster of embedded servers or its ProcessCluster.
+type failoverCluster interface {
+	Connect(t testing.TB) *stream.Conn
+	ServerName(i int) string
+	StreamLeader(name string) int
+	ConsumerLeader(streamName, consumer string) int
+	Kill(i int)
+	Restart(i int)
+	WaitReady(timeout time.Duration)
+	WaitStreamCurrent(timeout time.Duration, streams ...string)
+}
 
 func testFailover(t *testing.T, target failoverTarget) {
 	kills := streamtest.Scale(2, 10)
 	minAlerts := streamtest.Scale(3000, 50_000)
 
-	c := streamtest.NewCluster(t, 3)
+	var c failoverCluster
+	if target == kill9StreamLeader || target == kill9ConsumerLeader {
+		c = streamtest.NewProcessCluster(t, 3)
+	} else {
+		c = streamtest.NewCluster(t, 3)
+	}
 	topo := stream.Topology{Replicas: 3}.WithDefaults()
 	handled := newHandledLog()
 	// newest is the highest alert index handled: alerts are numbered in
@@ -55,13 +96,15 @@ func testFailover(t *testing.T, target failoverTarget) {
 	// through.
 	var newest atomic.Int64
 	newest.Store(-1)
+	clock := &killClock{}
 	router := processor.NewRouter()
 	router.On("alerts.>", func(ctx context.Context, m *processor.Message) error {
-		var i int64
+		i := int64(-1)
 		if _, err := fmt.Sscanf(m.ID(), string(target)+"-%d", &i); err == nil {
 			for old := newest.Load(); i > old && !newest.CompareAndSwap(old, i); old = newest.Load() {
 			}
 		}
+		clock.handled(i)
 		return handled.process(ctx, m)
 	})
 	logs := &logBuffer{}
@@ -74,6 +117,8 @@ func testFailover(t *testing.T, target failoverTarget) {
 	p, stop := runProcessor(t, c.Connect(t).JS, router, cfg)
 	group := p.Config().Group
 	resumed := int64(cfg.Workers + p.Config().Prefetch + 1) // more than was buffered at the kill
+	admin := c.Connect(t)
+	clock.watchElections(t, admin.NC, topo.Alerts, group)
 
 	// The publisher: continuously, paced, until the kills are done and at
 	// least minAlerts were published.
@@ -99,6 +144,9 @@ func testFailover(t *testing.T, target failoverTarget) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			_, err := pub.Publish(ctx, msg)
 			cancel()
+			if err == nil {
+				clock.acked(int64(i))
+			}
 			acked.add(msg.Header.Get("Nats-Msg-Id"), err)
 			published.Add(1)
 		}
@@ -123,12 +171,12 @@ func testFailover(t *testing.T, target failoverTarget) {
 			return nil
 		}, "processing to catch up with publishing before kill %d", k+1)
 
-		victim, what := failoverVictim(t, c, topo, group, target)
+		victim, what := failoverVictim(t, c, admin, topo, group, target)
 		at := handled.acks.Load()
 		// The first alert whose publish starts after the kill: the one in
 		// flight now may have been stored before it.
 		next := published.Load() + 1
-		killed := time.Now()
+		killed := clock.start(next)
 		c.Kill(victim)
 		var took, e2e time.Duration
 		streamtest.Eventually(t, 90*time.Second, func() error {
@@ -148,8 +196,8 @@ func testFailover(t *testing.T, target failoverTarget) {
 		// No bound is asserted: on a loaded machine the times vary too much
 		// to make one deterministic. They are logged, and the README reports
 		// them.
-		t.Logf("kill %d: %s (%s) down, processing resumed in %s, end to end in %s",
-			k+1, c.ServerName(victim), what, took.Round(time.Millisecond), e2e.Round(time.Millisecond))
+		t.Logf("kill %d: %s (%s) down, processing resumed in %s, end to end in %s; %s",
+			k+1, c.ServerName(victim), what, took.Round(time.Millisecond), e2e.Round(time.Millisecond), clock.stop())
 
 		c.Restart(victim)
 		c.WaitReady(60 * time.Second)
@@ -161,7 +209,7 @@ func testFailover(t *testing.T, target failoverTarget) {
 	ids, failed := acked.snapshot()
 	streamtest.Eventually(t, 60*time.Second, func() error { return handled.handledAll(ids) },
 		"acknowledged alerts handled")
-	waitDrained(t, c.Connect(t).JS, topo, group, 60*time.Second)
+	waitDrained(t, admin.JS, topo, group, 60*time.Second)
 	stop()
 	lost := handled.missing(ids)
 	if len(lost) > 0 {
@@ -175,20 +223,23 @@ func testFailover(t *testing.T, target failoverTarget) {
 // failoverVictim picks the server to kill. For the consumer round it moves
 // the consumer's leadership off the stream leader first, if it can, so that
 // the kill tests the consumer's failover alone.
-func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, group string, target failoverTarget) (int, string) {
+func failoverVictim(t *testing.T, c failoverCluster, admin *stream.Conn, topo stream.Topology, group string, target failoverTarget) (int, string) {
 	t.Helper()
-	streamLeader := c.WaitLeader(30*time.Second, topo.Alerts)
-	consLeader := func() int {
+	leader := func(what string, find func() int) int {
 		l := -1
 		streamtest.Eventually(t, 30*time.Second, func() error {
-			if l = c.ConsumerLeader(topo.Alerts, group); l < 0 {
+			if l = find(); l < 0 {
 				return errors.New("no leader")
 			}
 			return nil
-		}, "consumer %s leader", group)
+		}, "a leader of %s", what)
 		return l
 	}
-	if target == killStreamLeader {
+	streamLeader := leader(topo.Alerts, func() int { return c.StreamLeader(topo.Alerts) })
+	consLeader := func() int {
+		return leader("consumer "+group, func() int { return c.ConsumerLeader(topo.Alerts, group) })
+	}
+	if target.stream() {
 		what := "leader of " + topo.Alerts
 		if streamLeader == consLeader() {
 			what += ", also leader of consumer " + group
@@ -200,16 +251,14 @@ func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, g
 		if cl != streamLeader {
 			return cl, "leader of consumer " + group
 		}
-		if srv := c.Server(cl); srv != nil {
-			_ = srv.NATS().JetStreamStepdownConsumer(streamtest.Account, topo.Alerts, group)
-		}
+		_, _ = admin.NC.Request("$JS.API.CONSUMER.LEADER.STEPDOWN."+topo.Alerts+"."+group, nil, stream.RequestTimeoutDefault)
 		streamtest.Eventually(t, 30*time.Second, func() error {
 			if l := c.ConsumerLeader(topo.Alerts, group); l < 0 || l == cl {
 				return fmt.Errorf("leader is server %d, want another than %d", l, cl)
 			}
 			return nil
 		}, "consumer %s leader to step down", group)
-		streamLeader = c.WaitLeader(30*time.Second, topo.Alerts)
+		streamLeader = leader(topo.Alerts, func() int { return c.StreamLeader(topo.Alerts) })
 	}
 	cl := consLeader()
 	what := "leader of consumer " + group
@@ -217,4 +266,95 @@ func failoverVictim(t *testing.T, c *streamtest.Cluster, topo stream.Topology, g
 		what += ", also leader of " + topo.Alerts
 	}
 	return cl, what
+}
+
+// killClock times the segments of one kill's failover, from the kill: the
+// new leader's election (nats-server's advisory, when this client got it;
+// one on the killed server misses it), the first PubAck of an alert
+// published after the kill, the first alert handled, and the first handled
+// of those published after the kill.
+type killClock struct {
+	mu         sync.Mutex
+	at         time.Time // the kill; zero between kills
+	next       int64     // the first alert published after the kill
+	elected    []string
+	ack        time.Duration
+	handledAny time.Duration
+	handledNew time.Duration
+}
+
+// start starts timing a kill about to happen, after which next is the first
+// alert published, and returns the time of the kill.
+func (k *killClock) start(next int64) time.Time {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.at, k.next = time.Now(), next
+	k.elected, k.ack, k.handledAny, k.handledNew = nil, 0, 0, 0
+	return k.at
+}
+
+// stop ends the kill's timing and describes its segments.
+func (k *killClock) stop() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.at = time.Time{}
+	at := func(d time.Duration) string {
+		if d == 0 {
+			return "not seen"
+		}
+		return d.Round(time.Millisecond).String()
+	}
+	elected := "not seen"
+	if len(k.elected) > 0 {
+		elected = strings.Join(k.elected, ", ")
+	}
+	return fmt.Sprintf("leader elected: %s; first PubAck of a new alert %s; first alert handled %s, first new alert handled %s",
+		elected, at(k.ack), at(k.handledAny), at(k.handledNew))
+}
+
+// record sets *d to the time since the kill, if a kill is being timed and
+// *d is not set yet. k.mu must be held.
+func (k *killClock) record(d *time.Duration) {
+	if !k.at.IsZero() && *d == 0 {
+		*d = max(time.Since(k.at), time.Nanosecond)
+	}
+}
+
+// acked records the PubAck of alert i.
+func (k *killClock) acked(i int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if i >= k.next {
+		k.record(&k.ack)
+	}
+}
+
+// handled records a handler call for alert i (-1 if unknown).
+func (k *killClock) handled(i int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.record(&k.handledAny)
+	if i >= k.next {
+		k.record(&k.handledNew)
+	}
+}
+
+// watchElections records the leader elections of the alert stream and the
+// group's consumer that nats-server advises.
+func (k *killClock) watchElections(t *testing.T, nc *nats.Conn, streamName, group string) {
+	t.Helper()
+	for subject, what := range map[string]string{
+		"$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED." + streamName:                 "stream",
+		"$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED." + streamName + "." + group: "consumer",
+	} {
+		if _, err := nc.Subscribe(subject, func(*nats.Msg) {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			if !k.at.IsZero() {
+				k.elected = append(k.elected, fmt.Sprintf("%s at %s", what, time.Since(k.at).Round(time.Millisecond)))
+			}
+		}); err != nil {
+			t.Fatalf("subscribe to %s: %v", subject, err)
+		}
+	}
 }

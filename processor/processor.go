@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,7 @@ type Processor struct {
 	spec    stream.ConsumerSpec // the consumer; Run may set its start for an upgrade
 
 	stopping atomic.Bool
+	lookup   background // a missed heartbeat's consumer lookup
 	attempts attemptLog
 	running  atomic.Int64
 	bound    atomic.Bool
@@ -124,7 +126,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		nc := p.js.Conn()
 		inbox := nc.NewInbox()
 		for i := range p.slots {
-			c, err := newConfirmer(nc, inbox, i, stream.RequestTimeoutDefault)
+			c, err := newConfirmer(nc, inbox, i, stream.RequestTimeoutDefault, stream.ResendAfterDefault)
 			if err != nil {
 				return fmt.Errorf("processor: %w", err)
 			}
@@ -172,6 +174,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}()
 	stopPauseWatch := p.watchPause(ctx)
 	err = p.loop(ctx, dispatch)
+	p.lookup.close()
 	stopPauseWatch()
 	stopWatch()
 	<-watched
@@ -233,8 +236,9 @@ func (p *Processor) loop(ctx context.Context, dispatch func(jetstream.Msg, *jets
 // pullHeartbeat is how often the server confirms a pending pull. Two missed
 // ones make the client pull again: when a consumer leader dies, its pending
 // pulls die with it, and nothing else tells the client, so this bounds the
-// failover to a new leader (10s at 5s; about 2s now).
-const pullHeartbeat = time.Second
+// failover to a new leader. It is nats.go's minimum (500ms): an idle
+// heartbeat costs the server one small message per pull.
+const pullHeartbeat = 500 * time.Millisecond
 
 // session is one Consume on the bound consumer: restart reports that the
 // consumer is gone; watch notices when the pulls stall.
@@ -295,13 +299,19 @@ func (p *Processor) consumeError(ctx context.Context, cons jetstream.Consumer, e
 		errors.Is(err, jetstream.ErrBadRequest):
 		restart(err)
 	case errors.Is(err, jetstream.ErrNoHeartbeat):
-		ictx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
-		defer cancel()
-		if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
-			restart(ierr)
-			return
-		}
 		p.log.Debug("consumer heartbeat missed", "err", err)
+		// Consume has pulled again already. The lookup runs aside: this
+		// goroutine of nats.go's also pulls again on the next missed
+		// heartbeat, and while the consumer has no leader (for the 4-9s of
+		// a hard-killed leader's election) its info request waits out
+		// RequestTimeoutDefault, which held every pull back that long.
+		p.lookup.start(func() {
+			ictx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
+			defer cancel()
+			if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+				restart(ierr)
+			}
+		})
 	default:
 		p.log.Debug("consume", "err", err)
 	}
@@ -354,4 +364,39 @@ func (p *Processor) shutdown(workers *pool.Pool, hcancel context.CancelCauseFunc
 		}
 	}
 	p.log.Info("processor stopped")
+}
+
+// background runs one function at a time in its own goroutine, and none
+// once closed.
+type background struct {
+	mu      sync.Mutex
+	running bool
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// start runs f in a goroutine, unless one is running or b is closed.
+func (b *background) start(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running || b.closed {
+		return
+	}
+	b.running = true
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+		b.mu.Lock()
+		b.running = false
+		b.mu.Unlock()
+	}()
+}
+
+// close waits for the running function, if any, and runs no more.
+func (b *background) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
 }

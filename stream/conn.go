@@ -140,7 +140,11 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 }
 
 func newConn(nc *nats.Conn, inProcess nats.InProcessConnProvider) (*Conn, error) {
-	js, err := jetstream.New(nc)
+	// An async PubAck that never comes (the stream leader that took the
+	// publish stepped down or died) fails its future after the timeout,
+	// and PublishBatch sends the message again; without one the future
+	// would wait for ever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(RequestTimeoutDefault))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("stream: jetstream: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,12 +13,21 @@ import (
 
 // PublisherConfig tunes a Publisher. The zero value is valid.
 type PublisherConfig struct {
-	// Attempts bounds how often one message is tried. Defaults to 5.
+	// Attempts bounds how often one message is sent, resends included.
+	// Defaults to 10.
 	Attempts int
-	// RetryWait is the first wait between attempts; it doubles each time.
-	// Defaults to 100ms.
+	// RetryWait is the wait after a failed attempt; it doubles with each
+	// failure, up to ResendAfter. Defaults to 100ms.
 	RetryWait time.Duration
-	// AttemptTimeout bounds the wait for one PubAck. Defaults to
+	// ResendAfter is how long a send may go without its PubAck before the
+	// message is sent again with the same id, while the earlier sends
+	// still wait for theirs (the first PubAck wins; the id makes it count
+	// once). A stream leader that steps down or dies drops the publishes
+	// it has not answered, and nothing tells the client: without a resend
+	// the wait would be AttemptTimeout. Defaults to ResendAfterDefault, at
+	// most AttemptTimeout.
+	ResendAfter time.Duration
+	// AttemptTimeout bounds the wait for one send's PubAck. Defaults to
 	// RequestTimeoutDefault.
 	AttemptTimeout time.Duration
 	// MaxPending bounds async publishes awaiting their PubAck. Defaults to
@@ -25,18 +35,31 @@ type PublisherConfig struct {
 	MaxPending int
 }
 
+// PublisherConfig's defaults.
+const (
+	PublishAttemptsDefault = 10
+	RetryWaitDefault       = 100 * time.Millisecond
+	ResendAfterDefault     = 500 * time.Millisecond
+	MaxPendingDefault      = 4000
+)
+
 func (c PublisherConfig) withDefaults() PublisherConfig {
 	if c.Attempts <= 0 {
-		c.Attempts = 5
+		c.Attempts = PublishAttemptsDefault
 	}
 	if c.RetryWait <= 0 {
-		c.RetryWait = 100 * time.Millisecond
+		c.RetryWait = RetryWaitDefault
 	}
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = RequestTimeoutDefault
 	}
+	if c.ResendAfter <= 0 {
+		c.ResendAfter = ResendAfterDefault
+	}
+	c.ResendAfter = min(c.ResendAfter, c.AttemptTimeout)
+	c.RetryWait = min(c.RetryWait, c.ResendAfter)
 	if c.MaxPending <= 0 {
-		c.MaxPending = 4000
+		c.MaxPending = MaxPendingDefault
 	}
 	return c
 }
@@ -57,35 +80,85 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 var ErrNoMsgID = errors.New("stream: message has no Nats-Msg-Id")
 
 // Publish stores msg, which must carry a Nats-Msg-Id header, and waits for
-// the PubAck, retrying with the same id on timeouts and disconnects. A msg
-// without a W3C traceparent header gets one (see EnsureTraceparent).
+// the PubAck. A send unanswered after ResendAfter is sent again while it
+// still waits, and a failed one is retried after RetryWait (doubling, up to
+// ResendAfter), all with the same id, until Attempts sends. A msg without a
+// W3C traceparent header gets one (see EnsureTraceparent). msg must not be
+// changed until Publish returns; no send outlives it.
 func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	id := msg.Header.Get(nats.MsgIdHdr)
 	if id == "" {
 		return nil, ErrNoMsgID
 	}
 	EnsureTraceparent(ctx, msg.Header)
+	ctx, cancel := context.WithCancel(ctx)
+	var sends sync.WaitGroup
+	defer sends.Wait() // none reads msg once Publish returns
+	defer cancel()     // the sends still waiting give up
+	type result struct {
+		ack *jetstream.PubAck
+		err error
+	}
+	results := make(chan result, p.cfg.Attempts) // never blocks a send
+	send := func() {
+		sends.Add(1)
+		go func() {
+			defer sends.Done()
+			actx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
+			defer cancel()
+			// The id is in msg's header already: no WithMsgID, which would
+			// write the header while another send reads it.
+			ack, err := p.js.PublishMsg(actx, msg)
+			results <- result{ack, err}
+		}()
+	}
+	send()
+	sent, waiting := 1, 1
+	next := time.NewTimer(p.cfg.ResendAfter)
+	defer next.Stop()
 	wait := p.cfg.RetryWait
 	var err error
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
-		var ack *jetstream.PubAck
-		ack, err = p.js.PublishMsg(actx, msg, jetstream.WithMsgID(id))
-		cancel()
-		if err == nil {
-			return ack, nil
-		}
-		if ctx.Err() != nil || !retryable(err) || attempt >= p.cfg.Attempts {
-			break
-		}
+	for {
 		select {
+		case r := <-results:
+			waiting--
+			if r.err == nil {
+				return r.ack, nil
+			}
+			if err == nil || !errors.Is(r.err, context.DeadlineExceeded) {
+				err = r.err // a timeout says less than what failed before it
+			}
+			if ctx.Err() == nil && !retryable(r.err) {
+				return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, r.err)
+			}
+			if waiting == 0 {
+				if sent >= p.cfg.Attempts {
+					return nil, fmt.Errorf("publish %s (id %s): %d attempts: %w", msg.Subject, id, sent, err)
+				}
+				next.Reset(wait)
+				wait = min(2*wait, p.cfg.ResendAfter)
+			}
+		case <-next.C:
+			if sent < p.cfg.Attempts {
+				send()
+				sent++
+				waiting++
+				next.Reset(p.cfg.ResendAfter)
+			}
 		case <-ctx.Done():
-		case <-time.After(wait):
+			if err == nil {
+				return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, context.Cause(ctx))
+			}
+			return nil, fmt.Errorf("publish %s (id %s): %w (last failure: %w)", msg.Subject, id, context.Cause(ctx), err)
 		}
-		wait *= 2
 	}
-	return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, err)
 }
+
+// errCodeMsgIDInProcess is the answer of a replicated stream's leader to a
+// publish whose id it is storing already ("duplicate message id is in
+// process", JSStreamDuplicateMessageConflict in nats-server): a resend
+// overtook the first send, whose PubAck is still to come.
+const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
 
 // retryable reports whether a publish error may succeed when tried again with
 // the same id. Errors the server gave an answer for (payload too large, no
@@ -99,7 +172,7 @@ func retryable(err error) bool {
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code >= 500 || apiErr.Code == 408 || apiErr.Code == 503
+		return apiErr.ErrorCode == errCodeMsgIDInProcess || apiErr.Code >= 500 || apiErr.Code == 408 || apiErr.Code == 503
 	}
 	return true
 }

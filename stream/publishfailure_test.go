@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/embedded"
@@ -182,4 +183,107 @@ func (rs *restartable) restart(t *testing.T, outage time.Duration) time.Duration
 	}
 	t.Errorf("restart server: %v", err)
 	return time.Since(start)
+}
+
+// TestPublishResendsUnanswered publishes while the subject's only listener
+// is a plain subscriber that never answers, as a stream replica that is no
+// longer the leader gets a publish and drops it. The stream is created once
+// the first send has been swallowed. The publish must be stored, once, long
+// before its first send's AttemptTimeout: the unanswered send is sent again
+// with the same id while it still waits.
+func TestPublishResendsUnanswered(t *testing.T) {
+	t.Parallel()
+	conn := streamtest.NewServer(t)
+	swallowed := make(chan struct{}, 100)
+	sub, err := conn.NC.Subscribe("resend.>", func(*nats.Msg) {
+		select {
+		case swallowed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := conn.NC.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+
+	// Against the attempt timeout, 10s is long enough for any loaded
+	// machine, and a minute's wait would fail the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{AttemptTimeout: time.Minute, ResendAfter: 50 * time.Millisecond})
+	msg := nats.NewMsg("resend.one")
+	msg.Header.Set(nats.MsgIdHdr, "resend-1")
+	type result struct {
+		ack *jetstream.PubAck
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ack, err := pub.Publish(ctx, msg)
+		done <- result{ack, err}
+	}()
+	select {
+	case <-swallowed:
+	case r := <-done:
+		t.Fatalf("publish returned before the stream existed: %+v", r)
+	}
+	if _, err := conn.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "RESEND", Subjects: []string{"resend.>"}}); err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("publish: %v", r.err)
+	}
+	if stored := streamtest.MsgIDs(t, conn.JS, "RESEND"); len(stored) != 1 || stored["resend-1"] != 1 {
+		t.Errorf("stored %v, want resend-1 once", stored)
+	}
+}
+
+// TestPublishBatchResendsUnanswered is TestPublishResendsUnanswered for a
+// batch: an async publish whose PubAck never comes (a replica that is no
+// longer leader took it) must not hold the batch until its context ends. It
+// fails after RequestTimeoutDefault and is sent again with the same id.
+func TestPublishBatchResendsUnanswered(t *testing.T) {
+	t.Parallel()
+	conn := streamtest.NewServer(t)
+	swallowed := make(chan struct{}, 100)
+	sub, err := conn.NC.Subscribe("resendbatch.>", func(*nats.Msg) {
+		select {
+		case swallowed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := conn.NC.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+
+	// Against an unbounded wait, 30s is long enough for any loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{ResendAfter: 50 * time.Millisecond})
+	msg := nats.NewMsg("resendbatch.one")
+	msg.Header.Set(nats.MsgIdHdr, "resendbatch-1")
+	done := make(chan stream.Result, 1)
+	go pub.PublishBatch(ctx, []*nats.Msg{msg}, func(r stream.Result) { done <- r })
+	select {
+	case <-swallowed:
+	case r := <-done:
+		t.Fatalf("publish returned before the stream existed: %+v", r)
+	}
+	if _, err := conn.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "RESENDBATCH", Subjects: []string{"resendbatch.>"}}); err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
+	if r := <-done; r.Err != nil {
+		t.Fatalf("publish: %v", r.Err)
+	}
+	if stored := streamtest.MsgIDs(t, conn.JS, "RESENDBATCH"); len(stored) != 1 || stored["resendbatch-1"] != 1 {
+		t.Errorf("stored %v, want resendbatch-1 once", stored)
+	}
 }

@@ -44,13 +44,13 @@ type Watch struct {
 
 // Watch's timing: the first look after pullSuspect without a message
 // when the last delivery left messages behind it, else after pullIdle; the
-// last look before the heartbeat recovery (two missed 1s heartbeats) takes
-// over; how often a parked watch looks for activity; how long after a
-// stall is seen it is confirmed.
+// last look before the heartbeat recovery (two missed heartbeats: 1s at
+// the processor's 500ms) takes over; how often a parked watch looks for
+// activity; how long after a stall is seen it is confirmed.
 const (
 	pullSuspect   = 20 * time.Millisecond
 	pullIdle      = 100 * time.Millisecond
-	pullIdleLimit = 2 * time.Second
+	pullIdleLimit = time.Second
 	pullPark      = 100 * time.Millisecond
 	pullConfirm   = 30 * time.Millisecond
 	pullInfoWait  = time.Second
