@@ -137,20 +137,7 @@ func TestDoubleAckResent(t *testing.T) {
 	if err := s.DeleteConsumer(ctx, "group"); err != nil {
 		t.Fatalf("delete consumer: %v", err)
 	}
-	swallowed := make(chan struct{}, 100)
-	sub, err := conn.NC.Subscribe("$JS.ACK.ACKS.group.>", func(*nats.Msg) {
-		select {
-		case swallowed <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := conn.NC.Flush(); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
+	swallowed := streamtest.Swallow(t, conn, "$JS.ACK.ACKS.group.>")
 
 	c, err := newConfirmer(conn.NC, conn.NC.NewInbox(), 0, stream.RequestTimeoutDefault, stream.ResendAfterDefault)
 	if err != nil {

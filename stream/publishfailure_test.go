@@ -194,20 +194,7 @@ func (rs *restartable) restart(t *testing.T, outage time.Duration) time.Duration
 func TestPublishResendsUnanswered(t *testing.T) {
 	t.Parallel()
 	conn := streamtest.NewServer(t)
-	swallowed := make(chan struct{}, 100)
-	sub, err := conn.NC.Subscribe("resend.>", func(*nats.Msg) {
-		select {
-		case swallowed <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := conn.NC.Flush(); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
+	swallowed := streamtest.Swallow(t, conn, "resend.>")
 
 	// Against the attempt timeout, 10s is long enough for any loaded
 	// machine, and a minute's wait would fail the test.
@@ -249,20 +236,7 @@ func TestPublishResendsUnanswered(t *testing.T) {
 func TestPublishBatchResendsUnanswered(t *testing.T) {
 	t.Parallel()
 	conn := streamtest.NewServer(t)
-	swallowed := make(chan struct{}, 100)
-	sub, err := conn.NC.Subscribe("resendbatch.>", func(*nats.Msg) {
-		select {
-		case swallowed <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := conn.NC.Flush(); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
+	swallowed := streamtest.Swallow(t, conn, "resendbatch.>")
 
 	// Against an unbounded wait, 30s is long enough for any loaded machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

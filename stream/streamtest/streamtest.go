@@ -84,6 +84,29 @@ func Publish(t testing.TB, conn *stream.Conn, subject, id string, data []byte) {
 	}
 }
 
+// Swallow subscribes a plain subscriber to subject that takes every message
+// and never answers, as a stream or consumer leader that steps down or dies
+// drops what it has not answered. The channel gets a value for each message
+// taken (up to 100 unread). The subscription ends with the test.
+func Swallow(t testing.TB, conn *stream.Conn, subject string) <-chan struct{} {
+	t.Helper()
+	swallowed := make(chan struct{}, 100)
+	sub, err := conn.NC.Subscribe(subject, func(*nats.Msg) {
+		select {
+		case swallowed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatalf("streamtest: subscribe %s: %v", subject, err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := conn.NC.Flush(); err != nil {
+		t.Fatalf("streamtest: flush: %v", err)
+	}
+	return swallowed
+}
+
 // Eventually calls cond every 10ms until it succeeds, and fails the test if
 // it has not within timeout. cond is a func() error, as nats.go's checkFor
 // takes: it succeeds by returning nil, and the failure reports the last error
