@@ -96,35 +96,30 @@ func prefetchRun(t *testing.T, n int, work time.Duration, doubleAck bool) (redel
 // A prefetch of 500 alerts that take 200ms each with 16 workers is 6s of
 // work, three times the AckWait: the buffered alerts are marked in
 // progress, and the buffer stops holding back pulls that would wait in
-// nats.go's queue, so none is redelivered.
-func TestPrefetchSlowHandlersNoRedelivery(t *testing.T) {
+// nats.go's queue, so none is redelivered. With DoubleAck the prefetch is
+// as deep, and slow handlers see no redelivery either: a buffer that held
+// the pulls back whatever the wait would leave up to a batch ageing in
+// nats.go's queue, past the AckWait. At full speed nothing waits long
+// enough to need a mark.
+func TestPrefetchNoRedelivery(t *testing.T) {
 	t.Parallel()
-	if again := prefetchRun(t, 3000, 200*time.Millisecond, false); again != 0 {
-		t.Errorf("%d redeliveries, want 0", again)
-	}
-}
-
-func TestPrefetchFullSpeedNoRedelivery(t *testing.T) {
-	t.Parallel()
-	if again := prefetchRun(t, 20000, 0, false); again != 0 {
-		t.Errorf("%d redeliveries, want 0", again)
-	}
-}
-
-// With DoubleAck the prefetch is as deep, and slow handlers see no
-// redelivery either: a buffer that held the pulls back whatever the wait
-// would leave up to a batch ageing in nats.go's queue, past the AckWait.
-func TestPrefetchDoubleAckSlowHandlersNoRedelivery(t *testing.T) {
-	t.Parallel()
-	if again := prefetchRun(t, 3000, 200*time.Millisecond, true); again != 0 {
-		t.Errorf("%d redeliveries, want 0", again)
-	}
-}
-
-func TestPrefetchDoubleAckFullSpeedNoRedelivery(t *testing.T) {
-	t.Parallel()
-	if again := prefetchRun(t, 20000, 0, true); again != 0 {
-		t.Errorf("%d redeliveries, want 0", again)
+	for _, tc := range []struct {
+		name      string
+		alerts    int
+		work      time.Duration
+		doubleAck bool
+	}{
+		{"slow handlers", 3000, 200 * time.Millisecond, false},
+		{"full speed", 20000, 0, false},
+		{"double ack, slow handlers", 3000, 200 * time.Millisecond, true},
+		{"double ack, full speed", 20000, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if again := prefetchRun(t, tc.alerts, tc.work, tc.doubleAck); again != 0 {
+				t.Errorf("%d redeliveries, want 0", again)
+			}
+		})
 	}
 }
 

@@ -186,9 +186,10 @@ func (c *Cluster) Connect(t testing.TB) *stream.Conn {
 	return Connect(t, c.ClientURLs())
 }
 
-// Kill shuts server i down and waits until it is down: the closest an
-// in-process server comes to a crash. Its clients are disconnected and its
-// raft groups lose a member; its store is flushed, not torn.
+// Kill shuts server i down and waits until it is down. That is a stop, not
+// a crash: the server first hands each raft leadership it holds to a
+// follower, its clients are disconnected and its store is flushed, not
+// torn. ProcessCluster.Kill is the crash.
 func (c *Cluster) Kill(i int) {
 	c.t.Helper()
 	c.mu.Lock()
