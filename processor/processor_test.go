@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
@@ -542,18 +544,65 @@ func TestTraceparentReachesHandlerAndDeadLetter(t *testing.T) {
 	}
 }
 
-func TestPublishAddsTraceparent(t *testing.T) {
+// TestConsumerSpansKeepThePublishersTrace: with a parent-based sampler, the
+// consumer span of an alert published outside any trace (the publisher makes
+// one) is recorded in that trace, as is one whose publisher sampled it; one
+// whose publisher chose not to sample is not.
+func TestConsumerSpansKeepThePublishersTrace(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.publish(1, "alerts.x")
-	s, _ := b.conn.JS.Stream(context.Background(), b.topo.Alerts)
-	raw, err := s.GetMsg(context.Background(), 1)
+	spans := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())), sdktrace.WithSpanProcessor(spans))
+	t.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
+	b.cfg.TracerProvider = provider
+	b.router.On("alerts.>", func(context.Context, *processor.Message) error { return nil })
+
+	publisher := stream.NewPublisher(b.conn.JS, stream.PublisherConfig{})
+	for _, tc := range []struct{ subject, traceparent string }{
+		{"alerts.untraced", ""},
+		{"alerts.sampled", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		{"alerts.unsampled", "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+	} {
+		msg := nats.NewMsg(tc.subject)
+		msg.Header.Set(nats.MsgIdHdr, tc.subject)
+		if tc.traceparent != "" {
+			msg.Header.Set("traceparent", tc.traceparent)
+		}
+		if _, err := publisher.Publish(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.start()
+	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeAck) == 3 }, "3 alerts handled")
+
+	s, err := b.conn.JS.Stream(context.Background(), b.topo.Alerts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := stream.Traceparent(raw.Header)
-	if !trace.SpanContextFromContext(stream.ExtractTrace(context.Background(), raw.Header)).IsValid() {
-		t.Errorf("stored alert has traceparent %q, want a valid W3C one", tp)
+	want := map[string]trace.SpanContext{}
+	for seq := uint64(1); seq <= 2; seq++ {
+		raw, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[raw.Subject] = trace.SpanContextFromContext(stream.ExtractTrace(context.Background(), raw.Header))
+	}
+	got := map[string]trace.SpanContext{}
+	for _, span := range spans.Ended() {
+		for _, a := range span.Attributes() {
+			if a.Key == "messaging.destination.name" {
+				got[a.Value.AsString()] = span.Parent()
+			}
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("recorded consumer spans of %v, want alerts.untraced and alerts.sampled", got)
+	}
+	for subject, parent := range want {
+		if got[subject].TraceID() != parent.TraceID() || got[subject].SpanID() != parent.SpanID() {
+			t.Errorf("%s: consumer span's parent %s/%s, want the stored traceparent's %s/%s",
+				subject, got[subject].TraceID(), got[subject].SpanID(), parent.TraceID(), parent.SpanID())
+		}
 	}
 }
 

@@ -61,12 +61,18 @@ func (c HeaderCarrier) Keys() []string {
 }
 
 // ExtractTrace returns ctx carrying the trace context of h's traceparent,
-// if it has a valid one.
+// if it has a valid one. A traceparent EnsureTraceparent made comes out
+// sampled, so a parent-based sampler keeps the spans of its alert.
 func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 	if h == nil {
 		return ctx
 	}
-	return traceContext.Extract(ctx, HeaderCarrier(h))
+	ctx = traceContext.Extract(ctx, HeaderCarrier(h))
+	if madeTraceparent(Traceparent(h)) {
+		sc := trace.SpanContextFromContext(ctx)
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc.WithTraceFlags(sc.TraceFlags().WithSampled(true)))
+	}
+	return ctx
 }
 
 // EnsureTraceparent gives h a W3C traceparent: kept if h has a valid one,
@@ -74,6 +80,12 @@ func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 // be followed from its publish through retries to its dead letter, whether or
 // not the publisher traces. It runs for every alert published: the check
 // and the new trace cost no context, carrier or builder.
+//
+// A new trace goes out with its sampled flag clear, because nats-server
+// reads every header of a message whose traceparent is sampled into a map
+// (for its message tracing), and with the trace id's second half as its
+// parent span id, which a publisher's random span id matches once in 2^64.
+// ExtractTrace knows it by that and gives it back sampled.
 func EnsureTraceparent(ctx context.Context, h nats.Header) {
 	if validTraceparent(Traceparent(h)) {
 		return
@@ -82,17 +94,22 @@ func EnsureTraceparent(ctx context.Context, h nats.Header) {
 		traceContext.Inject(trace.ContextWithSpanContext(context.Background(), sc), HeaderCarrier(h))
 		return
 	}
-	// "00-<trace id>-<span id>-01": version 0, sampled.
+	// "00-<trace id>-<its second half>-00": version 0, not sampled.
 	var b [55]byte
-	b[0], b[1], b[2], b[35], b[52], b[53], b[54] = '0', '0', '-', '-', '-', '0', '1'
+	b[0], b[1], b[2], b[35], b[52], b[53], b[54] = '0', '0', '-', '-', '-', '0', '0'
 	var id [8]byte
 	binary.BigEndian.PutUint64(id[:], rand.Uint64())
 	hex.Encode(b[3:19], id[:])
 	binary.BigEndian.PutUint64(id[:], rand.Uint64()|1) // never all zero
 	hex.Encode(b[19:35], id[:])
-	binary.BigEndian.PutUint64(id[:], rand.Uint64()|1)
-	hex.Encode(b[36:52], id[:])
+	copy(b[36:52], b[19:35])
 	h[traceparentKey] = []string{string(b[:])}
+}
+
+// madeTraceparent reports whether s is a traceparent EnsureTraceparent made
+// for a new trace.
+func madeTraceparent(s string) bool {
+	return len(s) == 55 && s[:3] == "00-" && s[53:] == "00" && s[19:35] == s[36:52]
 }
 
 // traceparentKey is the canonical form of the traceparent header's key.

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -50,8 +51,9 @@ func TestValidTraceparentAgreesWithPropagator(t *testing.T) {
 }
 
 // TestEnsureTraceparent: a valid header is kept; a missing or invalid one
-// is replaced by the context's span or a new sampled trace, which the
-// propagator reads back.
+// is replaced by the context's span or a new trace, written unsampled (so
+// nats-server does not map the alert's headers) and read back sampled,
+// while a publisher's unsampled trace stays unsampled.
 func TestEnsureTraceparent(t *testing.T) {
 	t.Parallel()
 	const kept = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -66,10 +68,14 @@ func TestEnsureTraceparent(t *testing.T) {
 		EnsureTraceparent(context.Background(), h)
 		tp := Traceparent(h)
 		sc := trace.SpanContextFromContext(ExtractTrace(context.Background(), h))
-		if !sc.IsValid() || !sc.IsSampled() || seen[tp] {
-			t.Fatalf("new traceparent %q: valid %v, sampled %v, seen before %v", tp, sc.IsValid(), sc.IsSampled(), seen[tp])
+		if !sc.IsValid() || !sc.IsSampled() || !strings.HasSuffix(tp, "-00") || seen[tp] {
+			t.Fatalf("new traceparent %q: valid %v, read back sampled %v, seen before %v", tp, sc.IsValid(), sc.IsSampled(), seen[tp])
 		}
 		seen[tp] = true
+	}
+	const unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+	if sc := trace.SpanContextFromContext(ExtractTrace(context.Background(), nats.Header{"traceparent": {unsampled}})); !sc.IsValid() || sc.IsSampled() {
+		t.Fatalf("publisher's unsampled %q read back valid %v, sampled %v", unsampled, sc.IsValid(), sc.IsSampled())
 	}
 
 	parent := trace.NewSpanContext(trace.SpanContextConfig{
