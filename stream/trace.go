@@ -60,19 +60,29 @@ func (c HeaderCarrier) Keys() []string {
 	return keys
 }
 
-// ExtractTrace returns ctx carrying the trace context of h's traceparent,
-// if it has a valid one. A traceparent EnsureTraceparent made comes out
-// sampled, so a parent-based sampler keeps the spans of its alert.
+// ExtractTrace returns ctx carrying the trace context of h's traceparent
+// and tracestate, if it has a valid traceparent: what the W3C propagator
+// (propagation.TraceContext) extracts, read without its allocations since
+// every delivery is read for it. A traceparent EnsureTraceparent made comes
+// out sampled, so a parent-based sampler keeps the spans of its alert.
 func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
-	if h == nil {
+	tp := Traceparent(h)
+	if !validTraceparent(tp) {
 		return ctx
 	}
-	ctx = traceContext.Extract(ctx, HeaderCarrier(h))
-	if madeTraceparent(Traceparent(h)) {
-		sc := trace.SpanContextFromContext(ctx)
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc.WithTraceFlags(sc.TraceFlags().WithSampled(true)))
+	cfg := trace.SpanContextConfig{Remote: true}
+	decodeHex(cfg.TraceID[:], tp[3:35])
+	decodeHex(cfg.SpanID[:], tp[36:52])
+	flags, _ := hexByte(tp[53], tp[54])
+	cfg.TraceFlags = trace.TraceFlags(flags) & (trace.FlagsSampled | trace.FlagsRandom)
+	if madeTraceparent(tp) {
+		cfg.TraceFlags = cfg.TraceFlags.WithSampled(true)
 	}
-	return ctx
+	if ts := HeaderCarrier(h).Get("tracestate"); ts != "" {
+		// As the propagator does: a bad tracestate leaves the trace.
+		cfg.TraceState, _ = trace.ParseTraceState(ts)
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(cfg))
 }
 
 // EnsureTraceparent gives h a W3C traceparent: kept if h has a valid one,
@@ -150,6 +160,13 @@ func hexDigit(c byte) (byte, bool) {
 		return c - 'a' + 10, true
 	}
 	return 0, false
+}
+
+// decodeHex decodes the lower-case hex digits of src into dst.
+func decodeHex(dst []byte, src string) {
+	for i := range dst {
+		dst[i], _ = hexByte(src[2*i], src[2*i+1])
+	}
 }
 
 // hexNonZero reports whether s is lower-case hex with a digit other than 0.

@@ -9,10 +9,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// TestValidTraceparentAgreesWithPropagator: EnsureTraceparent keeps a
-// header exactly when the W3C propagator, which the processor extracts
-// with, accepts it.
-func TestValidTraceparentAgreesWithPropagator(t *testing.T) {
+// TestTraceAgreesWithPropagator: EnsureTraceparent keeps a header exactly
+// when the W3C propagator accepts it, and ExtractTrace reads the same span
+// context from it as the propagator, tracestate included.
+func TestTraceAgreesWithPropagator(t *testing.T) {
 	t.Parallel()
 	const (
 		tid = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -42,11 +42,22 @@ func TestValidTraceparentAgreesWithPropagator(t *testing.T) {
 		"00-" + tid[:31] + "g-" + sid + "-01",
 		"",
 	} {
-		h := nats.Header{"traceparent": {tp}}
-		want := trace.SpanContextFromContext(ExtractTrace(context.Background(), h)).IsValid()
-		if got := validTraceparent(tp); got != want {
-			t.Errorf("validTraceparent(%q) = %v, the propagator says %v", tp, got, want)
+		for _, h := range []nats.Header{
+			{"traceparent": {tp}},
+			{"Traceparent": {tp}, "Tracestate": {"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"}},
+			{"traceparent": {tp}, "tracestate": {"not a tracestate"}},
+		} {
+			want := trace.SpanContextFromContext(traceContext.Extract(context.Background(), HeaderCarrier(h)))
+			if got := validTraceparent(tp); got != want.IsValid() {
+				t.Errorf("validTraceparent(%q) = %v, the propagator says %v", tp, got, want.IsValid())
+			}
+			if got := trace.SpanContextFromContext(ExtractTrace(context.Background(), h)); !got.Equal(want) {
+				t.Errorf("ExtractTrace(%v) = %+v, the propagator reads %+v", h, got, want)
+			}
 		}
+	}
+	if got := ExtractTrace(context.Background(), nil); trace.SpanContextFromContext(got).IsValid() {
+		t.Errorf("ExtractTrace(nil header) has a span context")
 	}
 }
 
