@@ -62,19 +62,15 @@ func (c HeaderCarrier) Keys() []string {
 
 // ExtractTrace returns ctx carrying the trace context of h's traceparent
 // and tracestate, if it has a valid traceparent: what the W3C propagator
-// (propagation.TraceContext) extracts, read without its allocations since
-// every delivery is read for it. A traceparent EnsureTraceparent made comes
-// out sampled, so a parent-based sampler keeps the spans of its alert.
+// (propagation.TraceContext) extracts, read in one pass since every
+// delivery is read for it. A traceparent EnsureTraceparent made comes out
+// sampled, so a parent-based sampler keeps the spans of its alert.
 func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 	tp := Traceparent(h)
-	if !validTraceparent(tp) {
+	cfg, ok := parseTraceparent(tp)
+	if !ok {
 		return ctx
 	}
-	cfg := trace.SpanContextConfig{Remote: true}
-	decodeHex(cfg.TraceID[:], tp[3:35])
-	decodeHex(cfg.SpanID[:], tp[36:52])
-	flags, _ := hexByte(tp[53], tp[54])
-	cfg.TraceFlags = trace.TraceFlags(flags) & (trace.FlagsSampled | trace.FlagsRandom)
 	if madeTraceparent(tp) {
 		cfg.TraceFlags = cfg.TraceFlags.WithSampled(true)
 	}
@@ -126,61 +122,63 @@ func madeTraceparent(s string) bool {
 const traceparentKey = "Traceparent"
 
 // validTraceparent reports whether the W3C propagator extracts a span
-// context from the traceparent value s (propagation.TraceContext.Extract
-// of go.opentelemetry.io/otel): lower-case hex fields of 2, 32, 16 and 2
-// digits, a version below ff, non-zero ids, and for version 00 nothing
-// after the flags and no reserved flag bit.
+// context from the traceparent value s.
 func validTraceparent(s string) bool {
+	_, ok := parseTraceparent(s)
+	return ok
+}
+
+// parseTraceparent reads a traceparent value as the W3C propagator
+// (propagation.TraceContext.Extract of go.opentelemetry.io/otel) does: it
+// takes lower-case hex fields of 2, 32, 16 and 2 digits, a version below
+// ff, non-zero ids, and for version 00 nothing after the flags but a dash
+// and no reserved flag bit; it keeps the sampled and random flags.
+func parseTraceparent(s string) (cfg trace.SpanContextConfig, ok bool) {
 	if len(s) < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' || (len(s) > 55 && s[55] != '-') {
-		return false
+		return cfg, false
 	}
-	version, ok := hexByte(s[0], s[1])
-	if !ok || version == 0xff {
-		return false
+	version, okv := hexByte(s[0], s[1])
+	flags, okf := hexByte(s[53], s[54])
+	if !okv || !okf || version == 0xff || (version == 0 && (len(s) > 56 || flags > 3)) {
+		return cfg, false
 	}
-	flags, ok := hexByte(s[53], s[54])
-	if !ok || (version == 0 && (len(s) > 56 || flags > 3)) {
-		return false
+	if !decodeHex(cfg.TraceID[:], s[3:35]) || !decodeHex(cfg.SpanID[:], s[36:52]) || !cfg.TraceID.IsValid() || !cfg.SpanID.IsValid() {
+		return cfg, false
 	}
-	return hexNonZero(s[3:35]) && hexNonZero(s[36:52])
+	cfg.TraceFlags = trace.TraceFlags(flags) & (trace.FlagsSampled | trace.FlagsRandom)
+	cfg.Remote = true
+	return cfg, true
+}
+
+// decodeHex decodes the lower-case hex digits of src into dst, and
+// reports whether they all were.
+func decodeHex(dst []byte, src string) bool {
+	for i := range dst {
+		b, ok := hexByte(src[2*i], src[2*i+1])
+		if !ok {
+			return false
+		}
+		dst[i] = b
+	}
+	return true
 }
 
 // hexByte decodes two lower-case hex digits.
 func hexByte(hi, lo byte) (byte, bool) {
-	h, okh := hexDigit(hi)
-	l, okl := hexDigit(lo)
-	return h<<4 | l, okh && okl
+	h, l := hexDigits[hi], hexDigits[lo]
+	return h<<4 | l, h|l < 0x10
 }
 
-func hexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
+// hexDigits maps lower-case hex digits to their value, other bytes to 0xff.
+var hexDigits = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
-
-// decodeHex decodes the lower-case hex digits of src into dst.
-func decodeHex(dst []byte, src string) {
-	for i := range dst {
-		dst[i], _ = hexByte(src[2*i], src[2*i+1])
+	for i, c := range []byte("0123456789abcdef") {
+		t[c] = byte(i)
 	}
-}
-
-// hexNonZero reports whether s is lower-case hex with a digit other than 0.
-func hexNonZero(s string) bool {
-	nonZero := false
-	for i := range len(s) {
-		d, ok := hexDigit(s[i])
-		if !ok {
-			return false
-		}
-		nonZero = nonZero || d != 0
-	}
-	return nonZero
-}
+	return t
+}()
 
 // Traceparent returns h's traceparent header value, or "".
 func Traceparent(h nats.Header) string {
