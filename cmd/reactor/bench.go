@@ -58,6 +58,7 @@ the dead letters to expect are known and checked.`,
 			&cli.Float64Flag{Name: "permanent-rate", Usage: "fraction of alerts failing permanently (dead-lettered)", EnvVars: env("PERMANENT_RATE"), Category: catProc},
 			&cli.BoolFlag{Name: "double-ack", Usage: "wait for the server to confirm every ack", EnvVars: env("DOUBLE_ACK"), Category: catProc},
 			&cli.BoolFlag{Name: "raw", Usage: "also run the load through bare nats.go jetstream and report the ratio", EnvVars: env("RAW"), Category: catProc},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of each phase's measured part (embedded server included) to `PREFIX`-<run>-<phase>.pprof, for go tool pprof", EnvVars: env("CPUPROFILE"), Category: catProc},
 			&cli.IntFlag{Name: "runs", Value: 1, Usage: "repeat the comparison this many times on the same server, alternating which phase goes first, and report every run and the medians", EnvVars: env("RUNS"), Category: catProc},
 			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DefaultDrainTimeout, Usage: "count alerts as lost after this long without progress", EnvVars: env("DRAIN_TIMEOUT"), Category: catProc},
 			&cli.BoolFlag{Name: "sync-always", Usage: "the embedded server fsyncs every write", EnvVars: env("SYNC_ALWAYS"), Category: catServer},
@@ -104,6 +105,7 @@ func runBench(c *cli.Context) error {
 		DuplicateWindow: c.Duration("duplicate-window"),
 		DrainTimeout:    c.Duration("drain-timeout"),
 		Runs:            c.Int("runs"),
+		CPUProfile:      c.String("cpuprofile"),
 	}
 	cfg.Conn = streamConfig(c)
 	if cfg.Conn.URL == "" && cfg.Conn.Auth != (stream.Auth{}) {

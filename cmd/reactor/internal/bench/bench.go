@@ -10,7 +10,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -177,6 +179,8 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 			return fail(err)
 		}
 	}
+	profile := startProfile(cfg, run, name)
+	defer func() { _ = profile() }()
 	cpu := cpuTime()
 	pubTime := publish(ctx, sd, cfg, t, subjects+".alert")
 	begin := time.Unix(0, t.firstPublish.Load())
@@ -196,6 +200,8 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 		runtime.GC()
 		debug.FreeOSMemory()
 		mem = startMemSampler(memSampleEvery)
+		_ = profile() // the publishing's: not what is measured
+		profile = startProfile(cfg, run, name)
 		begin, cpu = time.Now(), cpuTime()
 		if err := startSide(); err != nil {
 			return fail(err)
@@ -203,6 +209,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 	}
 	drainErr := waitSettled(ctx, t, cfg.DrainTimeout)
 	cpu = cpuTime() - cpu
+	profErr := profile()
 	stopErr := stopSide()
 	stopProgress()
 	ph.PeakRSS, ph.PeakHeap = mem.Stop()
@@ -233,7 +240,31 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 	if rs, ok := sd.(*reactorSide); ok {
 		ph.Metrics = counters(rs.metrics)
 	}
-	return ph, errors.Join(drainErr, stopErr)
+	return ph, errors.Join(drainErr, stopErr, profErr)
+}
+
+// startProfile starts the CPU profile of a phase if cfg asks for one, and
+// returns what stops it, which may be called more than once.
+func startProfile(cfg Config, run, name string) (stop func() error) {
+	if cfg.CPUProfile == "" {
+		return func() error { return nil }
+	}
+	f, err := os.Create(fmt.Sprintf("%s-%s-%s.pprof", cfg.CPUProfile, run, name))
+	if err != nil {
+		return func() error { return fmt.Errorf("cpu profile: %w", err) }
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return func() error { return fmt.Errorf("cpu profile: %w", err) }
+	}
+	var once sync.Once
+	return func() error {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			err = f.Close()
+		})
+		return err
+	}
 }
 
 // memSampleEvery is how often RSS and heap are sampled.

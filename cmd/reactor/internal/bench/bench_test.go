@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -123,6 +124,26 @@ func TestRunBacklogAtRate(t *testing.T) {
 	// means the pacing is not applied.
 	if rep.PublishRate > 10000 {
 		t.Errorf("publish rate %.0f/s, want about 5000/s", rep.PublishRate)
+	}
+}
+
+// TestRunWritesCPUProfiles: one profile per phase, in pprof's gzipped
+// format. Not parallel: a process has one CPU profile at a time.
+func TestRunWritesCPUProfiles(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "cpu")
+	run(t, Config{Msgs: 500, Workers: 4, Raw: true, Backlog: true, CPUProfile: prefix})
+	for _, phase := range []string{"reactor", "raw"} {
+		files, _ := filepath.Glob(prefix + "-*-" + phase + ".pprof")
+		if len(files) != 1 {
+			t.Fatalf("%s phase: profiles %v, want one", phase, files)
+		}
+		b, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: %d bytes, not a gzipped profile", files[0], len(b))
+		}
 	}
 }
 

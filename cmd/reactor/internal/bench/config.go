@@ -96,6 +96,11 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Seed varies which alerts the failure injection picks. Defaults to 1.
 	Seed uint64
+	// CPUProfile, if set, writes a CPU profile (runtime/pprof, embedded
+	// server included) of the measured part of each phase to
+	// CPUProfile-<run>-<phase>.pprof: publishing and processing, or only
+	// processing with Backlog.
+	CPUProfile string
 	// OnProgress, if set, is called every ProgressInterval while a phase
 	// runs, and once at its end.
 	OnProgress func(Progress)
