@@ -273,3 +273,15 @@ func TestRunsAlternateAndReportMedians(t *testing.T) {
 		}
 	}
 }
+
+// TestEvenRunsReportOneMedian: with an even number of runs the headline
+// ratio is the median the table prints (the middle two's mean), not one of
+// the middle runs' ratios.
+func TestEvenRunsReportOneMedian(t *testing.T) {
+	t.Parallel()
+	rep := &Report{Runs: []RunSummary{{Ratio: 0.90}, {Ratio: 0.64}}}
+	rep.pick(make([]Phase, 2), make([]Phase, 2), true)
+	if want := (0.64 + 0.90) / 2; rep.Ratio != want || rep.Median.Ratio != want {
+		t.Errorf("ratio %g, median row %g, want both %g", rep.Ratio, rep.Median.Ratio, want)
+	}
+}

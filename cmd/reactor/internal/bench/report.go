@@ -293,8 +293,9 @@ func summarize(reactor, raw Phase, withRaw bool) RunSummary {
 }
 
 // pick fills the report from its runs: the phases of the run whose ratio
-// is the median (the last run without a raw phase), and, with more than
-// one run, the medians of every figure.
+// is the median (the upper of the two middle ones of an even number; the
+// last run without a raw phase), and, with more than one run, the medians
+// of every figure, the ratio among them.
 func (r *Report) pick(reactors, raws []Phase, withRaw bool) {
 	i := len(r.Runs) - 1
 	if withRaw {
@@ -313,6 +314,9 @@ func (r *Report) pick(reactors, raws []Phase, withRaw bool) {
 	if len(r.Runs) > 1 {
 		m := medianRun(r.Runs)
 		r.Median = &m
+		if withRaw {
+			r.Ratio = m.Ratio
+		}
 	}
 }
 
