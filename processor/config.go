@@ -79,6 +79,9 @@ type Config struct {
 	// TracerProvider makes the consumer span around each handler call, in
 	// the trace of the alert's traceparent header. Defaults to the global
 	// provider of go.opentelemetry.io/otel (a no-op unless one is installed).
+	// With a noop.TracerProvider (go.opentelemetry.io/otel/trace/noop) no
+	// span is started: the handler's context carries the alert's trace
+	// context alone, saving a no-op span's allocations per alert.
 	TracerProvider trace.TracerProvider
 	// OnOutcome, if set, is called after each message is settled, from the
 	// worker that settled it. It must be fast and safe for concurrent use.

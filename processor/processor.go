@@ -13,6 +13,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/reactor-alerts/reactor/processor/internal/pullwatch"
 	"github.com/reactor-alerts/reactor/stream"
@@ -79,8 +80,12 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 	}); ok {
 		route = r.Handler
 	}
+	var tracer trace.Tracer
+	if _, ok := tp.(noop.TracerProvider); !ok {
+		tracer = tp.Tracer(tracerName)
+	}
 	return &Processor{
-		tracer:   tp.Tracer(tracerName),
+		tracer:   tracer,
 		js:       js,
 		h:        h,
 		route:    route,

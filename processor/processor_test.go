@@ -17,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
 	"github.com/reactor-alerts/reactor/processor"
@@ -518,29 +519,41 @@ func TestConsumerDeletedIsRecreated(t *testing.T) {
 	streamtest.Eventually(t, 20*time.Second, func() bool { return second.Load() == 5 }, "processing resumed after the consumer was deleted (handled %d)", handled.Load())
 }
 
+// TestTraceparentReachesHandlerAndDeadLetter: the handler's context carries
+// the publisher's trace, with the default tracer provider and with a noop
+// one (no span started), and the dead letter keeps the header.
 func TestTraceparentReachesHandlerAndDeadLetter(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	traces := make(chan string, 1)
-	b.router.On("alerts.traced", func(ctx context.Context, m *processor.Message) error {
-		sc := trace.SpanContextFromContext(ctx)
-		traces <- sc.TraceID().String()
-		return processor.Permanent(errors.New("for the DLQ"))
-	})
-	msg := nats.NewMsg("alerts.traced")
-	msg.Header.Set(nats.MsgIdHdr, "traced-1")
-	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	msg.Header.Set("traceparent", parent) // lower case, as other publishers write it
-	if _, err := stream.NewPublisher(b.conn.JS, stream.PublisherConfig{}).Publish(context.Background(), msg); err != nil {
-		t.Fatal(err)
-	}
-	b.start()
-	if got := <-traces; got != "4bf92f3577b34da6a3ce929d0e0e4736" {
-		t.Errorf("handler saw trace id %q, want the publisher's", got)
-	}
-	streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 1 }, "dead letter")
-	if got := stream.Traceparent(b.deadLetters()[0].Header); got != parent {
-		t.Errorf("dead letter traceparent %q, want %q", got, parent)
+	for _, tc := range []struct {
+		name     string
+		provider trace.TracerProvider
+	}{{"global", nil}, {"noop", noop.NewTracerProvider()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.cfg.TracerProvider = tc.provider
+			traces := make(chan string, 1)
+			b.router.On("alerts.traced", func(ctx context.Context, m *processor.Message) error {
+				sc := trace.SpanContextFromContext(ctx)
+				traces <- sc.TraceID().String()
+				return processor.Permanent(errors.New("for the DLQ"))
+			})
+			msg := nats.NewMsg("alerts.traced")
+			msg.Header.Set(nats.MsgIdHdr, "traced-1")
+			const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+			msg.Header.Set("traceparent", parent) // lower case, as other publishers write it
+			if _, err := stream.NewPublisher(b.conn.JS, stream.PublisherConfig{}).Publish(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+			b.start()
+			if got := <-traces; got != "4bf92f3577b34da6a3ce929d0e0e4736" {
+				t.Errorf("handler saw trace id %q, want the publisher's", got)
+			}
+			streamtest.Eventually(t, 10*time.Second, func() bool { return b.count(processor.OutcomeDeadLetter) == 1 }, "dead letter")
+			if got := stream.Traceparent(b.deadLetters()[0].Header); got != parent {
+				t.Errorf("dead letter traceparent %q, want %q", got, parent)
+			}
+		})
 	}
 }
 

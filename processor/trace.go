@@ -18,9 +18,13 @@ var consumerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindCons
 // startSpan continues the alert's trace (its traceparent header) with a
 // consumer span around the handler. With no tracer provider installed the
 // span is a no-op that still carries the publisher's trace context, so
-// handlers can read it with trace.SpanContextFromContext.
+// handlers can read it with trace.SpanContextFromContext; with a noop one
+// (p.tracer nil) there is only that trace context.
 func (p *Processor) startSpan(ctx context.Context, m *Message) (context.Context, trace.Span) {
 	ctx = stream.ExtractTrace(ctx, m.header)
+	if p.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
 	// A fixed span name: subjects can be many (alerts.disk.host-17), and
 	// the subject is an attribute.
 	ctx, span := p.tracer.Start(ctx, "reactor process", consumerSpan...)

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/processor"
@@ -128,6 +129,9 @@ func runAction(c *cli.Context) error {
 		// had not yet written to the consumer's state (TestCrashLoop).
 		DoubleAck: c.Bool("sync-always"),
 		Logger:    logger,
+		// reactor run exports no traces: no span per alert, and handlers'
+		// contexts still carry the alert's trace context.
+		TracerProvider: noop.NewTracerProvider(),
 	}
 	if pcfg.Workers < 1 || pcfg.MaxDeliver < 1 {
 		return usageErrorf("--workers and --max-deliver must be at least 1")

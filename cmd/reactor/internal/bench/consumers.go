@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/processor/metrics"
@@ -46,6 +47,7 @@ func processorConfig(cfg Config, topo stream.Topology, t *tracker, m *metrics.Me
 		ShutdownTimeout: 5 * time.Second,
 		DoubleAck:       cfg.DoubleAck,
 		Logger:          cfg.Logger,
+		TracerProvider:  noop.NewTracerProvider(), // as reactor run
 		OnOutcome: func(r processor.Result) {
 			if m != nil {
 				m.Observe(r)
