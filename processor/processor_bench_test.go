@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
@@ -74,6 +75,8 @@ func BenchmarkProcessor(b *testing.B) {
 				Topology:  topo,
 				Workers:   c.workers,
 				DoubleAck: c.doubleAck,
+				// As reactor run, which exports no traces.
+				TracerProvider: noop.NewTracerProvider(),
 				OnOutcome: func(processor.Result) {
 					if acked.Add(1) == int64(b.N) {
 						close(done)
