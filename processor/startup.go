@@ -53,7 +53,7 @@ func (p *Processor) logStreams(ctx context.Context) {
 // a copy taken while the server ran, its consumer state copied after its
 // messages; or a damaged block cut off the stream's tail). The stream stores
 // the next alerts under those sequences, and the consumer would skip them.
-// nats-server v2.15.2 reconciles a single-replica consumer itself when it
+// nats-server (v2.15) reconciles a single-replica consumer itself when it
 // recovers the store (consumer.go, "delivered sequence ... past last stream
 // sequence"), not a replicated one. The new consumer starts after what the
 // old one had settled that the stream still has; in-flight alerts come
