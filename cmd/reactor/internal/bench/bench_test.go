@@ -186,6 +186,7 @@ func TestConfigValidate(t *testing.T) {
 		"negative work":           {Work: -time.Second},
 		"rest without a backlog":  {BacklogRest: time.Second},
 		"negative rest":           {Backlog: true, BacklogRest: -time.Second},
+		"profile in no directory": {CPUProfile: filepath.Join(t.TempDir(), "missing", "cpu")},
 	} {
 		if err := cfg.withDefaults().validate(); err == nil {
 			t.Errorf("%s: want an error", name)

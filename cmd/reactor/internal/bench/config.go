@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/reactor-alerts/reactor/stream"
@@ -207,6 +209,11 @@ func (c Config) validate() error {
 	}
 	if c.SyncAlways && c.Conn.URL != "" {
 		errs = append(errs, errors.New("sync-always applies to the embedded server only: an external server's sync policy is set in its own config"))
+	}
+	if c.CPUProfile != "" {
+		if fi, err := os.Stat(filepath.Dir(c.CPUProfile)); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("cpu profile %q: its directory must exist", c.CPUProfile))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
