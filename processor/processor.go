@@ -46,7 +46,7 @@ type Processor struct {
 	cfg     Config
 	backoff backoff
 	log     *slog.Logger
-	tracer  trace.Tracer
+	tracer  trace.Tracer        // nil with a noop provider: no span per alert
 	redrive string              // the group's redrive subject prefix, see alertSubject
 	spec    stream.ConsumerSpec // the consumer; Run may set its start for an upgrade
 
