@@ -23,7 +23,7 @@ type pauseAdvisory struct {
 // the server's pause advisories until the returned stop is called.
 func (p *Processor) watchPause(ctx context.Context) (stop func()) {
 	t := p.cfg.Topology
-	subject := "$JS.EVENT.ADVISORY.CONSUMER.PAUSE." + t.GroupStream() + "." + p.cfg.Group
+	subject := "$JS.EVENT.ADVISORY.CONSUMER.PAUSE." + t.WithDefaults().Alerts + "." + p.cfg.Group
 	sub, err := p.js.Conn().Subscribe(subject, func(m *nats.Msg) {
 		var a pauseAdvisory
 		if err := json.Unmarshal(m.Data, &a); err != nil {
@@ -38,7 +38,7 @@ func (p *Processor) watchPause(ctx context.Context) (stop func()) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, stream.RequestTimeoutDefault)
 	defer cancel()
-	if c, err := p.js.Consumer(cctx, t.GroupStream(), p.cfg.Group); err == nil && c.CachedInfo().Paused {
+	if c, err := p.js.Consumer(cctx, t.WithDefaults().Alerts, p.cfg.Group); err == nil && c.CachedInfo().Paused {
 		if until := c.CachedInfo().Config.PauseUntil; until != nil {
 			p.logPause(true, *until)
 		}

@@ -32,7 +32,7 @@ func TestPausedGroupReceivesNothingAndSaysSo(t *testing.T) {
 	b.publish(3, "alerts.during")
 	// The server holds the processor's pull request and delivers nothing.
 	streamtest.Eventually(t, 10*time.Second, func() bool {
-		c, err := b.conn.JS.Consumer(ctx, b.topo.GroupStream(), b.cfg.Group)
+		c, err := b.conn.JS.Consumer(ctx, b.topo.WithDefaults().Alerts, b.cfg.Group)
 		if err != nil {
 			return false
 		}
@@ -63,7 +63,7 @@ func TestProcessorStartingOnPausedGroupSaysSo(t *testing.T) {
 		return err == nil
 	}, "group paused")
 	pulling := func() bool {
-		c, err := b.conn.JS.Consumer(context.Background(), b.topo.GroupStream(), b.cfg.Group)
+		c, err := b.conn.JS.Consumer(context.Background(), b.topo.WithDefaults().Alerts, b.cfg.Group)
 		return err == nil && c.CachedInfo().NumWaiting > 0
 	}
 	streamtest.Eventually(t, 10*time.Second, pulling, "processor pulling")

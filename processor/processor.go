@@ -46,9 +46,9 @@ type Processor struct {
 	cfg     Config
 	backoff backoff
 	log     *slog.Logger
-	tracer  trace.Tracer        // nil with a noop provider: no span per alert
-	redrive string              // the group's redrive subject prefix, see alertSubject
-	spec    stream.ConsumerSpec // the consumer; Run may set its start for an upgrade
+	tracer  trace.Tracer // nil with a noop provider: no span per alert
+	redrive string       // the group's redrive subject prefix, see alertSubject
+	spec    stream.ConsumerSpec
 
 	stopping atomic.Bool
 	lookup   background // a missed heartbeat's consumer lookup
@@ -117,10 +117,6 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := stream.EnsureStreams(ctx, p.js, p.cfg.Topology); err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
-	legacy, err := p.upgrade(ctx)
-	if err != nil {
-		return fmt.Errorf("processor: %w", err)
-	}
 	p.logStreams(ctx)
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
@@ -168,22 +164,17 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	p.log.Info("processor started", "workers", p.cfg.Workers, "prefetch", p.cfg.Prefetch, "ack_wait", p.cfg.AckWait, "max_deliver", p.cfg.MaxDeliver)
 	wctx, stopWatch := context.WithCancel(ctx)
-	watched, drained := make(chan struct{}), make(chan struct{})
+	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
 		p.watchBacklog(wctx)
 	}()
-	go func() {
-		defer close(drained)
-		p.drainLegacy(wctx, legacy, dispatch)
-	}()
 	stopPauseWatch := p.watchPause(ctx)
-	err = p.loop(ctx, dispatch)
+	err := p.loop(ctx, dispatch)
 	p.lookup.close()
 	stopPauseWatch()
 	stopWatch()
 	<-watched
-	<-drained
 	p.stopping.Store(true)
 	for _, it := range p.buf.close() {
 		_ = it.msg.Nak() // buffered but not started: redeliver now

@@ -27,7 +27,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, streamtest.LeakOptions()...)
+	goleak.VerifyTestMain(m)
 }
 
 // bundle is what most tests need: a server with the topology, a router and a

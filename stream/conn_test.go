@@ -17,7 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, streamtest.LeakOptions()...)
+	goleak.VerifyTestMain(m)
 }
 
 func TestOpenNoServer(t *testing.T) {

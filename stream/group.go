@@ -17,9 +17,6 @@ const PauseIndefinitely = 100 * 365 * 24 * time.Hour
 // ErrGroupNotFound means no consumer group of that name exists.
 var ErrGroupNotFound = errors.New("stream: no consumer group with that name")
 
-// GroupStream is the stream whose durable consumers are t's groups.
-func (t Topology) GroupStream() string { return t.WithDefaults().Alerts }
-
 // PauseGroup pauses the durable consumer of group until the given time (zero
 // means PauseIndefinitely from now): the server delivers nothing to any of
 // the group's processes until then or until ResumeGroup. Alerts keep being
@@ -31,7 +28,7 @@ func PauseGroup(ctx context.Context, js jetstream.JetStream, t Topology, group s
 	if err := groupExists(ctx, js, t, group); err != nil {
 		return time.Time{}, err
 	}
-	res, err := js.PauseConsumer(ctx, t.GroupStream(), group, until.UTC())
+	res, err := js.PauseConsumer(ctx, t.WithDefaults().Alerts, group, until.UTC())
 	if err != nil {
 		return time.Time{}, fmt.Errorf("pause group %q: %w", group, err)
 	}
@@ -44,7 +41,7 @@ func ResumeGroup(ctx context.Context, js jetstream.JetStream, t Topology, group 
 	if err := groupExists(ctx, js, t, group); err != nil {
 		return err
 	}
-	if _, err := js.ResumeConsumer(ctx, t.GroupStream(), group); err != nil {
+	if _, err := js.ResumeConsumer(ctx, t.WithDefaults().Alerts, group); err != nil {
 		return fmt.Errorf("resume group %q: %w", group, err)
 	}
 	return nil
@@ -54,15 +51,15 @@ func groupExists(ctx context.Context, js jetstream.JetStream, t Topology, group 
 	if group == "" {
 		return errors.New("stream: a group needs a name")
 	}
-	c, err := js.Consumer(ctx, t.GroupStream(), group)
+	c, err := js.Consumer(ctx, t.WithDefaults().Alerts, group)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("%w: %q on %s", ErrGroupNotFound, group, t.GroupStream())
+		return fmt.Errorf("%w: %q on %s", ErrGroupNotFound, group, t.WithDefaults().Alerts)
 	}
 	if err != nil {
 		return fmt.Errorf("group %q: %w", group, err)
 	}
 	if c.CachedInfo().Config.Durable == "" {
-		return fmt.Errorf("%w: %q on %s", ErrGroupNotFound, group, t.GroupStream())
+		return fmt.Errorf("%w: %q on %s", ErrGroupNotFound, group, t.WithDefaults().Alerts)
 	}
 	return nil
 }

@@ -21,9 +21,6 @@ type Status struct {
 	DLQ    StreamStatus `json:"dlq"`
 	// Groups are the durable consumers on Alerts, by name.
 	Groups []GroupStatus `json:"groups"`
-	// Legacy is the work queue of the layout before one alert stream,
-	// while `reactor run` still drains it; nil once it is gone.
-	Legacy *StreamStatus `json:"legacy_work_queue,omitempty"`
 }
 
 // ServerStatus says which server answered. It never holds credentials.
@@ -149,10 +146,6 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t Topology) (*Statu
 		return nil, fmt.Errorf("consumers of %s: %w", t.Alerts, err)
 	}
 	slices.SortFunc(st.Groups, func(a, b GroupStatus) int { return cmp.Compare(a.Name, b.Name) })
-	if l, err := findLegacy(ctx, js, t); err == nil && l != nil {
-		ls := streamStatus(l)
-		st.Legacy = &ls
-	}
 	return st, nil
 }
 

@@ -55,9 +55,6 @@ func TestReadStatus(t *testing.T) {
 		st.Alerts.MaxAgeSeconds != (7*24*time.Hour).Seconds() || deref(st.Alerts.LastMinute) != 5 || deref(st.Alerts.LastHour) != 5 {
 		t.Errorf("alerts = %+v", st.Alerts)
 	}
-	if st.Legacy != nil {
-		t.Errorf("legacy work queue %+v, want none", st.Legacy)
-	}
 	if st.DLQ.Messages != 1 || deref(st.DLQ.LastHour) != 1 {
 		t.Errorf("dlq = %+v", st.DLQ)
 	}

@@ -92,9 +92,6 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 		fmt.Fprintf(w, ", newest %s; %s in the last hour (reactor dlq ls)", human.Ago(now, d.LastTime), orUnknown(d.LastHour))
 	}
 	fmt.Fprintln(w)
-	if l := st.Legacy; l != nil {
-		fmt.Fprintf(w, "Upgrade  %s: old work queue, %s left; `reactor run` of each of its groups drains it, then deletes it\n", l.Name, plural(l.Messages, "alert"))
-	}
 
 	if len(st.Groups) == 0 {
 		fmt.Fprintln(w, "\nNo consumer group yet: `reactor run` creates one.")

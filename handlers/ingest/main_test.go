@@ -4,12 +4,10 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
-
-	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind: an HTTP
 // connection, a publish waiting for its acknowledgement.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, streamtest.LeakOptions()...)
+	goleak.VerifyTestMain(m)
 }

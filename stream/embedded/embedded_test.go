@@ -19,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, streamtest.LeakOptions()...)
+	goleak.VerifyTestMain(m)
 }
 
 func TestServerRefusesNonLoopbackWithoutAuth(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"go.uber.org/goleak"
 
 	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/embedded"
@@ -19,18 +18,6 @@ import (
 // Account is the account streams live in on servers without accounts
 // configured, as the cluster helpers look them up.
 const Account = server.DEFAULT_GLOBAL_ACCOUNT
-
-// LeakOptions are the goleak options for packages whose tests restart or shut
-// down servers that hold a sourcing stream (the work queue of the layout
-// before one alert stream, which upgrade tests build):
-// nats-server waits for the answer to a source consumer request in a
-// goroutine not tied to the server's life (trySetupSourceConsumer in its
-// stream.go), for up to 30s when the server went down before answering.
-func LeakOptions() []goleak.Option {
-	return []goleak.Option{
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*stream).trySetupSourceConsumer.func3"),
-	}
-}
 
 // Cluster is a cluster of embedded JetStream servers on 127.0.0.1, for tests
 // of replicated streams and failover. Each server keeps its client and route

@@ -14,7 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, streamtest.LeakOptions()...)
+	goleak.VerifyTestMain(m)
 }
 
 // pullWatchSetup returns a durable consumer on a stream holding n alerts,

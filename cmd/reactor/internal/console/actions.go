@@ -284,7 +284,7 @@ func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c.render(w, r, http.StatusOK, "groups", page{Title: "Groups", Nav: "groups", Data: groupsData{Groups: st.Groups, Stream: c.cfg.Topology.GroupStream()}})
+	c.render(w, r, http.StatusOK, "groups", page{Title: "Groups", Nav: "groups", Data: groupsData{Groups: st.Groups, Stream: c.cfg.Topology.WithDefaults().Alerts}})
 }
 
 func (c *Console) pauseGroup(w http.ResponseWriter, r *http.Request) {
@@ -307,7 +307,7 @@ func (c *Console) pauseGroup(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	c.log.Info("group paused", "consumer", name, "stream", c.cfg.Topology.GroupStream(), "until", got.UTC(), "remote_addr", r.RemoteAddr)
+	c.log.Info("group paused", "consumer", name, "stream", c.cfg.Topology.WithDefaults().Alerts, "until", got.UTC(), "remote_addr", r.RemoteAddr)
 	notice := fmt.Sprintf("Paused group %s until resumed: its processes receive nothing meanwhile.", name)
 	if !until.IsZero() {
 		notice = fmt.Sprintf("Paused group %s until %s UTC.", name, got.UTC().Format("2006-01-02 15:04:05"))
@@ -326,6 +326,6 @@ func (c *Console) resumeGroup(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	c.log.Info("group resumed", "consumer", name, "stream", c.cfg.Topology.GroupStream(), "remote_addr", r.RemoteAddr)
+	c.log.Info("group resumed", "consumer", name, "stream", c.cfg.Topology.WithDefaults().Alerts, "remote_addr", r.RemoteAddr)
 	redirect(w, r, "/groups", fmt.Sprintf("Resumed group %s.", name))
 }

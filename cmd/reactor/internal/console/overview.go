@@ -12,7 +12,7 @@ import (
 )
 
 type overviewData struct {
-	GroupStream string
+	AlertStream string
 	Status      *stream.Status
 	Server      *stream.ServerStatus
 	Chart       chart
@@ -25,7 +25,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d := overviewData{Status: st, GroupStream: c.cfg.Topology.GroupStream()}
+	d := overviewData{Status: st, AlertStream: c.cfg.Topology.WithDefaults().Alerts}
 	if c.cfg.Server != nil {
 		srv := c.cfg.Server()
 		d.Server = &srv

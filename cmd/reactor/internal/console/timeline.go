@@ -81,7 +81,7 @@ func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
 
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := tl.js.Stream(ctx, tl.topo.GroupStream())
+	s, err := tl.js.Stream(ctx, tl.topo.WithDefaults().Alerts)
 	if err != nil {
 		return
 	}
