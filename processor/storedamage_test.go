@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -289,10 +290,16 @@ func TestStoreConsumerStateDeleted(t *testing.T) {
 	r.open()
 	ids := r.publish("obs", n)
 
-	// Handle about half, then stop with the rest queued.
+	// Handle half, hold the rest back, then stop with them queued.
 	first := newHandledLog()
+	var calls atomic.Int64
 	router := processor.NewRouter()
-	router.On("alerts.>", first.process)
+	router.On("alerts.>", func(ctx context.Context, m *processor.Message) error {
+		if calls.Add(1) > int64(n/2) {
+			return processor.Retry(time.Hour, errors.New("held back for the test"))
+		}
+		return first.process(ctx, m)
+	})
 	_, stop := runProcessor(t, r.conn.JS, router, reliabilityConfig(r.topo, first, r.log))
 	streamtest.Eventually(t, 30*time.Second, func() error { return first.handledAtLeast(n / 2) }, "first half handled")
 	stop()

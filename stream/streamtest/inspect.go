@@ -3,6 +3,7 @@ package streamtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,42 +13,60 @@ import (
 
 // MsgIDs reads every message of a Limits stream (History, DLQ) with an
 // ordered consumer and counts them by Nats-Msg-Id: an id seen twice was
-// stored twice. Messages without an id count under "".
+// stored twice. Messages without an id count under "". On a cluster whose
+// stream leader just changed, the read starts over until it goes through.
 func MsgIDs(t testing.TB, js jetstream.JetStream, streamName string) map[string]int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	for {
+		ids, err := readMsgIDs(ctx, js, streamName)
+		if err == nil {
+			return ids
+		}
+		if ctx.Err() != nil || !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			t.Fatalf("streamtest: %v", err)
+		}
+		// The ordered consumer lived on a leader that moved: read again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func readMsgIDs(ctx context.Context, js jetstream.JetStream, streamName string) (map[string]int, error) {
 	s, err := js.Stream(ctx, streamName)
 	if err != nil {
-		t.Fatalf("streamtest: stream %s: %v", streamName, err)
+		return nil, fmt.Errorf("stream %s: %w", streamName, err)
 	}
 	want := s.CachedInfo().State.Msgs
 	ids := make(map[string]int, want)
 	if want == 0 {
-		return ids
+		return ids, nil
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatalf("streamtest: read %s: %v", streamName, err)
+		return nil, fmt.Errorf("read %s: %w", streamName, err)
 	}
 	var seen uint64
 	for seen < want {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			t.Fatalf("streamtest: read %s: %v", streamName, err)
+			return nil, fmt.Errorf("read %s: %w", streamName, err)
 		}
 		for msg := range batch.Messages() {
 			ids[msg.Headers().Get(nats.MsgIdHdr)]++
 			seen++
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatalf("streamtest: read %s after %d of %d messages: %v", streamName, seen, want, err)
+			return nil, fmt.Errorf("read %s after %d of %d messages: %w", streamName, seen, want, err)
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("streamtest: read %s: %d of %d messages after 60s", streamName, seen, want)
+			return nil, fmt.Errorf("read %s: %d of %d messages after 60s", streamName, seen, want)
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // StoredMsgs returns every message of the stream that stores subject, first
