@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // DefaultExecTimeout bounds one run of an Exec command unless Exec.Timeout
@@ -86,7 +87,7 @@ func (e *Exec) validate() error {
 	return nil
 }
 
-func (e *Exec) handle(ctx context.Context, m *processor.Message, a Alert) error {
+func (e *Exec) handle(ctx context.Context, m *processor.Message, a stream.Alert) error {
 	if err := e.validate(); err != nil {
 		return processor.Permanent(err)
 	}
@@ -163,7 +164,7 @@ type execError struct {
 func (e *execError) Error() string { return e.msg }
 func (e *execError) Unwrap() error { return e.err }
 
-func (e *Exec) environ(m *processor.Message, a Alert) []string {
+func (e *Exec) environ(m *processor.Message, a stream.Alert) []string {
 	env := os.Environ()
 	for _, k := range slices.Sorted(maps.Keys(e.Env)) {
 		env = append(env, k+"="+e.Env[k])

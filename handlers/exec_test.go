@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -35,11 +36,11 @@ func TestExecStdinAndEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got Alert
+	var got stream.Alert
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("stdin is not an alert: %v: %q", err, raw)
 	}
-	assertAlert(t, got, Alert{ID: "a1", Name: "disk_full", Subject: "alerts.disk_full", Severity: "error",
+	streamtest.AssertAlert(t, got, stream.Alert{ID: "a1", Name: "disk_full", Subject: "alerts.disk_full", Severity: "error",
 		Summary: "disk 95% on db-3", Labels: map[string]string{"host": "db-3"}, Timestamp: fixedTime})
 
 	env, err := os.ReadFile(out + ".env")

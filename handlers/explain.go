@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // Explanation says what the rules would do with an alert, without doing it.
@@ -63,14 +65,14 @@ const (
 // Explain evaluates the rules on a as Process would, and reads (never
 // opens, ends or creates) the suppression window it falls in. It runs no
 // action.
-func (rs *Rules) Explain(ctx context.Context, a Alert) (Explanation, error) {
+func (rs *Rules) Explain(ctx context.Context, a stream.Alert) (Explanation, error) {
 	ex := Explanation{Subject: a.Subject, Outcome: OutcomeNoHandler}
 	var taken *rule
 	for _, ru := range rs.rules {
 		if !matchTokens(ru.tokens, a.Subject) {
 			continue
 		}
-		if a.Status == StatusResolved && ru.suppress != nil && ru.cond.matchExceptStatus(a) {
+		if a.Status == stream.StatusResolved && ru.suppress != nil && ru.cond.matchExceptStatus(a) {
 			ex.EndsWindows = append(ex.EndsWindows, ru.name)
 		}
 		if taken != nil {
@@ -94,7 +96,7 @@ func (rs *Rules) Explain(ctx context.Context, a Alert) (Explanation, error) {
 	for _, act := range taken.actions {
 		ex.Actions = append(ex.Actions, describeAction(act))
 	}
-	if s := taken.suppress; s != nil && a.Status != StatusResolved {
+	if s := taken.suppress; s != nil && a.Status != stream.StatusResolved {
 		w, err := s.peek(ctx, a)
 		if err != nil {
 			return ex, err

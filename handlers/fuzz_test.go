@@ -2,16 +2,14 @@ package handlers_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 
 	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 func addFiles(f *testing.F, pattern string) {
@@ -28,46 +26,9 @@ func addFiles(f *testing.F, pattern string) {
 	}
 }
 
-// FuzzDecodeAlert: any payload either decodes to a valid alert that survives
-// a JSON round trip unchanged, or fails with a permanent ErrInvalidAlert.
-// Seeds: testdata/alerts.
-func FuzzDecodeAlert(f *testing.F) {
-	addFiles(f, "../testdata/alerts/good/*")
-	addFiles(f, "../testdata/alerts/bad/*")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		a, err := handlers.DecodeAlert("alerts.fuzz", data)
-		if err != nil {
-			var perm *processor.PermanentError
-			if !errors.As(err, &perm) || !errors.Is(err, handlers.ErrInvalidAlert) {
-				t.Fatalf("error %v is not a permanent ErrInvalidAlert", err)
-			}
-			return
-		}
-		if err := a.Validate(); err != nil {
-			t.Fatalf("decoded alert does not validate: %v (%+v)", err, a)
-		}
-		enc, err := json.Marshal(a)
-		if err != nil {
-			t.Fatalf("marshal %+v: %v", a, err)
-		}
-		again, err := handlers.DecodeAlert("alerts.fuzz", enc)
-		if err != nil {
-			t.Fatalf("re-decoding %s: %v", enc, err)
-		}
-		if !reflect.DeepEqual(normalizeTime(a), normalizeTime(again)) {
-			t.Fatalf("round trip changed the alert:\n%+v\n%+v", a, again)
-		}
-	})
-}
-
-var fuzzAlerts = []handlers.Alert{
+var fuzzAlerts = []stream.Alert{
 	{Subject: "alerts.disk.db-3", Name: "disk.db-3", Severity: "critical", Labels: map[string]string{"team": "db", "instance": "db-3"}},
-	{Subject: "alerts.x", Name: "x", Severity: "info", Status: handlers.StatusResolved},
-}
-
-func normalizeTime(a handlers.Alert) handlers.Alert {
-	a.Timestamp = a.Timestamp.UTC()
-	return a
+	{Subject: "alerts.x", Name: "x", Severity: "info", Status: stream.StatusResolved},
 }
 
 // FuzzParseConfig: any config either fails to parse with an error, or

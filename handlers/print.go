@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // Print output formats.
@@ -59,7 +60,7 @@ func (p *Print) Process(ctx context.Context, m *processor.Message) error {
 	return p.handle(ctx, m, a)
 }
 
-func (p *Print) handle(_ context.Context, m *processor.Message, a Alert) error {
+func (p *Print) handle(_ context.Context, m *processor.Message, a stream.Alert) error {
 	var buf bytes.Buffer
 	switch p.Format {
 	case "", FormatText:
@@ -83,7 +84,7 @@ func (p *Print) handle(_ context.Context, m *processor.Message, a Alert) error {
 	return nil
 }
 
-func appendText(buf *bytes.Buffer, m *processor.Message, a Alert) {
+func appendText(buf *bytes.Buffer, m *processor.Message, a stream.Alert) {
 	ts := "-"
 	if !a.Timestamp.IsZero() {
 		ts = a.Timestamp.UTC().Format(time.RFC3339)
@@ -106,13 +107,13 @@ func appendText(buf *bytes.Buffer, m *processor.Message, a Alert) {
 
 // printRecord is one line of FormatJSON output.
 type printRecord struct {
-	Alert
+	stream.Alert
 	Stream    string `json:"stream,omitempty"`
 	Seq       uint64 `json:"seq"`
 	Delivered int    `json:"delivered"`
 }
 
-func appendJSON(buf *bytes.Buffer, m *processor.Message, a Alert) error {
+func appendJSON(buf *bytes.Buffer, m *processor.Message, a stream.Alert) error {
 	enc := json.NewEncoder(buf) // Encode ends the object with a newline
 	enc.SetEscapeHTML(false)
 	return enc.Encode(printRecord{Alert: a, Stream: m.Stream(), Seq: m.Sequence(), Delivered: m.Delivered()})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 var fixedTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -91,7 +92,7 @@ func TestPrintJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := printRecord{
-		Alert: Alert{ID: "a1", Name: "x", Subject: "alerts.x", Severity: "warning", Summary: "<b>",
+		Alert: stream.Alert{ID: "a1", Name: "x", Subject: "alerts.x", Severity: "warning", Summary: "<b>",
 			Labels: map[string]string{"k": "v"}, Timestamp: fixedTime},
 		Stream: "ALERTS", Seq: 7, Delivered: 2,
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // Deps are what the handlers built by Register use from the outside world.
@@ -86,7 +87,7 @@ func Register(r *processor.Router, cfg Config, deps Deps) error {
 
 // action is one step of an entry, given the alert decoded once.
 type action interface {
-	handle(ctx context.Context, m *processor.Message, a Alert) error
+	handle(ctx context.Context, m *processor.Message, a stream.Alert) error
 }
 
 // chain is the actions of one entry, run in order, stopping at the first
@@ -114,7 +115,7 @@ func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
 }
 
 // run runs the actions on the alert a decoded from m.
-func (c chain) run(ctx context.Context, m *processor.Message, a Alert) error {
+func (c chain) run(ctx context.Context, m *processor.Message, a stream.Alert) error {
 	for _, act := range c {
 		if err := act.handle(ctx, m, a); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // Rules is a handlers Config compiled: its entries in evaluation order, each
@@ -127,8 +128,8 @@ func (rs *Rules) Process(ctx context.Context, m *processor.Message) error {
 // resolved alert first ends the suppression window of every suppressing
 // entry whose pattern and conditions other than status hold, so that the
 // next firing alert acts again.
-func (rs *Rules) take(ctx context.Context, subject string, a Alert) (*rule, error) {
-	resolved := a.Status == StatusResolved
+func (rs *Rules) take(ctx context.Context, subject string, a stream.Alert) (*rule, error) {
+	resolved := a.Status == stream.StatusResolved
 	var taken *rule
 	for _, ru := range rs.rules {
 		if !matchTokens(ru.tokens, subject) {
@@ -151,14 +152,14 @@ func (rs *Rules) take(ctx context.Context, subject string, a Alert) (*rule, erro
 
 // apply runs ru's part for the alert a it took: filter, suppress, wait for
 // the limit, run the actions.
-func (ru *rule) apply(ctx context.Context, log *slog.Logger, m *processor.Message, a Alert) error {
+func (ru *rule) apply(ctx context.Context, log *slog.Logger, m *processor.Message, a stream.Alert) error {
 	if len(ru.actions) == 0 {
 		ru.counts.filtered.Add(1)
 		log.Debug("alert filtered", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name)
 		return processor.ErrDrop
 	}
 	var held *claim
-	if ru.suppress != nil && a.Status != StatusResolved {
+	if ru.suppress != nil && a.Status != stream.StatusResolved {
 		c, err := ru.suppress.claim(ctx, m, a)
 		if err != nil {
 			return err
@@ -194,15 +195,15 @@ func holderOf(m *processor.Message) string {
 	return fmt.Sprintf("%s:%d", m.Stream(), m.Sequence())
 }
 
-func statusOf(a Alert) string {
+func statusOf(a stream.Alert) string {
 	if a.Status == "" {
-		return StatusFiring
+		return stream.StatusFiring
 	}
 	return a.Status
 }
 
 // Severity levels, for at-least conditions.
-var severityLevels = map[string]int{SeverityInfo: 1, SeverityWarning: 2, SeverityError: 3, SeverityCritical: 4}
+var severityLevels = map[string]int{stream.SeverityInfo: 1, stream.SeverityWarning: 2, stream.SeverityError: 3, stream.SeverityCritical: 4}
 
 // conditions is a When, compiled.
 type conditions struct {
@@ -265,10 +266,10 @@ func (w When) compile() (conditions, error) {
 		c.labelsMatch = append(c.labelsMatch, labelRegexp{label: k, expr: w.LabelsMatch[k], re: re})
 	}
 	switch w.Status {
-	case "", StatusFiring, StatusResolved:
+	case "", stream.StatusFiring, stream.StatusResolved:
 		c.status = w.Status
 	default:
-		return c, fmt.Errorf("status %q: want %q or %q", w.Status, StatusFiring, StatusResolved)
+		return c, fmt.Errorf("status %q: want %q or %q", w.Status, stream.StatusFiring, stream.StatusResolved)
 	}
 	return c, nil
 }
@@ -283,11 +284,11 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // match reports whether a meets every condition.
-func (c conditions) match(a Alert) bool {
+func (c conditions) match(a stream.Alert) bool {
 	return (c.status == "" || c.status == statusOf(a)) && c.matchExceptStatus(a)
 }
 
-func (c conditions) matchExceptStatus(a Alert) bool {
+func (c conditions) matchExceptStatus(a stream.Alert) bool {
 	if c.severity != nil && !slices.Contains(c.severity, a.Severity) {
 		return false
 	}
@@ -318,7 +319,7 @@ type Check struct {
 }
 
 // checks evaluates every condition on a, for explain. It agrees with match.
-func (c conditions) checks(a Alert) []Check {
+func (c conditions) checks(a stream.Alert) []Check {
 	var out []Check
 	if c.status != "" {
 		out = append(out, Check{Condition: "status " + c.status, Got: statusOf(a), OK: c.status == statusOf(a)})
@@ -344,7 +345,7 @@ func (c conditions) checks(a Alert) []Check {
 	return out
 }
 
-func labelText(a Alert, k string) string {
+func labelText(a stream.Alert, k string) string {
 	v, ok := a.Labels[k]
 	if !ok {
 		return "(missing)"

@@ -32,13 +32,13 @@ import (
 //     repeat of one window (a KV create that fails, then a read).
 func BenchmarkRules(b *testing.B) {
 	when := handlers.When{
-		Severity:    []string{handlers.SeverityCritical, handlers.SeverityError},
+		Severity:    []string{stream.SeverityCritical, stream.SeverityError},
 		Labels:      map[string]string{"team": "db"},
 		LabelsMatch: map[string]string{"instance": "db-[0-9]+"},
-		Status:      handlers.StatusFiring,
+		Status:      stream.StatusFiring,
 	}
 	filters := []handlers.Entry{
-		{On: "alerts.>", Name: "drop-info", When: handlers.When{Severity: []string{handlers.SeverityInfo}}},
+		{On: "alerts.>", Name: "drop-info", When: handlers.When{Severity: []string{stream.SeverityInfo}}},
 		{On: "alerts.>", Name: "drop-web", When: handlers.When{Labels: map[string]string{"team": "web"}}},
 	}
 	suppress := &handlers.SuppressConfig{Key: "{{.Labels.instance}}", For: time.Hour}

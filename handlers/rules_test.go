@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 func TestConditions(t *testing.T) {
@@ -20,34 +21,34 @@ func TestConditions(t *testing.T) {
 	tests := []struct {
 		name  string
 		when  When
-		alert Alert
+		alert stream.Alert
 		want  bool
 	}{
-		{"no condition", When{}, Alert{Severity: SeverityInfo}, true},
-		{"severity in set", When{Severity: []string{"critical", "error"}}, Alert{Severity: "error"}, true},
-		{"severity not in set", When{Severity: []string{"critical", "error"}}, Alert{Severity: "warning"}, false},
-		{"at least error: critical", When{MinSeverity: "error"}, Alert{Severity: "critical"}, true},
-		{"at least error: error", When{MinSeverity: "error"}, Alert{Severity: "error"}, true},
-		{"at least error: warning", When{MinSeverity: "error"}, Alert{Severity: "warning"}, false},
-		{"label equal", When{Labels: map[string]string{"team": "db"}}, Alert{Labels: db3}, true},
-		{"label differs", When{Labels: map[string]string{"team": "web"}}, Alert{Labels: db3}, false},
-		{"label missing", When{Labels: map[string]string{"zone": "a"}}, Alert{Labels: db3}, false},
-		{"label equal to empty matches missing", When{Labels: map[string]string{"zone": ""}}, Alert{Labels: db3}, true},
-		{"every label must hold", When{Labels: map[string]string{"team": "db", "zone": "a"}}, Alert{Labels: db3}, false},
-		{"regexp matches", When{LabelsMatch: map[string]string{"instance": "db-.*"}}, Alert{Labels: db3}, true},
-		{"regexp anchored at the start", When{LabelsMatch: map[string]string{"instance": "b-3"}}, Alert{Labels: db3}, false},
-		{"regexp anchored at the end", When{LabelsMatch: map[string]string{"instance": "db-"}}, Alert{Labels: db3}, false},
-		{"regexp alternation is anchored as a whole", When{LabelsMatch: map[string]string{"instance": "x|db-3"}}, Alert{Labels: db3}, true},
-		{"regexp on a missing label", When{LabelsMatch: map[string]string{"zone": ".+"}}, Alert{Labels: db3}, false},
-		{"status firing, alert without status", When{Status: StatusFiring}, Alert{}, true},
-		{"status firing, alert firing", When{Status: StatusFiring}, Alert{Status: StatusFiring}, true},
-		{"status firing, alert resolved", When{Status: StatusFiring}, Alert{Status: StatusResolved}, false},
-		{"status resolved, alert without status", When{Status: StatusResolved}, Alert{}, false},
-		{"status resolved, alert resolved", When{Status: StatusResolved}, Alert{Status: StatusResolved}, true},
-		{"all hold", When{Severity: []string{"critical"}, Labels: map[string]string{"team": "db"}, LabelsMatch: map[string]string{"instance": "db-[0-9]+"}, Status: StatusFiring},
-			Alert{Severity: "critical", Labels: db3}, true},
-		{"one fails", When{Severity: []string{"critical"}, Labels: map[string]string{"team": "db"}, LabelsMatch: map[string]string{"instance": "db-[0-9]+"}, Status: StatusFiring},
-			Alert{Severity: "critical", Labels: db3, Status: StatusResolved}, false},
+		{"no condition", When{}, stream.Alert{Severity: stream.SeverityInfo}, true},
+		{"severity in set", When{Severity: []string{"critical", "error"}}, stream.Alert{Severity: "error"}, true},
+		{"severity not in set", When{Severity: []string{"critical", "error"}}, stream.Alert{Severity: "warning"}, false},
+		{"at least error: critical", When{MinSeverity: "error"}, stream.Alert{Severity: "critical"}, true},
+		{"at least error: error", When{MinSeverity: "error"}, stream.Alert{Severity: "error"}, true},
+		{"at least error: warning", When{MinSeverity: "error"}, stream.Alert{Severity: "warning"}, false},
+		{"label equal", When{Labels: map[string]string{"team": "db"}}, stream.Alert{Labels: db3}, true},
+		{"label differs", When{Labels: map[string]string{"team": "web"}}, stream.Alert{Labels: db3}, false},
+		{"label missing", When{Labels: map[string]string{"zone": "a"}}, stream.Alert{Labels: db3}, false},
+		{"label equal to empty matches missing", When{Labels: map[string]string{"zone": ""}}, stream.Alert{Labels: db3}, true},
+		{"every label must hold", When{Labels: map[string]string{"team": "db", "zone": "a"}}, stream.Alert{Labels: db3}, false},
+		{"regexp matches", When{LabelsMatch: map[string]string{"instance": "db-.*"}}, stream.Alert{Labels: db3}, true},
+		{"regexp anchored at the start", When{LabelsMatch: map[string]string{"instance": "b-3"}}, stream.Alert{Labels: db3}, false},
+		{"regexp anchored at the end", When{LabelsMatch: map[string]string{"instance": "db-"}}, stream.Alert{Labels: db3}, false},
+		{"regexp alternation is anchored as a whole", When{LabelsMatch: map[string]string{"instance": "x|db-3"}}, stream.Alert{Labels: db3}, true},
+		{"regexp on a missing label", When{LabelsMatch: map[string]string{"zone": ".+"}}, stream.Alert{Labels: db3}, false},
+		{"status firing, alert without status", When{Status: stream.StatusFiring}, stream.Alert{}, true},
+		{"status firing, alert firing", When{Status: stream.StatusFiring}, stream.Alert{Status: stream.StatusFiring}, true},
+		{"status firing, alert resolved", When{Status: stream.StatusFiring}, stream.Alert{Status: stream.StatusResolved}, false},
+		{"status resolved, alert without status", When{Status: stream.StatusResolved}, stream.Alert{}, false},
+		{"status resolved, alert resolved", When{Status: stream.StatusResolved}, stream.Alert{Status: stream.StatusResolved}, true},
+		{"all hold", When{Severity: []string{"critical"}, Labels: map[string]string{"team": "db"}, LabelsMatch: map[string]string{"instance": "db-[0-9]+"}, Status: stream.StatusFiring},
+			stream.Alert{Severity: "critical", Labels: db3}, true},
+		{"one fails", When{Severity: []string{"critical"}, Labels: map[string]string{"team": "db"}, LabelsMatch: map[string]string{"instance": "db-[0-9]+"}, Status: stream.StatusFiring},
+			stream.Alert{Severity: "critical", Labels: db3, Status: stream.StatusResolved}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +101,7 @@ func TestEvaluationOrder(t *testing.T) {
 		{On: "alerts.>", Name: "rest", Print: true},
 		{On: "alerts.disk.*", Name: "disk-db", When: When{Labels: map[string]string{"team": "db"}}, Print: true},
 		{On: "alerts.disk.*", Name: "disk-critical", When: When{MinSeverity: "critical"}, Print: true},
-		{On: "alerts.disk.full", Name: "disk-full-resolved", When: When{Status: StatusResolved}, Print: true},
+		{On: "alerts.disk.full", Name: "disk-full-resolved", When: When{Status: stream.StatusResolved}, Print: true},
 		{On: "alerts.*.full", Name: "any-full", Print: true},
 		{On: "metrics.>", Name: "metrics-critical", When: When{Severity: []string{"critical"}}, Print: true},
 	}}
@@ -115,25 +116,25 @@ func TestEvaluationOrder(t *testing.T) {
 	db := map[string]string{"team": "db"}
 	tests := []struct {
 		subject string
-		alert   Alert
+		alert   stream.Alert
 		want    string // "" for none
 	}{
-		{"alerts.disk.full", Alert{Status: StatusResolved, Labels: db}, "disk-full-resolved"},
-		{"alerts.disk.full", Alert{Severity: "critical", Labels: db}, "disk-db"}, // db before critical: file order
-		{"alerts.disk.full", Alert{Severity: "critical"}, "disk-critical"},
-		{"alerts.disk.full", Alert{Severity: "warning"}, "any-full"}, // falls through to a less specific pattern
-		{"alerts.disk.sda", Alert{Severity: "warning"}, "rest"},
-		{"alerts.disk.sda", Alert{Severity: "info"}, "drop-info"}, // "drop-info" comes first in the file
-		{"alerts.cpu", Alert{Severity: "critical"}, "rest"},
-		{"alerts.net.full", Alert{Severity: "info"}, "any-full"},
-		{"metrics.cpu", Alert{Severity: "critical"}, "metrics-critical"},
-		{"metrics.cpu", Alert{Severity: "warning"}, ""},
-		{"other", Alert{Severity: "critical"}, ""},
+		{"alerts.disk.full", stream.Alert{Status: stream.StatusResolved, Labels: db}, "disk-full-resolved"},
+		{"alerts.disk.full", stream.Alert{Severity: "critical", Labels: db}, "disk-db"}, // db before critical: file order
+		{"alerts.disk.full", stream.Alert{Severity: "critical"}, "disk-critical"},
+		{"alerts.disk.full", stream.Alert{Severity: "warning"}, "any-full"}, // falls through to a less specific pattern
+		{"alerts.disk.sda", stream.Alert{Severity: "warning"}, "rest"},
+		{"alerts.disk.sda", stream.Alert{Severity: "info"}, "drop-info"}, // "drop-info" comes first in the file
+		{"alerts.cpu", stream.Alert{Severity: "critical"}, "rest"},
+		{"alerts.net.full", stream.Alert{Severity: "info"}, "any-full"},
+		{"metrics.cpu", stream.Alert{Severity: "critical"}, "metrics-critical"},
+		{"metrics.cpu", stream.Alert{Severity: "warning"}, ""},
+		{"other", stream.Alert{Severity: "critical"}, ""},
 	}
 	for _, tt := range tests {
 		tt.alert.Subject = tt.subject
 		if tt.alert.Severity == "" {
-			tt.alert.Severity = SeverityWarning
+			tt.alert.Severity = stream.SeverityWarning
 		}
 		ru, err := rs.take(context.Background(), tt.subject, tt.alert)
 		if err != nil {
@@ -156,7 +157,7 @@ func TestEntryNames(t *testing.T) {
 		t.Errorf("names %q, want %q", got, want)
 	}
 	err := Config{Handlers: []Entry{
-		{On: "a.>", Name: "pager", When: When{Status: StatusFiring}, Print: true},
+		{On: "a.>", Name: "pager", When: When{Status: stream.StatusFiring}, Print: true},
 		{On: "b.>", Name: "pager", Print: true},
 	}}.validate()
 	if want := `handlers[1]: name "pager" is taken by the entry at handlers[0]`; err == nil || err.Error() != want {
@@ -210,7 +211,7 @@ func TestLoadRulesExample(t *testing.T) {
 				Severity:    []string{"critical", "error"},
 				Labels:      map[string]string{"team": "db"},
 				LabelsMatch: map[string]string{"instance": "db-.*"},
-				Status:      StatusFiring,
+				Status:      stream.StatusFiring,
 			},
 			Suppress: &SuppressConfig{Key: "{{.Labels.instance}}", For: 10 * time.Minute},
 			Limit:    &LimitConfig{Rate: "10/m", Concurrent: 2},
@@ -282,7 +283,7 @@ func TestParseRules(t *testing.T) {
 		{name: "default key", yaml: "handlers:\n  - on: a\n    suppress: {for: 1m}\n    print: true\n",
 			want: Entry{On: "a", Suppress: &SuppressConfig{For: time.Minute}, Print: true, line: 2}},
 		{name: "filter", yaml: "handlers:\n  - on: a\n    when: {status: resolved}\n",
-			want: Entry{On: "a", When: When{Status: StatusResolved}, line: 2}},
+			want: Entry{On: "a", When: When{Status: stream.StatusResolved}, line: 2}},
 		{name: "severity a number", yaml: "handlers:\n  - on: a\n    when: {severity: 3}\n    print: true\n",
 			wantErr: `line 3: when.severity must be a list of severities, one severity, or ">=" and one, got "3" (an integer)`},
 		{name: "concurrent a string", yaml: "handlers:\n  - on: a\n    limit: {concurrent: two}\n    print: true\n",
@@ -330,7 +331,7 @@ func TestSuppressKeyBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = render(s.tmpl, Alert{Labels: map[string]string{"a": strings.Repeat("x", 2000), "b": "y"}})
+	_, err = render(s.tmpl, stream.Alert{Labels: map[string]string{"a": strings.Repeat("x", 2000), "b": "y"}})
 	if err == nil || !strings.Contains(err.Error(), "key longer than 4096 bytes") {
 		t.Errorf("error %v, want the key's bound", err)
 	}

@@ -59,7 +59,7 @@ func (x SuppressConfig) parse() (*suppressor, error) {
 	if err := checkRanges(tmpl.Tree.Root); err != nil {
 		return nil, fmt.Errorf("key %q: %v", key, err)
 	}
-	if _, err := render(tmpl, Alert{Subject: "alerts.x", Name: "x", Severity: SeverityWarning, Labels: map[string]string{"x": "x"}}); err != nil {
+	if _, err := render(tmpl, stream.Alert{Subject: "alerts.x", Name: "x", Severity: stream.SeverityWarning, Labels: map[string]string{"x": "x"}}); err != nil {
 		return nil, fmt.Errorf("key %q: %v", key, err)
 	}
 	if x.For < MinSuppressFor {
@@ -72,7 +72,7 @@ func (x SuppressConfig) parse() (*suppressor, error) {
 // matter, but a template must not be able to make it unbounded.
 const maxKeyLen = 4096
 
-func render(tmpl *template.Template, a Alert) (string, error) {
+func render(tmpl *template.Template, a stream.Alert) (string, error) {
 	b := &boundedBuilder{max: maxKeyLen}
 	if err := tmpl.Execute(b, a); err != nil {
 		return "", err
@@ -154,7 +154,7 @@ type window struct {
 	kvKey    string
 }
 
-func (s *suppressor) windowOf(group string, a Alert) (window, error) {
+func (s *suppressor) windowOf(group string, a stream.Alert) (window, error) {
 	r, err := render(s.tmpl, a)
 	if err != nil {
 		// The template cannot hold for this alert: retrying will not help.
@@ -174,7 +174,7 @@ type claim struct {
 // claim opens the window of a for the message m, or finds it already held
 // by m (a redelivery of the alert that opened it: its actions have not
 // succeeded yet). It returns nil if another alert holds it: m is a repeat.
-func (s *suppressor) claim(ctx context.Context, m *processor.Message, a Alert) (*claim, error) {
+func (s *suppressor) claim(ctx context.Context, m *processor.Message, a stream.Alert) (*claim, error) {
 	if s.store == nil {
 		return &claim{}, nil
 	}
@@ -227,7 +227,7 @@ func (c *claim) release(ctx context.Context) error {
 }
 
 // end ends the window of a, if one is open.
-func (s *suppressor) end(ctx context.Context, a Alert) error {
+func (s *suppressor) end(ctx context.Context, a stream.Alert) error {
 	if s.store == nil {
 		return nil
 	}
@@ -262,7 +262,7 @@ type Window struct {
 }
 
 // peek reads the window of a without changing it.
-func (s *suppressor) peek(ctx context.Context, a Alert) (Window, error) {
+func (s *suppressor) peek(ctx context.Context, a stream.Alert) (Window, error) {
 	group := "reactor"
 	if s.store != nil {
 		group = s.store.group

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -40,8 +41,8 @@ func TestSuppressWindowInJetStream(t *testing.T) {
 	cfg := Config{Handlers: []Entry{
 		{On: "alerts.fail", Name: "fail", Suppress: &SuppressConfig{For: time.Minute}, Exec: &ExecConfig{Command: []string{"sh", "-c", "exit 1"}}},
 		{On: "alerts.>", Name: "page", Suppress: &SuppressConfig{Key: "{{.Labels.instance}}", For: time.Second},
-			When: When{Status: StatusFiring}, Print: true},
-		{On: "alerts.>", Name: "resolved", When: When{Status: StatusResolved}},
+			When: When{Status: stream.StatusFiring}, Print: true},
+		{On: "alerts.>", Name: "resolved", When: When{Status: stream.StatusResolved}},
 	}}
 	rs, err := NewRules(cfg, Deps{Out: out, JetStream: conn.JS, Group: "g1"})
 	if err != nil {
@@ -74,7 +75,7 @@ func TestSuppressWindowInJetStream(t *testing.T) {
 	expect("firing after resolved", send("alerts.disk", db3), nil, 4)
 	expect("repeat again", send("alerts.disk", db3), processor.ErrDrop, 4)
 	streamtest.Eventually(t, 10*time.Second, func() bool {
-		ex, err := rs.Explain(ctx, Alert{Subject: "alerts.disk", Severity: SeverityWarning, Labels: map[string]string{"instance": "db-3"}})
+		ex, err := rs.Explain(ctx, stream.Alert{Subject: "alerts.disk", Severity: stream.SeverityWarning, Labels: map[string]string{"instance": "db-3"}})
 		return err == nil && ex.Suppress != nil && !ex.Suppress.Open
 	}, "window expired")
 	expect("after the window", send("alerts.disk", db3), nil, 5)

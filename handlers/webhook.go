@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 // DefaultWebhookTimeout bounds one webhook request unless Webhook.Timeout
@@ -96,7 +97,7 @@ func (w *Webhook) validate() error {
 	return nil
 }
 
-func (w *Webhook) handle(ctx context.Context, m *processor.Message, a Alert) error {
+func (w *Webhook) handle(ctx context.Context, m *processor.Message, a stream.Alert) error {
 	if err := w.validate(); err != nil {
 		return processor.Permanent(err)
 	}

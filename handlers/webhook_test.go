@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 // received is one request as the test server saw it.
@@ -73,11 +75,11 @@ func TestWebhookPostsAlert(t *testing.T) {
 			t.Errorf("header %s = %q, want %q", k, v, want)
 		}
 	}
-	var a Alert
+	var a stream.Alert
 	if err := json.Unmarshal(r.body, &a); err != nil {
 		t.Fatalf("body is not an alert: %v: %q", err, r.body)
 	}
-	assertAlert(t, a, Alert{ID: "a1", Name: "terminator_detected", Subject: "alerts.terminator_detected",
+	streamtest.AssertAlert(t, a, stream.Alert{ID: "a1", Name: "terminator_detected", Subject: "alerts.terminator_detected",
 		Severity: "critical", Summary: "terminator detected", Timestamp: fixedTime})
 }
 

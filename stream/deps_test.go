@@ -16,7 +16,7 @@ func TestLibraryDoesNotLinkServer(t *testing.T) {
 		t.Fatalf("go tool not on PATH: %v", err)
 	}
 	const server = "github.com/nats-io/nats-server/v2/server"
-	pkgs := []string{".", "../processor", "../processor/metrics", "../handlers", "../handlers/ingest"}
+	pkgs := []string{".", "../processor", "../processor/metrics", "../handlers", "./ingest"}
 	out, err := exec.Command(goTool, append([]string{"list", "-deps"}, pkgs...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -deps: %v\n%s", err, out)

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -326,7 +326,7 @@ func TestAlertmanagerFiringThenResolved(t *testing.T) {
 	run.waitHandled(60*time.Second, "db-1/resolved", "db-2/resolved", "api-1/resolved")
 	checkOnce(t, run, "db-1/firing", "db-2/firing", "api-1/firing", "db-1/resolved", "db-2/resolved", "api-1/resolved")
 	for _, a := range storedAlerts(t, run.url) {
-		if a.Status == handlers.StatusResolved && a.EndsAt.IsZero() {
+		if a.Status == stream.StatusResolved && a.EndsAt.IsZero() {
 			t.Errorf("resolved alert without ends_at: %+v", a)
 		}
 	}

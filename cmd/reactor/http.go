@@ -17,7 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/reactor-alerts/reactor/handlers/ingest"
+	"github.com/reactor-alerts/reactor/stream/ingest"
 )
 
 // The one HTTP listener of reactor, shared by `run --http` and `reactor

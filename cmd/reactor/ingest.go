@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
-	"github.com/reactor-alerts/reactor/handlers/ingest"
+	"github.com/reactor-alerts/reactor/stream/ingest"
 	"github.com/reactor-alerts/reactor/processor/metrics"
 	"github.com/reactor-alerts/reactor/stream"
 )

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -68,11 +68,11 @@ func post(t *testing.T, url, auth, body string) (int, string) {
 
 // storedAlerts returns every alert in the stream of the alert subjects of
 // the server at url, in order.
-func storedAlerts(t *testing.T, url string) []handlers.Alert {
+func storedAlerts(t *testing.T, url string) []stream.Alert {
 	t.Helper()
-	var out []handlers.Alert
+	var out []stream.Alert
 	for _, m := range streamtest.StoredMsgs(t, streamtest.Connect(t, url).JS, "alerts.x") {
-		a, err := handlers.DecodeAlert(m.Subject, m.Data)
+		a, err := stream.DecodeAlert(m.Subject, m.Data)
 		if err != nil {
 			t.Fatalf("message %d: %v", m.Sequence, err)
 		}

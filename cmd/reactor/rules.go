@@ -16,6 +16,7 @@ import (
 
 	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
 func rulesCommand() *cli.Command {
@@ -63,7 +64,7 @@ Examples:
 
 // explainOutput is explain's JSON.
 type explainOutput struct {
-	Alert handlers.Alert `json:"alert"`
+	Alert stream.Alert `json:"alert"`
 	handlers.Explanation
 	// Limited is how often the group's processes made alerts of the entry
 	// wait, if known.
@@ -181,7 +182,7 @@ func alertSubject(data []byte, flag string) (string, error) {
 	case probe.Subject != "":
 		return probe.Subject, nil
 	case probe.Name != "":
-		return handlers.SubjectPrefix + strings.TrimPrefix(probe.Name, handlers.SubjectPrefix), nil
+		return stream.SubjectPrefix + strings.TrimPrefix(probe.Name, stream.SubjectPrefix), nil
 	}
 	return "", usageErrorf(`the alert has neither "subject" nor "name": give --subject, e.g. --subject alerts.disk_full`)
 }
@@ -203,7 +204,7 @@ func writeExplanation(w io.Writer, out explainOutput, group string) error {
 	a, ex := out.Alert, out.Explanation
 	status := a.Status
 	if status == "" {
-		status = handlers.StatusFiring
+		status = stream.StatusFiring
 	}
 	var labels []string
 	for k, v := range a.Labels {

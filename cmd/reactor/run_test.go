@@ -73,7 +73,7 @@ func TestSendFile(t *testing.T) {
 	}
 	for _, want := range []string{
 		"reactor: line 2: decode alert: malformed JSON",
-		`reactor: line 5: alert has neither "subject" nor "name"`,
+		`reactor: line 5: decode alert: alert has neither "subject" nor "name"`,
 		`reactor: line 6: decode alert: invalid subject "alerts.bad robot"`,
 	} {
 		if !strings.Contains(r.stderr, want) {

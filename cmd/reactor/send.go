@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
 
-	"github.com/reactor-alerts/reactor/handlers"
-	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -25,7 +22,7 @@ func sendCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "on", Usage: "alert name: publishes to alerts.NAME (with --file: the lines without a subject or name)", EnvVars: env("ON")},
 		&cli.StringFlag{Name: "subject", Usage: "full subject instead of --on, e.g. alerts.db.disk_full", EnvVars: env("SUBJECT")},
-		&cli.StringFlag{Name: "severity", Value: handlers.SeverityWarning, Usage: "info, warning, error or critical", EnvVars: env("SEVERITY")},
+		&cli.StringFlag{Name: "severity", Value: stream.SeverityWarning, Usage: "info, warning, error or critical", EnvVars: env("SEVERITY")},
 		&cli.StringSliceFlag{Name: "label", Usage: "label k=v (repeatable), e.g. --label host=db-3", EnvVars: env("LABELS")},
 		&cli.StringSliceFlag{Name: "annotation", Usage: "annotation k=v (repeatable), e.g. --annotation runbook=https://...", EnvVars: env("ANNOTATIONS")},
 		&cli.StringFlag{Name: "id", Usage: "alert id, also the Nats-Msg-Id: a publish repeated with the same id within 2 minutes is stored once (default: a new ULID)", EnvVars: env("ID")},
@@ -82,21 +79,15 @@ func sendAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
 	conn, err := connect(c)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if max := conn.NC.MaxPayload(); int64(len(data)) > max {
-		return fmt.Errorf("alert too large: %d bytes of JSON, the server accepts at most %d", len(data), max)
+	msg, err := a.Msg(conn.NC.MaxPayload())
+	if err != nil {
+		return err
 	}
-	msg := nats.NewMsg(a.Subject)
-	msg.Data = data
-	msg.Header.Set(nats.MsgIdHdr, a.ID)
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 	defer cancel()
 	ack, err := stream.NewPublisher(conn.JS, stream.PublisherConfig{}).Publish(ctx, msg)
@@ -117,15 +108,15 @@ func sendAction(c *cli.Context) error {
 
 // alertFromFlags builds and checks the alert of --on/--subject and the
 // summary argument.
-func alertFromFlags(c *cli.Context) (handlers.Alert, error) {
-	var a handlers.Alert
+func alertFromFlags(c *cli.Context) (stream.Alert, error) {
+	var a stream.Alert
 	switch on, subject := c.String("on"), c.String("subject"); {
 	case on != "" && subject != "":
 		return a, usageErrorf("give --on NAME or --subject SUBJECT, not both")
 	case on != "":
-		a = handlers.NewAlert(on, "")
+		a = stream.NewAlert(on, "")
 	case subject != "":
-		a = handlers.NewAlert(subject, "")
+		a = stream.NewAlert(subject, "")
 		a.Subject = subject
 	default:
 		return a, usageErrorf(`say which alert: reactor send --on NAME "summary" (or --subject, or --file)`)
@@ -137,9 +128,6 @@ func alertFromFlags(c *cli.Context) (handlers.Alert, error) {
 		a.Summary = c.Args().First()
 	default:
 		return a, usageErrorf("send takes one summary argument, got %d: quote it, e.g. \"%s\"", c.NArg(), strings.Join(c.Args().Slice(), " "))
-	}
-	if wildcard, err := processor.CheckPattern(a.Subject); err != nil || wildcard {
-		return a, usageErrorf("invalid subject %q: want dot-separated tokens without spaces or wildcards, e.g. alerts.disk_full", a.Subject)
 	}
 	if id := c.String("id"); id != "" {
 		a.ID = id
@@ -223,10 +211,11 @@ func sendFile(c *cli.Context) error {
 	maxPayload := conn.NC.MaxPayload()
 	defaultSubject := ""
 	if on := c.String("on"); on != "" {
-		defaultSubject = handlers.SubjectPrefix + strings.TrimPrefix(on, handlers.SubjectPrefix)
-		if wildcard, err := processor.CheckPattern(defaultSubject); err != nil || wildcard {
+		a := stream.NewAlert(on, "")
+		if err := a.Validate(); err != nil {
 			return usageErrorf("invalid --on %q: want a name without spaces or wildcards, e.g. disk_full", on)
 		}
+		defaultSubject = a.Subject
 	}
 	stderr := c.App.ErrWriter
 	var st fileStats
@@ -292,48 +281,12 @@ func sendFile(c *cli.Context) error {
 	return nil
 }
 
-// lineMsg turns one NDJSON line into a message: the subject comes from the
-// alert's "subject", or "alerts." + its "name", or else defaultSubject
-// (--on), if not empty.
+// lineMsg turns one NDJSON line into a message (see stream.ReadAlert):
+// defaultSubject (--on) is the subject of a line without one.
 func lineMsg(line string, maxPayload int64, defaultSubject string) (*nats.Msg, error) {
-	var probe struct {
-		Subject string `json:"subject"`
-		Name    string `json:"name"`
-	}
-	perr := json.Unmarshal([]byte(line), &probe) // on error, DecodeAlert says what is wrong
-	subject := probe.Subject
-	if subject == "" && probe.Name != "" {
-		subject = handlers.SubjectPrefix + strings.TrimPrefix(probe.Name, handlers.SubjectPrefix)
-	}
-	if subject == "" {
-		subject = defaultSubject
-	}
-	if subject == "" && perr == nil {
-		return nil, errors.New(`alert has neither "subject" nor "name" (--on NAME sends such lines to alerts.NAME)`)
-	}
-	a, err := handlers.DecodeAlert(subject, []byte(line))
-	if err != nil {
-		var perm *processor.PermanentError
-		if errors.As(err, &perm) {
-			err = perm.Err
-		}
-		return nil, err
-	}
-	if a.ID == "" {
-		a.ID = handlers.NewID()
-	}
-	if a.Timestamp.IsZero() {
-		a.Timestamp = time.Now().UTC()
-	}
-	data, err := json.Marshal(a)
+	a, err := stream.ReadAlert([]byte(line), defaultSubject)
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(data)) > maxPayload {
-		return nil, fmt.Errorf("alert too large: %d bytes of JSON, the server accepts at most %d", len(data), maxPayload)
-	}
-	msg := nats.NewMsg(a.Subject)
-	msg.Data = data
-	msg.Header.Set(nats.MsgIdHdr, a.ID)
-	return msg, nil
+	return a.Msg(maxPayload)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 
-	"github.com/reactor-alerts/reactor/cmd/reactor/internal/human"
+	"github.com/dustin/go-humanize"
 )
 
 func statusCommand() *cli.Command {
@@ -85,11 +85,11 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 	a := st.Alerts
 	maxAge := time.Duration(a.MaxAgeSeconds * float64(time.Second))
 	fmt.Fprintf(w, "Alerts   %s: %s, %s, oldest %s, newest %s; %s in the last minute, %s in the last hour; kept %s\n",
-		a.Name, plural(a.Messages, "alert"), human.Bytes(a.Bytes), human.Ago(now, a.FirstTime), human.Ago(now, a.LastTime), orUnknown(a.LastMinute), orUnknown(a.LastHour), keptFor(maxAge))
+		a.Name, plural(a.Messages, "alert"), humanize.IBytes(a.Bytes), ago(now, a.FirstTime), ago(now, a.LastTime), orUnknown(a.LastMinute), orUnknown(a.LastHour), keptFor(maxAge))
 	d := st.DLQ
 	fmt.Fprintf(w, "DLQ      %s: %s", d.Name, plural(d.Messages, "dead letter"))
 	if d.Messages > 0 {
-		fmt.Fprintf(w, ", newest %s; %s in the last hour (reactor dlq ls)", human.Ago(now, d.LastTime), orUnknown(d.LastHour))
+		fmt.Fprintf(w, ", newest %s; %s in the last hour (reactor dlq ls)", ago(now, d.LastTime), orUnknown(d.LastHour))
 	}
 	fmt.Fprintln(w)
 
@@ -105,11 +105,11 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 		if len(g.FilterSubjects) > 0 {
 			filter = strings.Join(g.FilterSubjects, ",")
 		}
-		oldest := human.Ago(now, g.OldestUnsettled)
+		oldest := ago(now, g.OldestUnsettled)
 		if maxAge > 0 && !g.OldestUnsettled.IsZero() && now.Sub(g.OldestUnsettled) > maxAge/2 {
 			oldest += " (past half the retention!)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", g.Name, g.Backlog, oldest, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, human.Ago(now, g.LastActive), g.Start, filter, groupState(now, g))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", g.Name, g.Backlog, oldest, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), g.Start, filter, groupState(now, g))
 	}
 	return tw.Flush()
 }
@@ -142,4 +142,13 @@ func orUnknown(n *uint64) string {
 		return "?"
 	}
 	return fmt.Sprint(*n)
+}
+
+// ago says how long before now t was ("3 minutes ago"), "-" for the zero
+// time.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return humanize.RelTime(t, now, "ago", "from now")
 }

@@ -3,22 +3,17 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"strings"
-	"time"
 
-	"github.com/reactor-alerts/reactor/handlers"
-	"github.com/reactor-alerts/reactor/handlers/internal/strictjson"
-	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/internal/strictjson"
 )
 
 // parseAlerts reads reactor's own alert JSON: one object, an array of
 // objects, or objects one after the other (NDJSON). Each has a "subject"
 // under "alerts." or a "name"; one without an id gets a new one, one without
 // a timestamp the time of the request.
-func parseAlerts(body []byte) ([]handlers.Alert, error) {
+func parseAlerts(body []byte) ([]stream.Alert, error) {
 	body, err := trimBody(body)
 	if err != nil {
 		return nil, err
@@ -37,56 +32,18 @@ func parseAlerts(body []byte) ([]handlers.Alert, error) {
 				break
 			}
 			if err != nil {
-				return nil, badRequest("alert %d: %s", len(raws), strictjson.Describe(err))
+				return nil, badRequest("alert %d: %s", len(raws)+1, strictjson.Describe(err))
 			}
 			raws = append(raws, raw)
 		}
 	}
-	now := time.Now().UTC()
-	out := make([]handlers.Alert, 0, len(raws))
+	out := make([]stream.Alert, 0, len(raws))
 	for i, raw := range raws {
-		a, err := ownAlert(raw)
+		a, err := stream.ReadAlert(raw, "")
 		if err != nil {
-			return nil, badRequest("alert %d: %v", i, err)
-		}
-		if a.ID == "" {
-			a.ID = handlers.NewID()
-		}
-		if a.Timestamp.IsZero() {
-			a.Timestamp = now
+			return nil, badRequest("alert %d: %v", i+1, err)
 		}
 		out = append(out, a)
 	}
 	return out, nil
-}
-
-// ownAlert decodes one alert object, its subject from "subject" or "name".
-func ownAlert(raw json.RawMessage) (handlers.Alert, error) {
-	if len(raw) == 0 || raw[0] != '{' {
-		return handlers.Alert{}, errors.New("want a JSON object")
-	}
-	var probe struct {
-		Subject string `json:"subject"`
-		Name    string `json:"name"`
-	}
-	perr := json.Unmarshal(raw, &probe) // on error, DecodeAlert says what is wrong
-	subject := probe.Subject
-	if subject == "" && probe.Name != "" {
-		subject = handlers.SubjectPrefix + strings.TrimPrefix(probe.Name, handlers.SubjectPrefix)
-	}
-	switch {
-	case subject == "" && perr == nil:
-		return handlers.Alert{}, errors.New(`neither "subject" nor "name"`)
-	case subject != "" && !strings.HasPrefix(subject, handlers.SubjectPrefix):
-		return handlers.Alert{}, fmt.Errorf("subject %q: want %s<name>", subject, handlers.SubjectPrefix)
-	}
-	a, err := handlers.DecodeAlert(subject, raw)
-	if err != nil {
-		var perm *processor.PermanentError
-		if errors.As(err, &perm) {
-			err = perm.Err
-		}
-		return handlers.Alert{}, err
-	}
-	return a, nil
 }

@@ -13,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/reactor-alerts/reactor/handlers/ingest"
 	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/embedded"
+	"github.com/reactor-alerts/reactor/stream/ingest"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
@@ -37,24 +37,26 @@ func TestBadBodies(t *testing.T) {
 		{"empty body", ingest.PathAlertmanager, "application/json", "", 400, "empty body"},
 		{"wrong version", ingest.PathAlertmanager, "application/json", strings.Replace(am, `"version": "4"`, `"version": "3"`, 1), 400, `unsupported payload version "3": want "4"`},
 		{"no version", ingest.PathAlertmanager, "application/json", `{"alerts":[]}`, 400, `unsupported payload version ""`},
-		{"no alerts array", ingest.PathGrafana, "application/json", `{"receiver":"r"}`, 400, `no "alerts" array`},
+		{"no alerts array", ingest.PathGrafana, "application/json", `{"version":"1","receiver":"r"}`, 400, `no "alerts" array`},
+		{"grafana without version", ingest.PathGrafana, "application/json", `{"alerts":[]}`, 400, `unsupported payload version "": want "1"`},
+		{"grafana wrong version", ingest.PathGrafana, "application/json", `{"version":"999","alerts":[]}`, 400, `unsupported payload version "999": want "1"`},
 		{"empty alerts", ingest.PathAlertmanager, "application/json", `{"version":"4","alerts":[]}`, 400, "no alerts in the request"},
 		{"alert without labels", ingest.PathAlertmanager, "application/json",
 			`{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"A"},"startsAt":"2026-01-02T03:04:05Z"},{"status":"firing","labels":{},"startsAt":"2026-01-02T03:04:05Z"}]}`,
-			400, "alert 1: no labels"},
-		{"bad status", ingest.PathGrafana, "application/json", `{"alerts":[{"status":"pending","labels":{"alertname":"A"}}]}`, 400, `alert 0: status "pending": want firing or resolved`},
+			400, "alert 2: no labels"},
+		{"bad status", ingest.PathGrafana, "application/json", `{"version":"1","alerts":[{"status":"pending","labels":{"alertname":"A"}}]}`, 400, `alert 1: status "pending": want firing or resolved`},
 		{"bad time", ingest.PathAlertmanager, "application/json", `{"version":"4","alerts":[{"status":"firing","labels":{"a":"b"},"startsAt":"yesterday"}]}`, 400, "not RFC 3339"},
 		{"wrong type", ingest.PathAlertmanager, "application/json", `{"version":4}`, 400, `field "version": cannot use a JSON number as string`},
 		{"oversized", ingest.PathAlertmanager, "application/json", `{"version":"4","alerts":[` + strings.Repeat(" ", limit) + `]}`, 413, "body larger than 2048 bytes"},
 		{"wrong content type", ingest.PathAlertmanager, "text/plain", am, 415, `Content-Type "text/plain": want application/json`},
 		{"form content type (curl -d)", ingest.PathAlerts, "application/x-www-form-urlencoded", `{"name":"a"}`, 415, "want application/json"},
 		{"no content type", ingest.PathAlerts, "", `{"name":"a"}`, 415, "no Content-Type"},
-		{"own alert without subject or name", ingest.PathAlerts, "application/json", `[{"name":"a"},{"summary":"s"}]`, 400, `alert 1: neither "subject" nor "name"`},
+		{"own alert without subject or name", ingest.PathAlerts, "application/json", `[{"name":"a"},{"summary":"s"}]`, 400, `alert 2: decode alert: alert has neither "subject" nor "name"`},
 		{"own alert outside alerts.", ingest.PathAlerts, "application/json", `{"subject":"ops.x"}`, 400, `subject "ops.x": want alerts.<name>`},
-		{"own alert unknown field", ingest.PathAlerts, "application/json", `{"name":"a","sevrity":"critical"}`, 400, `alert 0: decode alert: unknown field "sevrity"`},
-		{"own alert bad severity", ingest.PathAlerts, "application/x-ndjson", "{\"name\":\"a\"}\n{\"name\":\"b\",\"severity\":\"urgent\"}", 400, `alert 1: decode alert: invalid severity "urgent"`},
-		{"own alerts truncated", ingest.PathAlerts, "application/x-ndjson", "{\"name\":\"a\"}\n{\"name\":", 400, "alert 1: malformed JSON"},
-		{"own alert not an object", ingest.PathAlerts, "application/json", `["disk full"]`, 400, "alert 0: want a JSON object"},
+		{"own alert unknown field", ingest.PathAlerts, "application/json", `{"name":"a","sevrity":"critical"}`, 400, `alert 1: decode alert: unknown field "sevrity"`},
+		{"own alert bad severity", ingest.PathAlerts, "application/x-ndjson", "{\"name\":\"a\"}\n{\"name\":\"b\",\"severity\":\"urgent\"}", 400, `alert 2: decode alert: invalid severity "urgent"`},
+		{"own alerts truncated", ingest.PathAlerts, "application/x-ndjson", "{\"name\":\"a\"}\n{\"name\":", 400, "alert 2: malformed JSON"},
+		{"own alert not an object", ingest.PathAlerts, "application/json", `["disk full"]`, 400, "alert 1: decode alert: want a JSON object"},
 		{"unknown endpoint", "/v1/prometheus", "application/json", `{}`, 404, "no endpoint /v1/prometheus"},
 	}
 	for _, tt := range tests {

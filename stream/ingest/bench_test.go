@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reactor-alerts/reactor/handlers/ingest"
+	"github.com/reactor-alerts/reactor/stream/ingest"
 )
 
 // BenchmarkAlertmanager posts Alertmanager notifications of n alerts each,

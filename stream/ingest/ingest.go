@@ -5,7 +5,7 @@
 //
 //   - /v1/alertmanager: Prometheus Alertmanager's webhook, payload version 4;
 //   - /v1/grafana: Grafana's webhook contact point;
-//   - /v1/alerts: reactor's own alert JSON (handlers.Alert): one object, an
+//   - /v1/alerts: reactor's own alert JSON (stream.Alert): one object, an
 //     array of them, or NDJSON.
 //
 // Every alert of a request becomes one message on "alerts.<name>" with its
@@ -37,7 +37,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -141,7 +140,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // parseFunc maps a request body to the alerts to store.
-type parseFunc func(body []byte) ([]handlers.Alert, error)
+type parseFunc func(body []byte) ([]stream.Alert, error)
 
 // requestError is a request answered with code and msg, nothing stored.
 type requestError struct {
@@ -155,10 +154,12 @@ func badRequest(format string, args ...any) error {
 	return &requestError{code: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
-// Response is the body of a 200 answer.
+// Response is the body of a 200 answer: every alert of the request is in
+// the stream.
 type Response struct {
-	// Stored counts the alerts of the request now in the stream, Duplicates
-	// those of them that were already there (same id).
+	// Stored counts the alerts this request stored, Duplicates those that
+	// were already there (same id within the duplicate window): the two add
+	// up to the alerts of the request.
 	Stored     int           `json:"stored"`
 	Duplicates int           `json:"duplicates"`
 	Alerts     []StoredAlert `json:"alerts"`
@@ -210,19 +211,12 @@ func (h *Handler) serve(r *http.Request, parse parseFunc) (Response, error) {
 	msgs := make([]*nats.Msg, len(alerts))
 	for i, a := range alerts {
 		if err := a.Validate(); err != nil {
-			return Response{}, badRequest("alert %d: %v", i, err)
+			return Response{}, badRequest("alert %d: %v", i+1, err)
 		}
-		data, err := json.Marshal(a)
+		msg, err := a.Msg(h.cfg.MaxAlertBytes)
 		if err != nil {
-			return Response{}, fmt.Errorf("encode alert %d: %w", i, err)
+			return Response{}, &requestError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("alert %d: %v", i+1, err)}
 		}
-		if int64(len(data)) > h.cfg.MaxAlertBytes {
-			return Response{}, &requestError{code: http.StatusRequestEntityTooLarge,
-				msg: fmt.Sprintf("alert %d: %d bytes of JSON, the stream accepts at most %d", i, len(data), h.cfg.MaxAlertBytes)}
-		}
-		msg := nats.NewMsg(a.Subject)
-		msg.Data = data
-		msg.Header.Set(nats.MsgIdHdr, a.ID)
 		msgs[i] = msg
 	}
 	if h.cfg.Connected != nil && !h.cfg.Connected() {
@@ -235,7 +229,7 @@ func (h *Handler) serve(r *http.Request, parse parseFunc) (Response, error) {
 var ErrNotConnected = errors.New("ingest: not connected to NATS (reconnecting)")
 
 // store publishes msgs and waits for every PubAck.
-func (h *Handler) store(ctx context.Context, alerts []handlers.Alert, msgs []*nats.Msg) (Response, error) {
+func (h *Handler) store(ctx context.Context, alerts []stream.Alert, msgs []*nats.Msg) (Response, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, h.cfg.StoreTimeout,
 		fmt.Errorf("no acknowledgement from the stream within %s", h.cfg.StoreTimeout))
 	defer cancel()
@@ -250,9 +244,10 @@ func (h *Handler) store(ctx context.Context, alerts []handlers.Alert, msgs []*na
 		}
 		a := alerts[res.Index]
 		resp.Alerts[res.Index] = StoredAlert{ID: a.ID, Subject: a.Subject, Status: a.Status, Seq: res.Ack.Sequence, Duplicate: res.Ack.Duplicate}
-		resp.Stored++
 		if res.Ack.Duplicate {
 			resp.Duplicates++
+		} else {
+			resp.Stored++
 		}
 	})
 	if first != nil {

@@ -3,18 +3,18 @@ package ingest
 import (
 	"bytes"
 
-	"github.com/reactor-alerts/reactor/handlers"
-	"github.com/reactor-alerts/reactor/handlers/internal/strictjson"
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/internal/strictjson"
 )
 
 // trimBody returns body without a byte order mark and surrounding white
-// space, refusing an empty one and one nested deeper than handlers.MaxDepth.
+// space, refusing an empty one and one nested deeper than stream.MaxDepth.
 func trimBody(body []byte) ([]byte, error) {
 	body = bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\uFEFF")))
 	if len(body) == 0 {
 		return nil, badRequest("empty body")
 	}
-	if err := strictjson.CheckDepth(body, handlers.MaxDepth); err != nil {
+	if err := strictjson.CheckDepth(body, stream.MaxDepth); err != nil {
 		return nil, badRequest("%v", err)
 	}
 	return body, nil

@@ -57,6 +57,6 @@ func (m *Metrics) stored(endpoint string, r Response) {
 	if m == nil {
 		return
 	}
-	m.alerts.WithLabelValues(endpoint, "stored").Add(float64(r.Stored - r.Duplicates))
+	m.alerts.WithLabelValues(endpoint, "stored").Add(float64(r.Stored))
 	m.alerts.WithLabelValues(endpoint, "duplicate").Add(float64(r.Duplicates))
 }

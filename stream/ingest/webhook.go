@@ -11,12 +11,16 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
-// AlertmanagerVersion is the version of Alertmanager's webhook payload the
-// /v1/alertmanager endpoint reads.
-const AlertmanagerVersion = "4"
+// Versions of the webhook payloads the endpoints read: Alertmanager's
+// webhook_configs payload on /v1/alertmanager, Grafana's webhook contact
+// point on /v1/grafana.
+const (
+	AlertmanagerVersion = "4"
+	GrafanaVersion      = "1"
+)
 
 // webhookMessage is the body Alertmanager's webhook receiver posts (its
 // notify/webhook Message and template Data) and, with a few more fields,
@@ -47,7 +51,7 @@ type webhookAlert struct {
 	PanelURL     string `json:"panelURL"`
 }
 
-func (h *Handler) alertmanager(body []byte) ([]handlers.Alert, error) {
+func (h *Handler) alertmanager(body []byte) ([]stream.Alert, error) {
 	var m webhookMessage
 	if err := decodeStrict(body, &m); err != nil {
 		return nil, err
@@ -58,16 +62,19 @@ func (h *Handler) alertmanager(body []byte) ([]handlers.Alert, error) {
 	return h.mapWebhook(m, "alertmanager")
 }
 
-func (h *Handler) grafana(body []byte) ([]handlers.Alert, error) {
+func (h *Handler) grafana(body []byte) ([]stream.Alert, error) {
 	var m webhookMessage
 	if err := decodeStrict(body, &m); err != nil {
 		return nil, err
+	}
+	if m.Version != GrafanaVersion {
+		return nil, badRequest("unsupported payload version %q: want %q (Grafana's webhook contact point payload)", m.Version, GrafanaVersion)
 	}
 	return h.mapWebhook(m, "grafana")
 }
 
 // mapWebhook maps every alert of m; source names the sender in the ids.
-func (h *Handler) mapWebhook(m webhookMessage, source string) ([]handlers.Alert, error) {
+func (h *Handler) mapWebhook(m webhookMessage, source string) ([]stream.Alert, error) {
 	if m.Alerts == nil {
 		return nil, badRequest(`no "alerts" array in the payload`)
 	}
@@ -75,29 +82,29 @@ func (h *Handler) mapWebhook(m webhookMessage, source string) ([]handlers.Alert,
 		h.cfg.Logger.Warn("ingest payload truncated by its sender",
 			"endpoint", source, "receiver", m.Receiver, "truncated", m.TruncatedAlerts)
 	}
-	out := make([]handlers.Alert, 0, len(m.Alerts))
+	out := make([]stream.Alert, 0, len(m.Alerts))
 	for i, wa := range m.Alerts {
 		a, err := h.mapAlert(wa, source)
 		if err != nil {
-			return nil, badRequest("alert %d: %v", i, err)
+			return nil, badRequest("alert %d: %v", i+1, err)
 		}
 		out = append(out, a)
 	}
 	return out, nil
 }
 
-func (h *Handler) mapAlert(wa webhookAlert, source string) (handlers.Alert, error) {
+func (h *Handler) mapAlert(wa webhookAlert, source string) (stream.Alert, error) {
 	if len(wa.Labels) == 0 {
-		return handlers.Alert{}, errors.New("no labels: an alert is identified by its labels")
+		return stream.Alert{}, errors.New("no labels: an alert is identified by its labels")
 	}
-	if wa.Status != handlers.StatusFiring && wa.Status != handlers.StatusResolved {
-		return handlers.Alert{}, fmt.Errorf("status %q: want %s or %s", wa.Status, handlers.StatusFiring, handlers.StatusResolved)
+	if wa.Status != stream.StatusFiring && wa.Status != stream.StatusResolved {
+		return stream.Alert{}, fmt.Errorf("status %q: want %s or %s", wa.Status, stream.StatusFiring, stream.StatusResolved)
 	}
 	name := TokenName(wa.Labels[h.cfg.SubjectLabel])
-	a := handlers.Alert{
+	a := stream.Alert{
 		ID:          webhookID(source, wa),
 		Name:        name,
-		Subject:     handlers.SubjectPrefix + name,
+		Subject:     stream.SubjectPrefix + name,
 		Severity:    severity(wa.Labels["severity"]),
 		Summary:     firstNonEmpty(wa.Annotations["summary"], wa.Annotations["description"], wa.Labels[h.cfg.SubjectLabel], name),
 		Labels:      maps.Clone(wa.Labels),
@@ -106,7 +113,7 @@ func (h *Handler) mapAlert(wa webhookAlert, source string) (handlers.Alert, erro
 		Timestamp:   wa.StartsAt.UTC(),
 		Status:      wa.Status,
 	}
-	if wa.Status == handlers.StatusResolved && !wa.EndsAt.IsZero() {
+	if wa.Status == stream.StatusResolved && !wa.EndsAt.IsZero() {
 		a.EndsAt = wa.EndsAt.UTC()
 	}
 	for k, v := range map[string]string{"silenceURL": wa.SilenceURL, "dashboardURL": wa.DashboardURL, "panelURL": wa.PanelURL} {
@@ -175,13 +182,13 @@ func TokenName(s string) string {
 func severity(label string) string {
 	switch strings.ToLower(strings.TrimSpace(label)) {
 	case "critical", "crit", "page", "fatal", "emergency", "alert":
-		return handlers.SeverityCritical
+		return stream.SeverityCritical
 	case "error", "err", "high", "major":
-		return handlers.SeverityError
+		return stream.SeverityError
 	case "info", "informational", "notice", "low", "none":
-		return handlers.SeverityInfo
+		return stream.SeverityInfo
 	}
-	return handlers.SeverityWarning
+	return stream.SeverityWarning
 }
 
 func firstNonEmpty(ss ...string) string {

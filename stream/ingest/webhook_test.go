@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reactor-alerts/reactor/handlers/ingest"
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream/ingest"
 )
 
 func TestTokenName(t *testing.T) {

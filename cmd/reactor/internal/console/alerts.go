@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -143,7 +142,7 @@ func (a alertQuery) matcher() func(stream.StoredMsg) bool {
 		if a.Severity == "" && a.Label == "" {
 			return true
 		}
-		al, err := handlers.DecodeAlert(m.Subject, m.Data)
+		al, err := stream.DecodeAlert(m.Subject, m.Data)
 		if err != nil {
 			return false
 		}
@@ -191,7 +190,7 @@ type alertRow struct {
 func (c *Console) rowOf(m stream.StoredMsg) alertRow {
 	r := alertRow{Seq: m.Sequence, Time: m.Time.UTC(), Subject: m.Subject}
 	r.RedrivenFor, r.Subject, _ = c.redriven(m.Subject)
-	a, err := handlers.DecodeAlert(r.Subject, m.Data)
+	a, err := stream.DecodeAlert(r.Subject, m.Data)
 	if err != nil {
 		r.Invalid = err.Error()
 		r.Summary = truncate(string(m.Data), 120)
@@ -266,7 +265,7 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 // its own.
 const deadLetterSearch = 2000
 
-var severities = []string{handlers.SeverityInfo, handlers.SeverityWarning, handlers.SeverityError, handlers.SeverityCritical}
+var severities = []string{stream.SeverityInfo, stream.SeverityWarning, stream.SeverityError, stream.SeverityCritical}
 
 // redriven splits a subject of the alert stream: a dead letter redriven
 // for a group is stored on RedrivePrefix.<group>.<subject>.
@@ -287,7 +286,7 @@ type alertData struct {
 	Msg         stream.StoredMsg
 	Subject     string // the alert's subject, which its handlers' patterns match
 	RedrivenFor string
-	Alert       *handlers.Alert
+	Alert       *stream.Alert
 	Invalid     string
 	Payload     string
 	Headers     []header
@@ -339,7 +338,7 @@ func (c *Console) alert(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.RedrivenFor, d.Subject, _ = c.redriven(m.Subject)
-	if a, err := handlers.DecodeAlert(d.Subject, m.Data); err != nil {
+	if a, err := stream.DecodeAlert(d.Subject, m.Data); err != nil {
 		d.Invalid = err.Error()
 	} else {
 		d.Alert = &a

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/cmd/reactor/internal/console"
-	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
@@ -32,14 +31,14 @@ func BenchmarkPages(b *testing.B) {
 	ctx := context.Background()
 	start := time.Now()
 	publishAll(b, conn.JS, alerts, func(i int) *nats.Msg {
-		a := handlers.Alert{Name: "cpu", Subject: "alerts.cpu", Severity: handlers.SeverityWarning,
+		a := stream.Alert{Name: "cpu", Subject: "alerts.cpu", Severity: stream.SeverityWarning,
 			Summary: fmt.Sprintf("cpu at 9%d%% on web-%d", i%10, i%50), Labels: map[string]string{"host": fmt.Sprintf("web-%d", i%50), "team": "ops"},
 			Source: "prometheus", Timestamp: time.Now().UTC()}
 		switch {
 		case i%100_000 == 7:
 			a.Summary = "a needle in the haystack"
 		case i%100 == 0:
-			a.Name, a.Subject, a.Severity, a.Summary = "db.primary", "alerts.db.primary", handlers.SeverityCritical, "replication broken"
+			a.Name, a.Subject, a.Severity, a.Summary = "db.primary", "alerts.db.primary", stream.SeverityCritical, "replication broken"
 		}
 		data, _ := json.Marshal(a)
 		m := nats.NewMsg(a.Subject)

@@ -3,7 +3,6 @@ package console_test
 import (
 	"context"
 	"fmt"
-	"github.com/reactor-alerts/reactor/cmd/reactor/internal/console"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reactor-alerts/reactor/cmd/reactor/internal/console"
 
 	"github.com/chromedp/chromedp"
 

@@ -17,7 +17,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/reactor-alerts/reactor/cmd/reactor/internal/console"
-	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
@@ -107,7 +106,7 @@ func (b *bundle) startProcessor() {
 // send publishes an alert like `reactor send` does.
 func (b *bundle) send(name, severity, summary string, labels map[string]string) {
 	b.t.Helper()
-	a := handlers.NewAlert(name, summary)
+	a := stream.NewAlert(name, summary)
 	a.Severity, a.Labels = severity, labels
 	data, err := json.Marshal(a)
 	if err != nil {

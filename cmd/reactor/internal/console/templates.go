@@ -9,7 +9,7 @@ import (
 
 	"github.com/reactor-alerts/reactor/stream"
 
-	"github.com/reactor-alerts/reactor/cmd/reactor/internal/human"
+	"github.com/dustin/go-humanize"
 )
 
 var pageNames = []string{"overview", "alerts", "alert", "dlq", "deadletter", "confirm", "groups", "error"}
@@ -31,9 +31,9 @@ func parsePages() (map[string]*template.Template, error) {
 }
 
 var funcs = template.FuncMap{
-	"ago":   human.Ago,
+	"ago":   ago,
 	"when":  when,
-	"bytes": human.Bytes,
+	"bytes": humanize.IBytes,
 	"opt": func(n *uint64) string {
 		if n == nil {
 			return "?"
@@ -83,10 +83,19 @@ var funcs = template.FuncMap{
 	},
 }
 
+// ago says how long before now t was ("3 minutes ago"), "-" for the zero
+// time.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return humanize.RelTime(t, now, "ago", "from now")
+}
+
 // when is a time in UTC with how long ago it was.
 func when(now, t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05") + " UTC (" + human.Ago(now, t) + ")"
+	return t.UTC().Format("2006-01-02 15:04:05") + " UTC (" + ago(now, t) + ")"
 }
