@@ -9,9 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
-	"github.com/reactor-alerts/reactor/stream/ingest"
 	"github.com/reactor-alerts/reactor/processor/metrics"
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/ingest"
 )
 
 // ingestShutdownTimeoutDefault bounds the requests in flight at Ctrl-C.
