@@ -14,9 +14,9 @@ import (
 	"github.com/reactor-alerts/reactor/processor"
 )
 
-// DefaultPattern is the pattern of the default route: with no handlers
+// PatternDefault is the pattern of the default route: with no handlers
 // configured, every alert on it is printed.
-const DefaultPattern = "alerts.>"
+const PatternDefault = "alerts.>"
 
 // Config is what users write in reactor.yaml, read by LoadConfig:
 //
@@ -60,10 +60,10 @@ const DefaultPattern = "alerts.>"
 // out of the file; an unset variable is an error, and $${ stands for a
 // literal ${. Durations are Go durations: "500ms", "30s", "2m".
 //
-// The zero Config prints every alert on DefaultPattern.
+// The zero Config prints every alert on PatternDefault.
 type Config struct {
 	// Handlers are the routes. Defaults to one that prints every alert on
-	// DefaultPattern.
+	// PatternDefault.
 	Handlers []Entry `yaml:"handlers"`
 	// Print configures every print action.
 	Print PrintConfig `yaml:"print"`
@@ -133,7 +133,7 @@ func (w When) IsZero() bool {
 type SuppressConfig struct {
 	// Key is a Go text/template over the Alert (.Subject, .Name,
 	// .Severity, .Labels.instance, ...): alerts with the same key are
-	// repeats. Defaults to DefaultSuppressKey: the subject and every label.
+	// repeats. Defaults to SuppressKeyDefault: the subject and every label.
 	Key string `yaml:"key"`
 	// For is the window. Required, at least MinSuppressFor.
 	For time.Duration `yaml:"for"`
@@ -246,7 +246,7 @@ func (e *wrapError) Unwrap() error { return e.err }
 // withDefaults returns c with the default route if it has none.
 func (c Config) withDefaults() Config {
 	if len(c.Handlers) == 0 {
-		c.Handlers = []Entry{{On: DefaultPattern, Print: true}}
+		c.Handlers = []Entry{{On: PatternDefault, Print: true}}
 	}
 	return c
 }
@@ -317,7 +317,7 @@ func (e Entry) validate() error {
 	if e.On == "" {
 		return errors.New(`handler without "on": give the subject pattern it handles`)
 	}
-	if _, err := processor.CheckPattern(e.On); err != nil {
+	if _, err := processor.ParsePattern(e.On); err != nil {
 		return err
 	}
 	if strings.ContainsAny(e.Name, "\n\r\t") || (e.Name != "" && strings.TrimSpace(e.Name) == "") {

@@ -43,8 +43,8 @@ func TestBadInputCorpus(t *testing.T) {
 	t.Parallel()
 	conn, topo := streamtest.NewTopology(t)
 	out := &lockedBuffer{}
-	r := processor.NewRouter()
-	if err := handlers.Register(r, handlers.Config{}, handlers.Deps{Out: out}); err != nil {
+	r, err := handlers.NewRules(handlers.Config{}, handlers.Deps{Out: out})
+	if err != nil {
 		t.Fatal(err)
 	}
 

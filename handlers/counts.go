@@ -24,16 +24,16 @@ import (
 // process, can show them: one counter (nats-server 2.12 or later) per
 // group, entry and kind, on CountsSubjectPrefix.<group>.<entry>.<kind>,
 // group and entry in unpadded base64url. Each process adds what it counted
-// since its last flush (Rules.PublishCounts); a crash loses at most one
-// flush interval of counts. It is created on the first flush.
+// since its last flush (while a Processor runs its Rules, see Rules.Start);
+// a crash loses at most one flush interval of counts. It is created on the first flush.
 const CountsStream = "REACTOR_RULE_COUNTS"
 
 // CountsSubjectPrefix prefixes the subjects of CountsStream.
 const CountsSubjectPrefix = "reactor.rules"
 
-// CountsFlushEvery is how often `reactor run` adds its counts to
+// countsFlushEvery is how often `reactor run` adds its counts to
 // CountsStream.
-const CountsFlushEvery = 5 * time.Second
+const countsFlushEvery = 5 * time.Second
 
 // The kinds of counts.
 const (
@@ -89,13 +89,10 @@ func (c *Counts) Snapshot() []EntryCount {
 	return out
 }
 
-// PublishCounts adds rs's counts to CountsStream every interval until ctx is
-// done, then once more. Failures are logged and retried at the next tick.
-// Without Deps.JetStream it returns at once.
-func (rs *Rules) PublishCounts(ctx context.Context, every time.Duration) {
-	if rs.store == nil {
-		return
-	}
+// publishCounts adds rs's counts to CountsStream, in st's group, every
+// interval until ctx is done, then once more. Failures are logged and
+// retried at the next tick.
+func (rs *Rules) publishCounts(ctx context.Context, st *suppressStore, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -103,12 +100,12 @@ func (rs *Rules) PublishCounts(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 			defer cancel()
-			if err := rs.counts.flush(fctx, rs.store.js, rs.store.group, rs.store.replicas); err != nil {
+			if err := rs.counts.flush(fctx, st.js, st.group, st.replicas); err != nil {
 				rs.log.Warn("rule counts not stored", "stream", CountsStream, "err", err)
 			}
 			return
 		case <-t.C:
-			if err := rs.counts.flush(ctx, rs.store.js, rs.store.group, rs.store.replicas); err != nil {
+			if err := rs.counts.flush(ctx, st.js, st.group, st.replicas); err != nil {
 				rs.log.Warn("rule counts not stored", "stream", CountsStream, "err", err)
 			}
 		}

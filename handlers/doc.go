@@ -1,17 +1,21 @@
-// Package handlers is what reactor does with alerts out of the box: decode
-// the payload into a stream.Alert, then print it, run a command or call a
-// webhook.
+// Package handlers is what reactor does with alerts: the handlers a Go
+// program registers with On, and the rules of a YAML config (NewRules) that
+// `reactor run --config reactor.yaml` runs.
 //
-// The handlers are ordinary processor.Handler values, usable from Go:
+// In Go, a handler gets the alert decoded (stream.Alert) and returns what
+// should become of it (see AlertFunc):
 //
 //	r := processor.NewRouter()
-//	r.Handle("alerts.terminator_detected", &handlers.Exec{Command: []string{"/usr/local/bin/page", "--team", "ops"}})
-//	r.Handle("alerts.>", &handlers.Print{})
+//	handlers.On(r, "terminator_detected", func(ctx context.Context, a stream.Alert) error {
+//		return alertSarahConnor(ctx, a.Summary) // nil acks; an error retries, then dead-letters
+//	})
+//	p, err := processor.New(js, r, processor.Config{})
 //
-// or from a YAML file read by LoadConfig and wired by Register, which is what
-// `reactor run --config reactor.yaml` does.
+// The built-in actions are handlers too: Print, Exec and Webhook. From YAML,
+// LoadConfig reads a config and NewRules compiles it into Rules, a
+// processor.Mux whose entries (a pattern, conditions, suppression, limits,
+// actions) decide what each alert gets; see Config.
 //
-// Every handler decodes its message with Decode first. A payload that is not a
-// valid alert is a permanent error: retrying cannot fix it, so the processor
-// dead-letters it at once with the reason.
+// A payload that is not a valid alert is a permanent error: retrying cannot
+// fix it, so the processor dead-letters it at once with the reason.
 package handlers

@@ -21,9 +21,9 @@ import (
 	"github.com/reactor-alerts/reactor/stream"
 )
 
-// DefaultExecTimeout bounds one run of an Exec command unless Exec.Timeout
+// ExecTimeoutDefault bounds one run of an Exec command unless Exec.Timeout
 // says otherwise.
-const DefaultExecTimeout = 30 * time.Second
+const ExecTimeoutDefault = 30 * time.Second
 
 // execWaitDelay is how long Exec waits, once the command is killed, for
 // the output pipes to close (a grandchild that escaped the process group may
@@ -58,7 +58,7 @@ type Exec struct {
 	Env map[string]string
 	// Dir is the command's working directory. Defaults to reactor's.
 	Dir string
-	// Timeout bounds each run. Defaults to DefaultExecTimeout (30s).
+	// Timeout bounds each run. Defaults to ExecTimeoutDefault (30s).
 	Timeout time.Duration
 	// PermanentExitCodes are exit statuses that mean "retrying will not
 	// help": the alert is dead-lettered at once. Defaults to none.
@@ -99,7 +99,7 @@ func (e *Exec) handle(ctx context.Context, m *processor.Message, a stream.Alert)
 	}
 	timeout := e.Timeout
 	if timeout == 0 {
-		timeout = DefaultExecTimeout
+		timeout = ExecTimeoutDefault
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout,
 		fmt.Errorf("exec %s: timeout %s: %w", name, timeout, context.DeadlineExceeded))

@@ -49,8 +49,8 @@ type SuppressState struct {
 	Window
 	// For is the entry's window.
 	For time.Duration `json:"for_ns"`
-	// Known reports whether the window's state could be read (with
-	// Deps.JetStream and an existing bucket, or none yet).
+	// Known reports whether the window's state could be read: the rules
+	// are started (see Rules.Start).
 	Known bool `json:"known"`
 }
 
@@ -62,28 +62,18 @@ const (
 	OutcomeNoHandler  = "no_handler"
 )
 
-// Explain evaluates the rules on a as Process would, and reads (never
-// opens, ends or creates) the suppression window it falls in. It runs no
-// action.
+// Explain evaluates the rules on a as Route would (the same decision), and
+// reads (never opens, ends or creates) the suppression window it falls in,
+// the group's when rs is started (see Start). It runs no action.
 func (rs *Rules) Explain(ctx context.Context, a stream.Alert) (Explanation, error) {
 	ex := Explanation{Subject: a.Subject, Outcome: OutcomeNoHandler}
-	var taken *rule
-	for _, ru := range rs.rules {
-		if !matchTokens(ru.tokens, a.Subject) {
-			continue
-		}
-		if a.Status == stream.StatusResolved && ru.suppress != nil && ru.cond.matchExceptStatus(a) {
-			ex.EndsWindows = append(ex.EndsWindows, ru.name)
-		}
-		if taken != nil {
-			continue
-		}
-		c := Candidate{Entry: ru.name, Pattern: ru.pattern, Where: ru.where, Checks: ru.cond.checks(a), Takes: ru.cond.match(a)}
-		ex.Candidates = append(ex.Candidates, c)
-		if c.Takes {
-			taken = ru
-		}
+	d := rs.decide(a.Subject, a, func(ru *rule, takes bool) {
+		ex.Candidates = append(ex.Candidates, Candidate{Entry: ru.name, Pattern: ru.pattern.String(), Where: ru.where, Checks: ru.cond.checks(a), Takes: takes})
+	})
+	for _, ru := range d.ends {
+		ex.EndsWindows = append(ex.EndsWindows, ru.name)
 	}
+	taken := d.taker
 	if taken == nil {
 		return ex, nil
 	}
@@ -97,11 +87,12 @@ func (rs *Rules) Explain(ctx context.Context, a stream.Alert) (Explanation, erro
 		ex.Actions = append(ex.Actions, describeAction(act))
 	}
 	if s := taken.suppress; s != nil && a.Status != stream.StatusResolved {
-		w, err := s.peek(ctx, a)
+		store := rs.store.Load()
+		w, err := s.peek(ctx, store, a)
 		if err != nil {
 			return ex, err
 		}
-		ex.Suppress = &SuppressState{Window: w, For: s.window, Known: s.store != nil}
+		ex.Suppress = &SuppressState{Window: w, For: s.window, Known: store != nil}
 		if w.Open {
 			ex.Outcome = OutcomeSuppressed
 		}

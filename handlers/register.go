@@ -9,13 +9,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
-// Deps are what the handlers built by Register use from the outside world.
+// Deps are what the handlers built by NewRules use from the outside world.
 // The zero value is valid.
 type Deps struct {
 	// Out receives the print actions' lines, one Write per line, serialised
@@ -29,15 +27,6 @@ type Deps struct {
 	// with connect, TLS and idle timeouts (each request is bounded by its
 	// webhook's timeout as well).
 	HTTPClient *http.Client
-	// JetStream holds the suppression windows (SuppressBucket). Without it
-	// suppress is off, as in a replay, which asks for the actions again.
-	// Defaults to nil.
-	JetStream jetstream.JetStream
-	// Group is the consumer group whose processes share the suppression
-	// windows. Defaults to "reactor", processor.Config's default.
-	Group string
-	// Replicas of SuppressBucket on a cluster. Defaults to 1.
-	Replicas int
 }
 
 func (d Deps) withDefaults() Deps {
@@ -49,9 +38,6 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.HTTPClient == nil {
 		d.HTTPClient = newHTTPClient()
-	}
-	if d.Group == "" {
-		d.Group = "reactor"
 	}
 	return d
 }
@@ -71,18 +57,6 @@ func newHTTPClient() *http.Client {
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       90 * time.Second,
 	}}
-}
-
-// Register adds the handler of cfg (the default route if it has none) to r
-// under each of its patterns: NewRules, then Rules.Register. It checks cfg
-// first, and the patterns against those r has already, so it returns an
-// error rather than letting r panic, and registers nothing if it fails.
-func Register(r *processor.Router, cfg Config, deps Deps) error {
-	rs, err := NewRules(cfg, deps)
-	if err != nil {
-		return err
-	}
-	return rs.Register(r)
 }
 
 // action is one step of an entry, given the alert decoded once.

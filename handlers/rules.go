@@ -2,35 +2,45 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
 // Rules is a handlers Config compiled: its entries in evaluation order, each
-// with its conditions, suppression, limits, actions and counts. It is a
-// processor.Handler; Register adds it to a router under every pattern of the
-// config. Build it with NewRules.
+// with its conditions, suppression, limits, actions and counts. Build it
+// with NewRules and give it to a processor (processor.New) or a replay
+// (processor.Replay) as their handler.
+//
+// Rules is a processor.Mux: the processor asks it which entry takes each
+// alert, and that entry's name is the one its logs, metrics and dead
+// letters give. It is a processor.Starter too: while a Processor runs it,
+// its suppression windows are the group's (shared with the group's other
+// processes, in SuppressBucket) and its counts are added up in
+// CountsStream. Without Start, as in a replay, nothing is suppressed and
+// the counts stay in the process.
 type Rules struct {
 	rules  []*rule // in evaluation order
-	store  *suppressStore
 	log    *slog.Logger
 	counts *Counts
+
+	store   atomic.Pointer[suppressStore] // set by Start; nil: suppression off
+	started atomic.Bool
 }
 
 // rule is one entry, compiled.
 type rule struct {
 	name     string
-	pattern  string
+	pattern  processor.Pattern
 	where    string // "line 4" or "handlers[3]"
-	tokens   []string
-	rank     []int8
 	cond     conditions
 	suppress *suppressor // nil: none
 	limit    *limiter    // nil: none
@@ -47,23 +57,18 @@ func NewRules(cfg Config, deps Deps) (*Rules, error) {
 	deps = deps.withDefaults()
 	out := SyncWriter(deps.Out)
 	rs := &Rules{log: deps.Logger, counts: newCounts()}
-	if deps.JetStream != nil {
-		rs.store = &suppressStore{js: deps.JetStream, group: deps.Group, replicas: deps.Replicas}
-	}
 	names := entryNames(cfg.Handlers)
 	for i, e := range cfg.Handlers {
-		tokens, rank := patternRank(e.On)
-		cond, _ := e.When.compile() // checked by validate
+		pattern, _ := processor.ParsePattern(e.On) // checked by validate
+		cond, _ := e.When.compile()
 		ru := &rule{
-			name: names[i], pattern: e.On, where: e.where(i), tokens: tokens, rank: rank, cond: cond,
+			name: names[i], pattern: pattern, where: e.where(i), cond: cond,
 			actions: newChain(e, cfg.Print, deps, out),
 			counts:  rs.counts.entry(names[i]),
 		}
 		if x := e.Suppress; x != nil {
-			s, _ := x.parse()
-			s.entry = ru.name
-			s.store = rs.store
-			ru.suppress = s
+			ru.suppress, _ = x.parse()
+			ru.suppress.entry = ru.name
 		}
 		if x := e.Limit; x != nil {
 			ru.limit, _ = x.parse()
@@ -71,28 +76,8 @@ func NewRules(cfg Config, deps Deps) (*Rules, error) {
 		rs.rules = append(rs.rules, ru)
 	}
 	// Most specific pattern first; entries of one pattern in file order.
-	slices.SortStableFunc(rs.rules, func(a, b *rule) int { return slices.Compare(a.rank, b.rank) })
+	slices.SortStableFunc(rs.rules, func(a, b *rule) int { return a.pattern.Compare(b.pattern) })
 	return rs, nil
-}
-
-// Register adds rs to r under each of its patterns. It checks them against
-// those r has already, so it returns an error rather than letting r panic,
-// and registers nothing if it fails.
-func (rs *Rules) Register(r *processor.Router) error {
-	existing := r.Patterns()
-	var patterns []string
-	for _, ru := range rs.rules {
-		if slices.Contains(existing, ru.pattern) {
-			return fmt.Errorf("handlers: %s: pattern %q is already registered", ru.where, ru.pattern)
-		}
-		if !slices.Contains(patterns, ru.pattern) {
-			patterns = append(patterns, ru.pattern)
-		}
-	}
-	for _, p := range patterns {
-		r.Handle(p, rs)
-	}
-	return nil
 }
 
 // Entries returns the entries' names in evaluation order.
@@ -108,51 +93,121 @@ func (rs *Rules) Entries() []string {
 // entries, counted by this process.
 func (rs *Rules) Counts() *Counts { return rs.counts }
 
-// Process decodes the alert, finds the entry that takes it and applies it.
-func (rs *Rules) Process(ctx context.Context, m *processor.Message) error {
-	a, err := Decode(m)
-	if err != nil {
-		return err
+// Start binds rs to the group g: from now on its suppression windows are
+// the group's, and every countsFlushEvery (and once more when stopped) it
+// adds what it counted to CountsStream. A Rules serves one group: a second
+// Start fails. A Processor calls Start itself (processor.Starter); call it
+// by hand to read a group's windows with Explain.
+func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err error) {
+	if !rs.started.CompareAndSwap(false, true) {
+		return nil, errors.New("handlers: rules started twice: a Rules serves one group")
 	}
-	ru, err := rs.take(ctx, m.Subject(), a)
-	if err != nil {
-		return err
-	}
-	if ru == nil {
-		return processor.Permanent(fmt.Errorf("%w for subject %q: no entry's conditions hold (severity %s, status %s)", processor.ErrNoHandler, m.Subject(), a.Severity, statusOf(a)))
-	}
-	return ru.apply(ctx, rs.log, m, a)
+	st := &suppressStore{js: g.JetStream, group: g.Name, replicas: g.Topology.Replicas}
+	rs.store.Store(st)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rs.publishCounts(ctx, st, countsFlushEvery)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, nil
 }
 
-// take returns the first rule, in evaluation order, that takes a, or nil. A
-// resolved alert first ends the suppression window of every suppressing
-// entry whose pattern and conditions other than status hold, so that the
-// next firing alert acts again.
-func (rs *Rules) take(ctx context.Context, subject string, a stream.Alert) (*rule, error) {
+// Process runs the entry that takes m's alert (see Route).
+func (rs *Rules) Process(ctx context.Context, m *processor.Message) error {
+	h, _ := rs.Route(m)
+	return h.Process(ctx, m)
+}
+
+// Route decodes m's alert and returns the entry that takes it, the first in
+// evaluation order whose pattern matches its subject and whose conditions
+// all hold, with the handler that applies the entry: filter, suppress, wait
+// for a limit, run the actions. A payload that is not an alert, or an alert
+// no entry takes, gets a handler that returns the permanent reason.
+func (rs *Rules) Route(m *processor.Message) (processor.Handler, string) {
+	a, err := Decode(m)
+	if err != nil {
+		return failure{err}, ""
+	}
+	d := rs.decide(m.Subject(), a, nil)
+	if d.taker == nil {
+		return failure{processor.Permanent(fmt.Errorf("%w for subject %q: no entry's conditions hold (severity %s, status %s)",
+			processor.ErrNoHandler, m.Subject(), a.Severity, statusOf(a)))}, ""
+	}
+	return &taken{rs: rs, d: d, a: a}, d.taker.name
+}
+
+// decision is what the rules decide for one alert: the entry that takes
+// it, nil if none, and for a resolved alert the suppressing entries whose
+// window it ends (those whose pattern and conditions other than status
+// hold for it), so that the next firing alert acts again.
+type decision struct {
+	taker *rule
+	ends  []*rule
+}
+
+// decide evaluates the rules on a, published on subject: the one decision
+// Route acts on and Explain shows. visit, if not nil, sees every entry
+// whose pattern matches, in evaluation order up to the one that takes a,
+// and whether it does.
+func (rs *Rules) decide(subject string, a stream.Alert, visit func(ru *rule, takes bool)) decision {
 	resolved := a.Status == stream.StatusResolved
-	var taken *rule
+	var d decision
 	for _, ru := range rs.rules {
-		if !matchTokens(ru.tokens, subject) {
+		if !ru.pattern.Match(subject) {
 			continue
 		}
 		if resolved && ru.suppress != nil && ru.cond.matchExceptStatus(a) {
-			if err := ru.suppress.end(ctx, a); err != nil {
-				return nil, err
-			}
+			d.ends = append(d.ends, ru)
 		}
-		if taken == nil && ru.cond.match(a) {
-			taken = ru
+		if d.taker != nil {
+			continue
+		}
+		takes := ru.cond.match(a)
+		if visit != nil {
+			visit(ru, takes)
+		}
+		if takes {
+			d.taker = ru
 			if !resolved {
 				break
 			}
 		}
 	}
-	return taken, nil
+	return d
 }
+
+// taken is an alert with the decision of the rules: the handler Route
+// returns.
+type taken struct {
+	rs *Rules
+	d  decision
+	a  stream.Alert
+}
+
+// Process ends the windows a resolved alert ends, then applies the entry
+// that took it.
+func (t *taken) Process(ctx context.Context, m *processor.Message) error {
+	store := t.rs.store.Load()
+	for _, ru := range t.d.ends {
+		if err := ru.suppress.end(ctx, store, t.a); err != nil {
+			return err
+		}
+	}
+	return t.d.taker.apply(ctx, t.rs.log, store, m, t.a)
+}
+
+// failure is the handler of a message no entry takes: it returns why.
+type failure struct{ err error }
+
+func (f failure) Process(context.Context, *processor.Message) error { return f.err }
 
 // apply runs ru's part for the alert a it took: filter, suppress, wait for
 // the limit, run the actions.
-func (ru *rule) apply(ctx context.Context, log *slog.Logger, m *processor.Message, a stream.Alert) error {
+func (ru *rule) apply(ctx context.Context, log *slog.Logger, store *suppressStore, m *processor.Message, a stream.Alert) error {
 	if len(ru.actions) == 0 {
 		ru.counts.filtered.Add(1)
 		log.Debug("alert filtered", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name)
@@ -160,7 +215,7 @@ func (ru *rule) apply(ctx context.Context, log *slog.Logger, m *processor.Messag
 	}
 	var held *claim
 	if ru.suppress != nil && a.Status != stream.StatusResolved {
-		c, err := ru.suppress.claim(ctx, m, a)
+		c, err := ru.suppress.claim(ctx, store, m, a)
 		if err != nil {
 			return err
 		}
@@ -351,41 +406,4 @@ func labelText(a stream.Alert, k string) string {
 		return "(missing)"
 	}
 	return fmt.Sprintf("%q", v)
-}
-
-// patternRank splits a valid pattern into its tokens and their ranks, as
-// processor.Router orders patterns: lower is more specific.
-func patternRank(p string) ([]string, []int8) {
-	tokens := strings.Split(p, ".")
-	rank := make([]int8, len(tokens))
-	for i, t := range tokens {
-		switch t {
-		case "*":
-			rank[i] = 1
-		case ">":
-			rank[i] = 2
-		}
-	}
-	return tokens, rank
-}
-
-// matchTokens reports whether subject matches the pattern tokens.
-func matchTokens(tokens []string, subject string) bool {
-	for i, tok := range tokens {
-		if subject == "" {
-			return false
-		}
-		if tok == ">" {
-			return true
-		}
-		head, rest, more := strings.Cut(subject, ".")
-		if tok != "*" && tok != head {
-			return false
-		}
-		if !more {
-			return i == len(tokens)-1
-		}
-		subject = rest
-	}
-	return false
 }

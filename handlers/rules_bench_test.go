@@ -58,8 +58,8 @@ func BenchmarkRules(b *testing.B) {
 			publishAlerts(b, conn, b.N, bc.instance)
 			var settled atomic.Int64
 			done := make(chan struct{})
-			r := processor.NewRouter()
-			if err := handlers.Register(r, handlers.Config{Handlers: bc.entries}, handlers.Deps{Out: io.Discard, JetStream: conn.JS}); err != nil {
+			r, err := handlers.NewRules(handlers.Config{Handlers: bc.entries}, handlers.Deps{Out: io.Discard})
+			if err != nil {
 				b.Fatal(err)
 			}
 			p, err := processor.New(conn.JS, r, processor.Config{

@@ -26,9 +26,9 @@ import (
 // window (nats-server 2.11 or later). It is created on first use.
 const SuppressBucket = "REACTOR_SUPPRESS"
 
-// DefaultSuppressKey is the key of a suppress without one: the subject and
+// SuppressKeyDefault is the key of a suppress without one: the subject and
 // every label, so that repeats are alerts from the same source.
-const DefaultSuppressKey = `{{.Subject}}{{range $k, $v := .Labels}} {{$k}}={{$v}}{{end}}`
+const SuppressKeyDefault = `{{.Subject}}{{range $k, $v := .Labels}} {{$k}}={{$v}}{{end}}`
 
 // MinSuppressFor is the shortest window: the server expires keys by the
 // second.
@@ -44,13 +44,12 @@ type suppressor struct {
 	key    string // as written
 	tmpl   *template.Template
 	window time.Duration
-	store  *suppressStore // nil: suppression off
 }
 
 func (x SuppressConfig) parse() (*suppressor, error) {
 	key := x.Key
 	if key == "" {
-		key = DefaultSuppressKey
+		key = SuppressKeyDefault
 	}
 	tmpl, err := template.New("key").Option("missingkey=zero").Parse(key)
 	if err != nil {
@@ -174,15 +173,16 @@ type claim struct {
 // claim opens the window of a for the message m, or finds it already held
 // by m (a redelivery of the alert that opened it: its actions have not
 // succeeded yet). It returns nil if another alert holds it: m is a repeat.
-func (s *suppressor) claim(ctx context.Context, m *processor.Message, a stream.Alert) (*claim, error) {
-	if s.store == nil {
+// Without a store (rules not started), every alert acts.
+func (s *suppressor) claim(ctx context.Context, store *suppressStore, m *processor.Message, a stream.Alert) (*claim, error) {
+	if store == nil {
 		return &claim{}, nil
 	}
-	w, err := s.windowOf(s.store.group, a)
+	w, err := s.windowOf(store.group, a)
 	if err != nil {
 		return nil, err
 	}
-	kv, err := s.store.bucket(ctx)
+	kv, err := store.bucket(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -227,15 +227,15 @@ func (c *claim) release(ctx context.Context) error {
 }
 
 // end ends the window of a, if one is open.
-func (s *suppressor) end(ctx context.Context, a stream.Alert) error {
-	if s.store == nil {
+func (s *suppressor) end(ctx context.Context, store *suppressStore, a stream.Alert) error {
+	if store == nil {
 		return nil
 	}
-	w, err := s.windowOf(s.store.group, a)
+	w, err := s.windowOf(store.group, a)
 	if err != nil {
 		return err
 	}
-	kv, err := s.store.bucket(ctx)
+	kv, err := store.bucket(ctx)
 	if err != nil {
 		return err
 	}
@@ -261,21 +261,22 @@ type Window struct {
 	Until time.Time `json:"until,omitzero"`
 }
 
-// peek reads the window of a without changing it.
-func (s *suppressor) peek(ctx context.Context, a stream.Alert) (Window, error) {
-	group := "reactor"
-	if s.store != nil {
-		group = s.store.group
+// peek reads the window of a in store without changing it; without a
+// store, it renders the key alone.
+func (s *suppressor) peek(ctx context.Context, store *suppressStore, a stream.Alert) (Window, error) {
+	group := processor.GroupDefault
+	if store != nil {
+		group = store.group
 	}
 	w, err := s.windowOf(group, a)
 	if err != nil {
 		return Window{}, err
 	}
 	out := Window{Key: w.rendered}
-	if s.store == nil {
+	if store == nil {
 		return out, nil
 	}
-	kv, err := s.store.open(ctx)
+	kv, err := store.open(ctx)
 	if err != nil || kv == nil {
 		return out, err
 	}

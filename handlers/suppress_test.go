@@ -44,10 +44,7 @@ func TestSuppressWindowInJetStream(t *testing.T) {
 			When: When{Status: stream.StatusFiring}, Print: true},
 		{On: "alerts.>", Name: "resolved", When: When{Status: stream.StatusResolved}},
 	}}
-	rs, err := NewRules(cfg, Deps{Out: out, JetStream: conn.JS, Group: "g1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := startedRules(t, cfg, Deps{Out: out}, conn, "g1")
 	ctx := context.Background()
 	seq := uint64(0)
 	send := func(subject, payload string) error {
@@ -69,7 +66,7 @@ func TestSuppressWindowInJetStream(t *testing.T) {
 	expect("repeat on another subject, same key", send("alerts.cpu", db3), processor.ErrDrop, 1)
 	expect("another instance", send("alerts.disk", `{"labels":{"instance":"db-4"}}`), nil, 2)
 	// The opener comes back (its ack was lost): it is not its own repeat.
-	err = rs.Process(ctx, processor.NewMessage("alerts.disk", []byte(db3), nil, processor.MessageInfo{Stream: "ALERTS", Sequence: 1, Delivered: 2}))
+	err := rs.Process(ctx, processor.NewMessage("alerts.disk", []byte(db3), nil, processor.MessageInfo{Stream: "ALERTS", Sequence: 1, Delivered: 2}))
 	expect("redelivery of the opener", err, nil, 3)
 	expect("resolved ends the window", send("alerts.disk", `{"status":"resolved","labels":{"instance":"db-3"}}`), processor.ErrDrop, 3)
 	expect("firing after resolved", send("alerts.disk", db3), nil, 4)
@@ -98,16 +95,18 @@ func TestCountsStream(t *testing.T) {
 	conn := streamtest.NewServer(t)
 	cfg := Config{Handlers: []Entry{{On: "alerts.>", Name: "drop all"}}}
 	for _, group := range []string{"g1", "g1", "g2"} {
-		rs, err := NewRules(cfg, Deps{JetStream: conn.JS, Group: group})
+		rs, err := NewRules(cfg, Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop, err := rs.Start(context.Background(), processor.Group{Name: group, JetStream: conn.JS})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range 3 {
 			_ = rs.Process(context.Background(), processor.NewMessage("alerts.x", []byte("x"), nil, processor.MessageInfo{Sequence: uint64(i + 1)}))
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		rs.PublishCounts(ctx, time.Hour) // flushes once on the way out
+		stop() // flushes once on the way out
 	}
 	got, err := ReadCounts(context.Background(), conn.JS)
 	if err != nil {
@@ -117,4 +116,23 @@ func TestCountsStream(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("counts %+v, want %+v", got, want)
 	}
+}
+
+// startedRules compiles cfg and starts the rules in group on conn, as a
+// processor does; they stop with the test.
+func startedRules(t *testing.T, cfg Config, deps Deps, conn *stream.Conn, group string) *Rules {
+	t.Helper()
+	rs, err := NewRules(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := rs.Start(context.Background(), processor.Group{Name: group, JetStream: conn.JS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	if _, err := rs.Start(context.Background(), processor.Group{Name: group, JetStream: conn.JS}); err == nil {
+		t.Error("a second Start succeeded: a Rules serves one group")
+	}
+	return rs
 }

@@ -20,9 +20,9 @@ import (
 	"github.com/reactor-alerts/reactor/stream"
 )
 
-// DefaultWebhookTimeout bounds one webhook request unless Webhook.Timeout
+// WebhookTimeoutDefault bounds one webhook request unless Webhook.Timeout
 // says otherwise.
-const DefaultWebhookTimeout = 10 * time.Second
+const WebhookTimeoutDefault = 10 * time.Second
 
 // maxRetryAfter caps the delay a server can ask for with Retry-After: a
 // misconfigured server must not park alerts for days.
@@ -52,7 +52,7 @@ type Webhook struct {
 	// Headers are added to each request.
 	Headers map[string]string
 	// Timeout bounds each request, from connecting to reading the answer.
-	// Defaults to DefaultWebhookTimeout (10s).
+	// Defaults to WebhookTimeoutDefault (10s).
 	Timeout time.Duration
 	// Client sends the requests. Defaults to http.DefaultClient.
 	Client *http.Client
@@ -110,7 +110,7 @@ func (w *Webhook) handle(ctx context.Context, m *processor.Message, a stream.Ale
 	}
 	timeout := w.Timeout
 	if timeout == 0 {
-		timeout = DefaultWebhookTimeout
+		timeout = WebhookTimeoutDefault
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout,
 		fmt.Errorf("timeout %s: %w", timeout, context.DeadlineExceeded))

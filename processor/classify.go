@@ -43,11 +43,27 @@ func (o Outcome) String() string {
 	return "unknown"
 }
 
-// decision is an outcome with its retry delay, or its dead-letter reason.
-type decision struct {
-	outcome Outcome
-	delay   time.Duration
-	reason  string // for OutcomeDeadLetter: a stream.Reason* constant
+// Decision is what the processor does with a message once its handler
+// returned (see Config.Decide).
+type Decision struct {
+	Outcome Outcome
+	// Delay is the wait before the next delivery, for OutcomeRetry and
+	// OutcomeDefer.
+	Delay time.Duration
+	// Reason says why the message is dead-lettered, for
+	// OutcomeDeadLetter: stream.ReasonPermanent, ReasonMaxDeliveries or
+	// ReasonNoHandler.
+	Reason string
+}
+
+// Decide maps a handler's result err on a message's delivered-th delivery
+// to what a Processor of c does with the message: the decision Run applies,
+// for tests of handlers (see package processortest) and tools. A plain
+// error's retry delay holds random jitter: between half and all of the
+// backoff.
+func (c Config) Decide(err error, delivered int) Decision {
+	c = c.withDefaults()
+	return classify(err, delivered, c.MaxDeliver, backoff{base: c.BackoffBase, max: c.BackoffMax}, randJitter())
 }
 
 // backoff computes retry delays: base doubling per delivery, capped at max,
@@ -69,32 +85,32 @@ func (b backoff) delay(delivered int, jitter float64) time.Duration {
 
 // classify maps a handler's result to an outcome. It is pure: jitter is
 // given, not drawn.
-func classify(err error, delivered, maxDeliver int, b backoff, jitter float64) decision {
+func classify(err error, delivered, maxDeliver int, b backoff, jitter float64) Decision {
 	if err == nil {
-		return decision{outcome: OutcomeAck}
+		return Decision{Outcome: OutcomeAck}
 	}
 	if errors.Is(err, ErrDrop) {
-		return decision{outcome: OutcomeDrop}
+		return Decision{Outcome: OutcomeDrop}
 	}
 	var deferred *DeferError
 	if errors.As(err, &deferred) {
-		return decision{outcome: OutcomeDefer, delay: max(deferred.After, 0)}
+		return Decision{Outcome: OutcomeDefer, Delay: max(deferred.After, 0)}
 	}
 	if errors.Is(err, ErrNoHandler) {
-		return decision{outcome: OutcomeDeadLetter, reason: stream.ReasonNoHandler}
+		return Decision{Outcome: OutcomeDeadLetter, Reason: stream.ReasonNoHandler}
 	}
 	var perm *PermanentError
 	if errors.As(err, &perm) {
-		return decision{outcome: OutcomeDeadLetter, reason: stream.ReasonPermanent}
+		return Decision{Outcome: OutcomeDeadLetter, Reason: stream.ReasonPermanent}
 	}
 	if delivered >= maxDeliver {
-		return decision{outcome: OutcomeDeadLetter, reason: stream.ReasonMaxDeliveries}
+		return Decision{Outcome: OutcomeDeadLetter, Reason: stream.ReasonMaxDeliveries}
 	}
 	var retry *RetryError
 	if errors.As(err, &retry) {
-		return decision{outcome: OutcomeRetry, delay: max(retry.After, 0)}
+		return Decision{Outcome: OutcomeRetry, Delay: max(retry.After, 0)}
 	}
-	return decision{outcome: OutcomeRetry, delay: b.delay(delivered, jitter)}
+	return Decision{Outcome: OutcomeRetry, Delay: b.delay(delivered, jitter)}
 }
 
 func randJitter() float64 { return rand.Float64() }

@@ -22,33 +22,33 @@ func TestClassify(t *testing.T) {
 		delivered  int
 		maxDeliver int
 		jitter     float64
-		want       decision
+		want       Decision
 	}{
-		{"success", nil, 1, 5, 0, decision{outcome: OutcomeAck}},
-		{"success on last delivery", nil, 5, 5, 0, decision{outcome: OutcomeAck}},
-		{"drop", ErrDrop, 1, 5, 0, decision{outcome: OutcomeDrop}},
-		{"wrapped drop", fmt.Errorf("dup: %w", ErrDrop), 1, 5, 0, decision{outcome: OutcomeDrop}},
-		{"plain first delivery, no jitter", plain, 1, 5, 0, decision{outcome: OutcomeRetry, delay: 500 * time.Millisecond}},
-		{"plain first delivery, max jitter", plain, 1, 5, 0.999, decision{outcome: OutcomeRetry, delay: 500*time.Millisecond + 499500*time.Microsecond}},
-		{"plain doubles", plain, 3, 5, 0, decision{outcome: OutcomeRetry, delay: 2 * time.Second}},
-		{"plain capped at max", plain, 4, 50, 0, decision{outcome: OutcomeRetry, delay: 4 * time.Second}},
-		{"plain far past the cap", plain, 40, 50, 0, decision{outcome: OutcomeRetry, delay: 5 * time.Second}},
-		{"plain on last delivery", plain, 5, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
-		{"plain past last delivery", plain, 6, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
-		{"retry after", Retry(42*time.Second, plain), 1, 5, 0.5, decision{outcome: OutcomeRetry, delay: 42 * time.Second}},
-		{"wrapped retry after", fmt.Errorf("x: %w", Retry(time.Second, nil)), 2, 5, 0, decision{outcome: OutcomeRetry, delay: time.Second}},
-		{"negative retry after", Retry(-time.Second, nil), 1, 5, 0, decision{outcome: OutcomeRetry, delay: 0}},
-		{"retry after on last delivery", Retry(time.Second, plain), 5, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
-		{"permanent", Permanent(plain), 1, 5, 0, decision{outcome: OutcomeDeadLetter, reason: perm}},
-		{"wrapped permanent", fmt.Errorf("decode: %w", Permanent(plain)), 1, 5, 0, decision{outcome: OutcomeDeadLetter, reason: perm}},
-		{"no handler", Permanent(ErrNoHandler), 1, 5, 0, decision{outcome: OutcomeDeadLetter, reason: noHandler}},
-		{"panic", newPanicError("bug"), 1, 5, 0, decision{outcome: OutcomeRetry, delay: 500 * time.Millisecond}},
-		{"panic on last delivery", newPanicError("bug"), 5, 5, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
-		{"max deliver 1", plain, 1, 1, 0, decision{outcome: OutcomeDeadLetter, reason: maxDel}},
-		{"defer", Defer(3*time.Second, "rate"), 1, 5, 0, decision{outcome: OutcomeDefer, delay: 3 * time.Second}},
-		{"defer on last delivery", Defer(time.Second, ""), 5, 5, 0, decision{outcome: OutcomeDefer, delay: time.Second}},
-		{"defer past last delivery", fmt.Errorf("limit: %w", Defer(time.Second, "")), 9, 5, 0, decision{outcome: OutcomeDefer, delay: time.Second}},
-		{"negative defer", Defer(-time.Second, ""), 1, 5, 0, decision{outcome: OutcomeDefer, delay: 0}},
+		{"success", nil, 1, 5, 0, Decision{Outcome: OutcomeAck}},
+		{"success on last delivery", nil, 5, 5, 0, Decision{Outcome: OutcomeAck}},
+		{"drop", ErrDrop, 1, 5, 0, Decision{Outcome: OutcomeDrop}},
+		{"wrapped drop", fmt.Errorf("dup: %w", ErrDrop), 1, 5, 0, Decision{Outcome: OutcomeDrop}},
+		{"plain first delivery, no jitter", plain, 1, 5, 0, Decision{Outcome: OutcomeRetry, Delay: 500 * time.Millisecond}},
+		{"plain first delivery, max jitter", plain, 1, 5, 0.999, Decision{Outcome: OutcomeRetry, Delay: 500*time.Millisecond + 499500*time.Microsecond}},
+		{"plain doubles", plain, 3, 5, 0, Decision{Outcome: OutcomeRetry, Delay: 2 * time.Second}},
+		{"plain capped at max", plain, 4, 50, 0, Decision{Outcome: OutcomeRetry, Delay: 4 * time.Second}},
+		{"plain far past the cap", plain, 40, 50, 0, Decision{Outcome: OutcomeRetry, Delay: 5 * time.Second}},
+		{"plain on last delivery", plain, 5, 5, 0, Decision{Outcome: OutcomeDeadLetter, Reason: maxDel}},
+		{"plain past last delivery", plain, 6, 5, 0, Decision{Outcome: OutcomeDeadLetter, Reason: maxDel}},
+		{"retry after", Retry(42*time.Second, plain), 1, 5, 0.5, Decision{Outcome: OutcomeRetry, Delay: 42 * time.Second}},
+		{"wrapped retry after", fmt.Errorf("x: %w", Retry(time.Second, nil)), 2, 5, 0, Decision{Outcome: OutcomeRetry, Delay: time.Second}},
+		{"negative retry after", Retry(-time.Second, nil), 1, 5, 0, Decision{Outcome: OutcomeRetry, Delay: 0}},
+		{"retry after on last delivery", Retry(time.Second, plain), 5, 5, 0, Decision{Outcome: OutcomeDeadLetter, Reason: maxDel}},
+		{"permanent", Permanent(plain), 1, 5, 0, Decision{Outcome: OutcomeDeadLetter, Reason: perm}},
+		{"wrapped permanent", fmt.Errorf("decode: %w", Permanent(plain)), 1, 5, 0, Decision{Outcome: OutcomeDeadLetter, Reason: perm}},
+		{"no handler", Permanent(ErrNoHandler), 1, 5, 0, Decision{Outcome: OutcomeDeadLetter, Reason: noHandler}},
+		{"panic", newPanicError("bug"), 1, 5, 0, Decision{Outcome: OutcomeRetry, Delay: 500 * time.Millisecond}},
+		{"panic on last delivery", newPanicError("bug"), 5, 5, 0, Decision{Outcome: OutcomeDeadLetter, Reason: maxDel}},
+		{"max deliver 1", plain, 1, 1, 0, Decision{Outcome: OutcomeDeadLetter, Reason: maxDel}},
+		{"defer", Defer(3*time.Second, "rate"), 1, 5, 0, Decision{Outcome: OutcomeDefer, Delay: 3 * time.Second}},
+		{"defer on last delivery", Defer(time.Second, ""), 5, 5, 0, Decision{Outcome: OutcomeDefer, Delay: time.Second}},
+		{"defer past last delivery", fmt.Errorf("limit: %w", Defer(time.Second, "")), 9, 5, 0, Decision{Outcome: OutcomeDefer, Delay: time.Second}},
+		{"negative defer", Defer(-time.Second, ""), 1, 5, 0, Decision{Outcome: OutcomeDefer, Delay: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,10 +79,10 @@ func TestClassifyReasonOnLastDelivery(t *testing.T) {
 	t.Parallel()
 	b := backoff{base: time.Second, max: 10 * time.Second}
 	// A permanent error wins over the last delivery; no handler over both.
-	if got := classify(Permanent(errors.New("bad")), 5, 5, b, 0); got.reason != stream.ReasonPermanent {
-		t.Errorf("permanent on the last delivery: reason %q, want %q", got.reason, stream.ReasonPermanent)
+	if got := classify(Permanent(errors.New("bad")), 5, 5, b, 0); got.Reason != stream.ReasonPermanent {
+		t.Errorf("permanent on the last delivery: reason %q, want %q", got.Reason, stream.ReasonPermanent)
 	}
-	if got := classify(Permanent(ErrNoHandler), 5, 5, b, 0); got.reason != stream.ReasonNoHandler {
-		t.Errorf("no handler on the last delivery: reason %q, want %q", got.reason, stream.ReasonNoHandler)
+	if got := classify(Permanent(ErrNoHandler), 5, 5, b, 0); got.Reason != stream.ReasonNoHandler {
+		t.Errorf("no handler on the last delivery: reason %q, want %q", got.Reason, stream.ReasonNoHandler)
 	}
 }

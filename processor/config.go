@@ -152,7 +152,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("backoff max %s is below backoff base %s", c.BackoffMax, c.BackoffBase))
 	}
 	for _, f := range c.FilterSubjects {
-		if _, _, err := parsePattern(f); err != nil {
+		if _, err := ParsePattern(f); err != nil {
 			errs = append(errs, fmt.Errorf("filter subject: %w", err))
 		}
 	}

@@ -57,7 +57,7 @@ func (p *Processor) handle(ctx context.Context, s *slot, it pulled) {
 	}
 	s.set(d, it.mark)
 	p.running.Add(1)
-	h, pattern := p.route(m.subject)
+	h, entry := p.route(m)
 	ctx, span := p.startSpan(ctx, m)
 	start := time.Now()
 	var herr error
@@ -77,7 +77,7 @@ func (p *Processor) handle(ctx context.Context, s *slot, it pulled) {
 		endSpan(span, OutcomeRetry, herr)
 		return // a shutdown nak'ed it already
 	}
-	endSpan(span, p.settle(ctx, s, d, m, pattern, herr, start, elapsed), herr)
+	endSpan(span, p.settle(ctx, s, d, m, entry, herr, start, elapsed), herr)
 }
 
 // alertSubject is the subject the handlers see: an alert redriven for the
@@ -101,49 +101,49 @@ func call(ctx context.Context, h Handler, m *Message) (err error) {
 }
 
 // settle applies the outcome of herr to the message, and logs it once.
-func (p *Processor) settle(ctx context.Context, s *slot, d *delivery, m *Message, pattern string, herr error, start time.Time, elapsed time.Duration) Outcome {
+func (p *Processor) settle(ctx context.Context, s *slot, d *delivery, m *Message, entry string, herr error, start time.Time, elapsed time.Duration) Outcome {
 	dec := classify(herr, m.delivered, p.cfg.MaxDeliver, p.backoff, randJitter())
-	if herr != nil && context.Cause(ctx) == ErrShutdown && dec.outcome == OutcomeRetry {
-		dec.delay = 0 // cancelled by shutdown, not failed: redeliver at once
+	if herr != nil && context.Cause(ctx) == ErrShutdown && dec.Outcome == OutcomeRetry {
+		dec.Delay = 0 // cancelled by shutdown, not failed: redeliver at once
 	}
 	var err error
-	switch dec.outcome {
+	switch dec.Outcome {
 	case OutcomeAck, OutcomeDrop:
 		err = p.ack(s, d.msg)
 	case OutcomeRetry:
-		err = d.msg.NakWithDelay(dec.delay)
+		err = d.msg.NakWithDelay(dec.Delay)
 	case OutcomeDefer:
-		err = p.deferDelivery(ctx, d.msg, m, dec.delay)
+		err = p.deferDelivery(ctx, d.msg, m, dec.Delay)
 	case OutcomeDeadLetter:
 		fallback := start
 		if m.delivered > 1 {
 			fallback = m.timestamp
 		}
 		first := p.attempts.firstAttempt(m.sequence, fallback)
-		if err = p.deadLetter(ctx, d.msg, m, herr, dec.reason, pattern, first, start); err != nil {
+		if err = p.deadLetter(ctx, d.msg, m, herr, dec.Reason, entry, first, start); err != nil {
 			// The DLQ refused it: leave the alert unsettled. The
 			// server's MaxDeliver is unlimited, so it comes back.
-			dec = decision{outcome: OutcomeRetry, delay: p.backoff.delay(m.delivered, randJitter())}
-			if nakErr := d.msg.NakWithDelay(dec.delay); nakErr != nil {
+			dec = Decision{Outcome: OutcomeRetry, Delay: p.backoff.delay(m.delivered, randJitter())}
+			if nakErr := d.msg.NakWithDelay(dec.Delay); nakErr != nil {
 				err = errors.Join(err, nakErr)
 			}
 		}
 	}
-	if dec.outcome == OutcomeRetry {
+	if dec.Outcome == OutcomeRetry {
 		p.attempts.record(m.sequence, start, herr)
 	} else if m.delivered > 1 {
 		p.attempts.forget(m.sequence)
 	}
-	p.logOutcome(m, pattern, dec, herr, err, elapsed)
+	p.logOutcome(m, entry, dec, herr, err, elapsed)
 	if p.cfg.OnOutcome != nil {
-		p.cfg.OnOutcome(Result{Message: m, Pattern: pattern, Outcome: dec.outcome, Delay: dec.delay, Err: herr, SettleErr: err, Duration: elapsed})
+		p.cfg.OnOutcome(Result{Message: m, Entry: entry, Outcome: dec.Outcome, Delay: dec.Delay, Err: herr, SettleErr: err, Duration: elapsed})
 	}
-	return dec.outcome
+	return dec.Outcome
 }
 
 // deadLetter stores m in the DLQ stream with its reason (see
 // stream.PublishDeadLetter), then terminates the original.
-func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Message, herr error, reason, pattern string, first, last time.Time) error {
+func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Message, herr error, reason, entry string, first, last time.Time) error {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 	defer cancel()
 	err := stream.PublishDeadLetter(pctx, p.js, p.cfg.Topology, stream.DeadLetter{
@@ -152,7 +152,7 @@ func (p *Processor) deadLetter(ctx context.Context, msg jetstream.Msg, m *Messag
 		Header:       m.header,
 		Reason:       reason,
 		Error:        errorDetail(herr),
-		Pattern:      pattern,
+		Entry:        entry,
 		Stream:       m.stream,
 		Sequence:     m.sequence,
 		Group:        p.cfg.Group,
@@ -183,12 +183,12 @@ func (p *Processor) ack(s *slot, msg jetstream.Msg) error {
 	return msg.Ack()
 }
 
-func (p *Processor) logOutcome(m *Message, pattern string, dec decision, herr, ackErr error, elapsed time.Duration) {
+func (p *Processor) logOutcome(m *Message, entry string, dec Decision, herr, ackErr error, elapsed time.Duration) {
 	level := slog.LevelDebug
 	switch {
-	case ackErr != nil || dec.outcome == OutcomeDeadLetter:
+	case ackErr != nil || dec.Outcome == OutcomeDeadLetter:
 		level = slog.LevelError
-	case dec.outcome == OutcomeRetry:
+	case dec.Outcome == OutcomeRetry:
 		level = slog.LevelWarn
 	}
 	ctx := context.Background()
@@ -196,15 +196,15 @@ func (p *Processor) logOutcome(m *Message, pattern string, dec decision, herr, a
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("outcome", dec.outcome.String()),
+		slog.String("outcome", dec.Outcome.String()),
 		slog.String("subject", m.subject),
 		slog.Uint64("seq", m.sequence),
 		slog.Int("delivered", m.delivered),
-		slog.String("pattern", pattern),
+		slog.String("entry", entry),
 		slog.Duration("duration", elapsed),
 	}
-	if dec.outcome == OutcomeRetry {
-		attrs = append(attrs, slog.Duration("retry_in", dec.delay))
+	if dec.Outcome == OutcomeRetry {
+		attrs = append(attrs, slog.Duration("retry_in", dec.Delay))
 	}
 	if herr != nil {
 		attrs = append(attrs, slog.String("err", herr.Error()))

@@ -25,8 +25,10 @@ var ErrShutdown = errors.New("processor: shutting down")
 
 // Result describes one settled message, for OnOutcome.
 type Result struct {
-	Message  *Message
-	Pattern  string
+	Message *Message
+	// Entry is the entry that took the message (see Mux); empty when none
+	// did or the handler is not a Mux.
+	Entry    string
 	Outcome  Outcome
 	Delay    time.Duration // for OutcomeRetry and OutcomeDefer
 	Err      error         // the handler's error, nil on success
@@ -42,7 +44,7 @@ type Result struct {
 type Processor struct {
 	js      jetstream.JetStream
 	h       Handler
-	route   func(subject string) (Handler, string)
+	route   func(m *Message) (Handler, string)
 	cfg     Config
 	backoff backoff
 	log     *slog.Logger
@@ -63,8 +65,9 @@ type Processor struct {
 	slots []slot
 }
 
-// New returns a Processor that hands every message of cfg's group to h,
-// usually a *Router.
+// New returns a Processor that hands every message of cfg's group to h:
+// usually a Mux (a *Router, or the rules of a handlers config), whose
+// entries then name the messages they take.
 func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -74,11 +77,9 @@ func New(js jetstream.JetStream, h Handler, cfg Config) (*Processor, error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider() // delegates to a provider installed later
 	}
-	route := func(string) (Handler, string) { return h, "" }
-	if r, ok := h.(interface {
-		Handler(subject string) (Handler, string)
-	}); ok {
-		route = r.Handler
+	route := func(*Message) (Handler, string) { return h, "" }
+	if mux, ok := h.(Mux); ok {
+		route = mux.Route
 	}
 	var tracer trace.Tracer
 	if _, ok := tp.(noop.TracerProvider); !ok {
@@ -118,6 +119,13 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("processor: %w", err)
 	}
 	p.logStreams(ctx)
+	if st, ok := p.h.(Starter); ok {
+		stop, err := st.Start(ctx, Group{Name: p.cfg.Group, Topology: p.cfg.Topology, JetStream: p.js, Logger: p.cfg.Logger})
+		if err != nil {
+			return fmt.Errorf("processor: start handler: %w", err)
+		}
+		defer stop() // after the workers are done: deferred before them, run after
+	}
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 

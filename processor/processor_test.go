@@ -281,9 +281,9 @@ func TestDeadLetters(t *testing.T) {
 			t.Errorf("no dead letter for %s", tt.subject)
 			continue
 		}
-		if d.Reason != tt.reason || !strings.Contains(d.Error, tt.errText) || d.Pattern != tt.pattern || d.Deliveries != tt.deliveries {
+		if d.Reason != tt.reason || !strings.Contains(d.Error, tt.errText) || d.Entry != tt.pattern || d.Deliveries != tt.deliveries {
 			t.Errorf("%s: reason=%q error=%q pattern=%q deliveries=%d, want %q, ~%q, %q, %d",
-				tt.subject, d.Reason, d.Error, d.Pattern, d.Deliveries, tt.reason, tt.errText, tt.pattern, tt.deliveries)
+				tt.subject, d.Reason, d.Error, d.Entry, d.Deliveries, tt.reason, tt.errText, tt.pattern, tt.deliveries)
 		}
 		if d.Stream != b.topo.Alerts || d.Sequence == 0 || d.Group != "reactor" || d.MsgID == "" {
 			t.Errorf("%s: stream=%q seq=%d group=%q msgid=%q", tt.subject, d.Stream, d.Sequence, d.Group, d.MsgID)

@@ -79,7 +79,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, h Handler, cfg ReplayCo
 	var st ReplayStats
 	cfg.Topology = cfg.Topology.WithDefaults()
 	for _, f := range cfg.FilterSubjects {
-		if _, _, err := parsePattern(f); err != nil {
+		if _, err := ParsePattern(f); err != nil {
 			return st, fmt.Errorf("replay: subject filter: %w", err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 )
 
@@ -15,8 +14,14 @@ import (
 // beats ">". So for "alerts.cpu.high", "alerts.cpu.*" wins over "alerts.*.high",
 // which wins over "alerts.>". An exact literal pattern always wins.
 //
-// A Router is itself a Handler. Register routes before processing starts;
-// registration is safe for concurrent use but meant for setup.
+// A Router is a Mux: the processor asks it which pattern takes each message
+// and names that pattern, the entry, in its logs and metrics. A handler
+// registered on a Router may be a Mux itself (the rules of a handlers
+// config): the Router then hands it the messages its pattern matches, and
+// the inner Mux's entry names them.
+//
+// Register routes before processing starts; registration is safe for
+// concurrent use but meant for setup.
 type Router struct {
 	mu       sync.RWMutex
 	literal  map[string]*route
@@ -25,19 +30,11 @@ type Router struct {
 }
 
 type route struct {
-	pattern string
-	tokens  []string
-	rank    []int8
+	pattern Pattern
 	h       Handler // as registered
 	wrapped Handler // h with the router's middleware
+	mux     Mux     // h, when it routes further
 }
-
-// Token ranks: lower is more specific.
-const (
-	rankLiteral int8 = iota
-	rankStar
-	rankTail
-)
 
 // NewRouter returns an empty Router.
 func NewRouter() *Router {
@@ -50,7 +47,7 @@ func (r *Router) Handle(pattern string, h Handler) {
 	if h == nil {
 		panic("processor: nil handler for " + pattern)
 	}
-	tokens, rank, err := parsePattern(pattern)
+	p, err := ParsePattern(pattern)
 	if err != nil {
 		panic("processor: " + err.Error())
 	}
@@ -59,13 +56,14 @@ func (r *Router) Handle(pattern string, h Handler) {
 	if r.lookupExact(pattern) != nil {
 		panic(fmt.Sprintf("processor: multiple registrations for %q", pattern))
 	}
-	rt := &route{pattern: pattern, tokens: tokens, rank: rank, h: h, wrapped: r.wrap(h)}
-	if !slices.ContainsFunc(rank, func(k int8) bool { return k != rankLiteral }) {
+	rt := &route{pattern: p, h: h, wrapped: r.wrap(h)}
+	rt.mux, _ = h.(Mux)
+	if !p.Wildcard() {
 		r.literal[pattern] = rt
 		return
 	}
 	r.wildcard = append(r.wildcard, rt)
-	slices.SortStableFunc(r.wildcard, func(a, b *route) int { return slices.Compare(a.rank, b.rank) })
+	slices.SortStableFunc(r.wildcard, func(a, b *route) int { return a.pattern.Compare(b.pattern) })
 }
 
 // On registers fn for pattern: r.On("alerts.terminator_detected", fn).
@@ -99,29 +97,36 @@ func (r *Router) lookupExact(pattern string) *route {
 		return rt
 	}
 	for _, rt := range r.wildcard {
-		if rt.pattern == pattern {
+		if rt.pattern.String() == pattern {
 			return rt
 		}
 	}
 	return nil
 }
 
-// Process runs the handler registered for m's subject, with the router's
-// middleware. With no matching pattern it returns Permanent(ErrNoHandler).
+// Process runs the handler of the entry that takes m (see Route). With no
+// matching pattern it returns Permanent(ErrNoHandler).
 func (r *Router) Process(ctx context.Context, m *Message) error {
-	h, _ := r.Handler(m.Subject())
+	h, _ := r.Route(m)
 	return h.Process(ctx, m)
 }
 
-// Handler returns the handler for subject, wrapped in the router's
-// middleware, and the pattern it was registered with: one match for both,
-// as http.ServeMux.Handler. With no matching pattern it returns a handler
-// that fails with Permanent(ErrNoHandler), and an empty pattern.
-func (r *Router) Handler(subject string) (h Handler, pattern string) {
-	if rt := r.match(subject); rt != nil {
-		return rt.wrapped, rt.pattern
+// Route returns the handler for m, wrapped in the router's middleware, and
+// the entry that takes m: the pattern registered with it, or the entry of
+// the Mux registered there. With no matching pattern it returns a handler
+// that fails with Permanent(ErrNoHandler), and an empty entry.
+func (r *Router) Route(m *Message) (h Handler, entry string) {
+	rt := r.match(m.Subject())
+	switch {
+	case rt == nil:
+		return noHandler, ""
+	case rt.mux != nil:
+		h, entry = rt.mux.Route(m)
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		return r.wrap(h), entry
 	}
-	return noHandler, ""
+	return rt.wrapped, rt.pattern.String()
 }
 
 // noHandler is the handler of subjects no pattern matches.
@@ -139,7 +144,7 @@ func (r *Router) Patterns() []string {
 	}
 	slices.Sort(out)
 	for _, rt := range r.wildcard {
-		out = append(out, rt.pattern)
+		out = append(out, rt.pattern.String())
 	}
 	return out
 }
@@ -151,69 +156,9 @@ func (r *Router) match(subject string) *route {
 		return rt
 	}
 	for _, rt := range r.wildcard {
-		if matchTokens(rt.tokens, subject) {
+		if rt.pattern.Match(subject) {
 			return rt
 		}
 	}
 	return nil
-}
-
-// matchTokens reports whether subject matches the pattern tokens, without
-// allocating.
-func matchTokens(tokens []string, subject string) bool {
-	for i, tok := range tokens {
-		if subject == "" {
-			return false
-		}
-		if tok == ">" {
-			return validTail(subject)
-		}
-		head, rest, more := subject, "", false
-		if j := strings.IndexByte(subject, '.'); j >= 0 {
-			head, rest, more = subject[:j], subject[j+1:], true
-		}
-		if head == "" || (more && rest == "") || (tok != "*" && tok != head) {
-			return false
-		}
-		if !more {
-			return i == len(tokens)-1
-		}
-		subject = rest
-	}
-	return false // the subject has more tokens than the pattern
-}
-
-// validTail reports whether s is one or more non-empty tokens.
-func validTail(s string) bool {
-	return s != "" && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
-}
-
-// parsePattern validates a subject pattern and returns its tokens and ranks.
-func parsePattern(pattern string) ([]string, []int8, error) {
-	if pattern == "" {
-		return nil, nil, fmt.Errorf("empty pattern")
-	}
-	if strings.ContainsAny(pattern, " \t\r\n") {
-		return nil, nil, fmt.Errorf("invalid pattern %q: contains whitespace", pattern)
-	}
-	tokens := strings.Split(pattern, ".")
-	rank := make([]int8, len(tokens))
-	for i, tok := range tokens {
-		switch {
-		case tok == "":
-			return nil, nil, fmt.Errorf("invalid pattern %q: empty token", pattern)
-		case tok == ">":
-			if i != len(tokens)-1 {
-				return nil, nil, fmt.Errorf("invalid pattern %q: \">\" must be the last token", pattern)
-			}
-			rank[i] = rankTail
-		case tok == "*":
-			rank[i] = rankStar
-		case strings.ContainsAny(tok, "*>"):
-			return nil, nil, fmt.Errorf("invalid pattern %q: wildcard inside token %q", pattern, tok)
-		default:
-			rank[i] = rankLiteral
-		}
-	}
-	return tokens, rank, nil
 }

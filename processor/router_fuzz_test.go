@@ -6,7 +6,7 @@ import (
 )
 
 // matchReference is the obvious, allocating implementation of NATS subject
-// matching that matchTokens must agree with.
+// matching that Pattern.Match must agree with.
 func matchReference(pattern []string, subject string) bool {
 	if subject == "" {
 		return false
@@ -44,11 +44,11 @@ func FuzzMatch(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, pattern, subject string) {
-		tokens, _, err := parsePattern(pattern)
+		p, err := ParsePattern(pattern)
 		if err != nil {
 			return
 		}
-		if got, want := matchTokens(tokens, subject), matchReference(tokens, subject); got != want {
+		if got, want := p.Match(subject), matchReference(p.tokens, subject); got != want {
 			t.Fatalf("match(%q, %q) = %v, reference says %v", pattern, subject, got, want)
 		}
 	})

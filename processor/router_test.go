@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,8 +41,8 @@ func TestRouterPrecedence(t *testing.T) {
 		{"", ""},                               //
 	}
 	for _, tt := range tests {
-		if _, got := r.Handler(tt.subject); got != tt.want {
-			t.Errorf("Handler(%q) pattern = %q, want %q", tt.subject, got, tt.want)
+		if _, got := r.Route(NewMessage(tt.subject, nil, nil, MessageInfo{})); got != tt.want {
+			t.Errorf("Route(%q) entry = %q, want %q", tt.subject, got, tt.want)
 		}
 	}
 }
@@ -109,7 +110,7 @@ func TestRouterRegistrationPanics(t *testing.T) {
 	}
 }
 
-func TestCheckPattern(t *testing.T) {
+func TestParsePattern(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		pattern  string
@@ -123,18 +124,87 @@ func TestCheckPattern(t *testing.T) {
 		{"alerts.>.x", false, "must be the last token"}, {">.>", false, "must be the last token"},
 		{"alerts.x>", false, "wildcard inside token"}, {"alerts.*x", false, "wildcard inside token"},
 	} {
-		wildcard, err := CheckPattern(tt.pattern)
-		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) || wildcard != tt.wildcard {
-			t.Errorf("CheckPattern(%q) = %v, %v; want %v, error containing %q", tt.pattern, wildcard, err, tt.wildcard, tt.err)
+		p, err := ParsePattern(tt.pattern)
+		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) || p.Wildcard() != tt.wildcard {
+			t.Errorf("ParsePattern(%q) = %v (wildcard %v), %v; want wildcard %v, error containing %q", tt.pattern, p, p.Wildcard(), err, tt.wildcard, tt.err)
 		}
-		// Router.Handle refuses exactly what CheckPattern does.
+		if err == nil && p.String() != tt.pattern {
+			t.Errorf("ParsePattern(%q).String() = %q", tt.pattern, p)
+		}
+		// Router.Handle refuses exactly what ParsePattern does.
 		panicked := func() (p bool) {
 			defer func() { p = recover() != nil }()
 			NewRouter().Handle(tt.pattern, HandlerFunc(func(context.Context, *Message) error { return nil }))
 			return false
 		}()
 		if panicked != (err != nil) {
-			t.Errorf("Handle(%q) panicked = %v, CheckPattern error = %v", tt.pattern, panicked, err)
+			t.Errorf("Handle(%q) panicked = %v, ParsePattern error = %v", tt.pattern, panicked, err)
+		}
+	}
+}
+
+// entryMux routes every message to one of its two entries by payload, like
+// the rules of a handlers config.
+type entryMux struct{ a, b Handler }
+
+func (e entryMux) Route(m *Message) (Handler, string) {
+	if string(m.Data()) == "a" {
+		return e.a, "entry-a"
+	}
+	return e.b, "entry-b"
+}
+
+func (e entryMux) Process(ctx context.Context, m *Message) error {
+	h, _ := e.Route(m)
+	return h.Process(ctx, m)
+}
+
+// TestRouterNestedMux: a Mux registered on a router names the messages its
+// pattern matches by its own entries, and the router's middleware still
+// wraps the handler it picks.
+func TestRouterNestedMux(t *testing.T) {
+	t.Parallel()
+	var ran []string
+	named := func(name string) Handler {
+		return HandlerFunc(func(context.Context, *Message) error { ran = append(ran, name); return nil })
+	}
+	r := NewRouter()
+	r.Handle("alerts.x", named("literal"))
+	r.Handle("alerts.>", entryMux{a: named("a"), b: named("b")})
+	wrapped := 0
+	r.Use(func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, m *Message) error { wrapped++; return next.Process(ctx, m) })
+	})
+	for _, tt := range []struct{ subject, data, entry string }{
+		{"alerts.x", "a", "alerts.x"},
+		{"alerts.y", "a", "entry-a"},
+		{"alerts.y", "b", "entry-b"},
+	} {
+		m := NewMessage(tt.subject, []byte(tt.data), nil, MessageInfo{})
+		h, entry := r.Route(m)
+		if entry != tt.entry {
+			t.Errorf("Route(%s, %s) entry = %q, want %q", tt.subject, tt.data, entry, tt.entry)
+		}
+		if err := h.Process(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"literal", "a", "b"}; !slices.Equal(ran, want) || wrapped != 3 {
+		t.Errorf("ran %q with middleware %d times, want %q and 3", ran, wrapped, want)
+	}
+}
+
+func TestPatternCompare(t *testing.T) {
+	t.Parallel()
+	// Most specific first, as the router and the rules order them.
+	order := []string{"alerts.cpu.high", "alerts.cpu.*", "alerts.cpu.>", "alerts.*.high", "alerts.*.>", "alerts.>", ">"}
+	for i := range order {
+		for j := range order {
+			p, _ := ParsePattern(order[i])
+			q, _ := ParsePattern(order[j])
+			if got := p.Compare(q); (got < 0) != (i < j) || (got == 0) != (i == j) {
+				t.Errorf("Compare(%s, %s) = %d", order[i], order[j], got)
+			}
 		}
 	}
 }

@@ -100,19 +100,11 @@ func (p *Processor) watchBacklog(ctx context.Context) {
 }
 
 // oldestUnsettled returns the group's oldest unsettled alert's sequence and
-// storage time (see stream.OldestUnsettled); seq is 0 when there is none.
+// storage time (see stream.GroupStatus); seq is 0 when there is none.
 func (p *Processor) oldestUnsettled(ctx context.Context) (uint64, time.Time, error) {
-	s, err := p.js.Stream(ctx, p.cfg.Topology.Alerts)
+	g, err := stream.ReadGroup(ctx, p.js, p.cfg.Topology, p.cfg.Group)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	c, err := s.Consumer(ctx, p.cfg.Group)
-	if err != nil {
-		return 0, time.Time{}, err
-	}
-	info := c.CachedInfo()
-	if info.NumPending == 0 && info.NumAckPending == 0 {
-		return 0, time.Time{}, nil
-	}
-	return stream.OldestUnsettled(ctx, s, info)
+	return g.OldestUnsettledSeq, g.OldestUnsettled, nil
 }

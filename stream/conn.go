@@ -1,7 +1,10 @@
-// Package stream is reactor's JetStream side: the connection to a server
-// (by URL, or in process to the one package stream/embedded runs), the
-// stream and consumer topology, and publishing with message ids. It links
-// nats.go only, never the server.
+// Package stream is reactor's JetStream side: the alert and its wire form
+// (Alert, DecodeAlert, Alert.Msg), the connection to a server (by URL, or in
+// process to the one package stream/embedded runs), the stream and
+// consumer-group topology, publishing with message ids, dead letters, and
+// status. Every producer of alerts (reactor send, stream/ingest, Go
+// programs) and every consumer goes through it. It links nats.go only, never
+// the server.
 package stream
 
 import (
@@ -35,6 +38,15 @@ type Config struct {
 	Name string
 	// Logger receives connection events. Defaults to discarding them.
 	Logger *slog.Logger
+}
+
+// String says where cfg connects, for messages and logs: its URLs without
+// user information, or "in process". It never holds a credential.
+func (cfg Config) String() string {
+	if cfg.URL == "" && cfg.InProcess != nil {
+		return "in process"
+	}
+	return redactURL(cfg.URL)
 }
 
 // Auth holds the credentials for an external server, mirroring the nats CLI.

@@ -24,7 +24,7 @@ import (
 const (
 	HeaderReason       = "Reactor-Reason"        // permanent, max_deliveries, no_handler
 	HeaderError        = "Reactor-Error"         // the handler's error, newlines escaped
-	HeaderPattern      = "Reactor-Pattern"       // the handler pattern that matched
+	HeaderEntry        = "Reactor-Entry"         // the entry that took it: a rule entry's name, or a router pattern
 	HeaderSubject      = "Reactor-Subject"       // the original subject
 	HeaderStream       = "Reactor-Stream"        // the stream it was delivered from
 	HeaderSequence     = "Reactor-Sequence"      // its sequence in that stream
@@ -58,7 +58,7 @@ type DeadLetter struct {
 	Header       nats.Header // the original headers, without Nats-*
 	Reason       string
 	Error        string
-	Pattern      string
+	Entry        string
 	Stream       string
 	Sequence     uint64
 	Group        string
@@ -92,7 +92,7 @@ func (d DeadLetter) Msg(subject string) *nats.Msg {
 	}
 	set(HeaderReason, d.Reason)
 	set(HeaderError, escapeHeader(truncate(d.Error, maxErrorHeader)))
-	set(HeaderPattern, d.Pattern)
+	set(HeaderEntry, d.Entry)
 	set(HeaderSubject, d.Subject)
 	set(HeaderStream, d.Stream)
 	set(HeaderSequence, strconv.FormatUint(d.Sequence, 10))
@@ -112,8 +112,8 @@ func ParseDeadLetter(subject string, data []byte, h nats.Header) DeadLetter {
 		Data:    data,
 		Header:  nats.Header{},
 		Reason:  h.Get(HeaderReason),
-		Error:   UnescapeHeader(h.Get(HeaderError)),
-		Pattern: h.Get(HeaderPattern),
+		Error:   unescapeHeader(h.Get(HeaderError)),
+		Entry:   h.Get(HeaderEntry),
 		Stream:  h.Get(HeaderStream),
 		Group:   h.Get(HeaderGroup),
 		MsgID:   h.Get(HeaderMsgID),
@@ -422,8 +422,8 @@ func escapeHeader(s string) string {
 	return headerEscaper.Replace(s)
 }
 
-// UnescapeHeader reverses escapeHeader.
-func UnescapeHeader(s string) string {
+// unescapeHeader reverses escapeHeader.
+func unescapeHeader(s string) string {
 	return headerUnescaper.Replace(s)
 }
 

@@ -24,7 +24,7 @@ func deadLetter(t *testing.T, conn *stream.Conn, topo stream.Topology, subject s
 		Header:     nats.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}},
 		Reason:     stream.ReasonPermanent,
 		Error:      errText,
-		Pattern:    "alerts.>",
+		Entry:      "alerts.>",
 		Stream:     topo.Alerts,
 		Sequence:   seq,
 		Group:      "reactor",

@@ -17,7 +17,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 		Header:       nats.Header{"Traceparent": {"00-abc-def-01"}, "Nats-Msg-Id": {"drop-me"}},
 		Reason:       ReasonMaxDeliveries,
 		Error:        "panic: boom\ngoroutine 1 [running]:\n\tmain.go:1 \\ done",
-		Pattern:      "alerts.>",
+		Entry:        "alerts.>",
 		Stream:       "ALERTS",
 		Sequence:     42,
 		Group:        "reactor",

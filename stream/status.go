@@ -132,13 +132,9 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t Topology) (*Statu
 		if info.Config.Durable == "" {
 			continue // a reader (replay, status), not a group
 		}
-		g := groupStatus(t, info)
-		if g.Backlog > 0 {
-			seq, at, err := OldestUnsettled(ctx, alerts, info)
-			if err != nil {
-				return nil, err
-			}
-			g.OldestUnsettledSeq, g.OldestUnsettled = seq, at
+		g, err := groupStatus(ctx, t, alerts, info)
+		if err != nil {
+			return nil, err
 		}
 		st.Groups = append(st.Groups, g)
 	}
@@ -149,10 +145,28 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t Topology) (*Statu
 	return st, nil
 }
 
-// OldestUnsettled returns the stream sequence and storage time of the oldest
+// ReadGroup reads the status of one consumer group on t's alert stream. A
+// missing group is an error wrapping ErrGroupNotFound.
+func ReadGroup(ctx context.Context, js jetstream.JetStream, t Topology, group string) (GroupStatus, error) {
+	t = t.WithDefaults()
+	s, err := js.Stream(ctx, t.Alerts)
+	if err != nil {
+		return GroupStatus{}, fmt.Errorf("stream %s: %w", t.Alerts, err)
+	}
+	c, err := s.Consumer(ctx, group)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return GroupStatus{}, fmt.Errorf("%w: %q on %s", ErrGroupNotFound, group, t.Alerts)
+	}
+	if err != nil {
+		return GroupStatus{}, fmt.Errorf("group %q: %w", group, err)
+	}
+	return groupStatus(ctx, t, s, c.CachedInfo())
+}
+
+// oldestUnsettled returns the stream sequence and storage time of the oldest
 // alert a group has not settled: the first alert past its ack floor that its
 // filters match. It returns 0 and a zero time when there is none.
-func OldestUnsettled(ctx context.Context, s jetstream.Stream, info *jetstream.ConsumerInfo) (uint64, time.Time, error) {
+func oldestUnsettled(ctx context.Context, s jetstream.Stream, info *jetstream.ConsumerInfo) (uint64, time.Time, error) {
 	filters := info.Config.FilterSubjects
 	if info.Config.FilterSubject != "" {
 		filters = []string{info.Config.FilterSubject}
@@ -195,7 +209,8 @@ func streamStatus(info *jetstream.StreamInfo) StreamStatus {
 	return s
 }
 
-func groupStatus(t Topology, info *jetstream.ConsumerInfo) GroupStatus {
+// groupStatus is the status of the group whose consumer on alerts is info.
+func groupStatus(ctx context.Context, t Topology, alerts jetstream.Stream, info *jetstream.ConsumerInfo) (GroupStatus, error) {
 	g := GroupStatus{
 		Name:           info.Name,
 		Start:          startOf(info.Config),
@@ -222,7 +237,14 @@ func groupStatus(t Topology, info *jetstream.ConsumerInfo) GroupStatus {
 	if info.Delivered.Last != nil {
 		g.LastActive = info.Delivered.Last.UTC()
 	}
-	return g
+	if g.Backlog > 0 {
+		seq, at, err := oldestUnsettled(ctx, alerts, info)
+		if err != nil {
+			return g, err
+		}
+		g.OldestUnsettledSeq, g.OldestUnsettled = seq, at
+	}
+	return g, nil
 }
 
 // countSince counts the messages a stream stored since a time, by asking the
@@ -275,7 +297,3 @@ func (c *Conn) ServerStatus() ServerStatus {
 	}
 	return s
 }
-
-// RedactURL removes the user info from a comma-separated list of NATS URLs,
-// so that they can be printed and logged.
-func RedactURL(raw string) string { return redactURL(raw) }

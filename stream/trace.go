@@ -17,12 +17,12 @@ import (
 // "Traceparent"; nats.Header is case-sensitive, so the carrier reads both.
 var traceContext = propagation.TraceContext{}
 
-// HeaderCarrier adapts a nats.Header to OpenTelemetry's TextMapCarrier.
+// headerCarrier adapts a nats.Header to OpenTelemetry's TextMapCarrier.
 // Keys are written in canonical form and read in either form.
-type HeaderCarrier nats.Header
+type headerCarrier nats.Header
 
 // Get returns the first value of key, in canonical or lower-case form.
-func (c HeaderCarrier) Get(key string) string {
+func (c headerCarrier) Get(key string) string {
 	if vs := c[canonicalKey(key)]; len(vs) > 0 {
 		return vs[0]
 	}
@@ -33,7 +33,7 @@ func (c HeaderCarrier) Get(key string) string {
 }
 
 // Set sets key, in canonical form.
-func (c HeaderCarrier) Set(key, value string) {
+func (c headerCarrier) Set(key, value string) {
 	c[canonicalKey(key)] = []string{value}
 }
 
@@ -52,7 +52,7 @@ func canonicalKey(key string) string {
 }
 
 // Keys lists the header keys.
-func (c HeaderCarrier) Keys() []string {
+func (c headerCarrier) Keys() []string {
 	keys := make([]string, 0, len(c))
 	for k := range c {
 		keys = append(keys, k)
@@ -74,7 +74,7 @@ func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 	if madeTraceparent(tp) {
 		cfg.TraceFlags = cfg.TraceFlags.WithSampled(true)
 	}
-	if ts := HeaderCarrier(h).Get("tracestate"); ts != "" {
+	if ts := headerCarrier(h).Get("tracestate"); ts != "" {
 		// As the propagator does: a bad tracestate leaves the trace.
 		cfg.TraceState, _ = trace.ParseTraceState(ts)
 	}
@@ -97,7 +97,7 @@ func EnsureTraceparent(ctx context.Context, h nats.Header) {
 		return
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		traceContext.Inject(trace.ContextWithSpanContext(context.Background(), sc), HeaderCarrier(h))
+		traceContext.Inject(trace.ContextWithSpanContext(context.Background(), sc), headerCarrier(h))
 		return
 	}
 	// "00-<trace id>-<its second half>-00": version 0, not sampled.
@@ -182,5 +182,5 @@ var hexDigits = func() (t [256]byte) {
 
 // Traceparent returns h's traceparent header value, or "".
 func Traceparent(h nats.Header) string {
-	return HeaderCarrier(h).Get("traceparent")
+	return headerCarrier(h).Get("traceparent")
 }

@@ -47,7 +47,7 @@ func TestTraceAgreesWithPropagator(t *testing.T) {
 			{"Traceparent": {tp}, "Tracestate": {"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"}},
 			{"traceparent": {tp}, "tracestate": {"not a tracestate"}},
 		} {
-			want := trace.SpanContextFromContext(traceContext.Extract(context.Background(), HeaderCarrier(h)))
+			want := trace.SpanContextFromContext(traceContext.Extract(context.Background(), headerCarrier(h)))
 			if got := validTraceparent(tp); got != want.IsValid() {
 				t.Errorf("validTraceparent(%q) = %v, the propagator says %v", tp, got, want.IsValid())
 			}

@@ -111,7 +111,7 @@ type dlqView struct {
 	Subject      string              `json:"subject"`
 	Reason       string              `json:"reason"`
 	Error        string              `json:"error"`
-	Pattern      string              `json:"pattern,omitempty"`
+	Entry        string              `json:"entry,omitempty"`
 	Group        string              `json:"group,omitempty"`
 	Deliveries   int                 `json:"deliveries"`
 	FirstAttempt time.Time           `json:"first_attempt,omitzero"`
@@ -128,7 +128,7 @@ type dlqView struct {
 func viewOf(e stream.DLQEntry, full bool) dlqView {
 	v := dlqView{
 		Seq: e.DLQSequence, Stored: e.Stored.UTC(), Subject: e.Subject, Reason: e.Reason, Error: e.Error,
-		Pattern: e.Pattern, Group: e.Group, Deliveries: e.Deliveries,
+		Entry: e.Entry, Group: e.Group, Deliveries: e.Deliveries,
 		FirstAttempt: e.FirstAttempt, LastAttempt: e.LastAttempt, Queued: e.Queued,
 		Stream: e.Stream, StreamSeq: e.Sequence, MsgID: e.MsgID,
 	}
@@ -227,7 +227,7 @@ func writeDeadLetter(w io.Writer, e stream.DLQEntry) error {
 	row("Stored", humanTime(e.Stored))
 	row("Subject", e.Subject)
 	row("Reason", e.Reason)
-	row("Handler", e.Pattern)
+	row("Entry", e.Entry)
 	row("Group", e.Group)
 	row("Deliveries", strconv.Itoa(e.Deliveries))
 	row("Queued", humanTime(e.Queued))
@@ -430,7 +430,7 @@ func subjectFilter(c *cli.Context) (string, error) {
 	if s == "" {
 		return "", nil
 	}
-	if _, err := processor.CheckPattern(s); err != nil {
+	if _, err := processor.ParsePattern(s); err != nil {
 		return "", usageErrorf("invalid --subject: %w", err)
 	}
 	return s, nil

@@ -40,7 +40,7 @@ func TestDLQRoundTrip(t *testing.T) {
 	}, "the failing alerts dead-lettered")
 	for _, d := range dead {
 		if d.Subject != "alerts.fail.x" || d.Reason != "permanent" || !strings.Contains(d.Error, "exec false: exit status 1") ||
-			d.Pattern != "alerts.fail.>" || d.Group != "reactor" || d.Deliveries != 1 || d.MsgID == "" || d.Stored.IsZero() {
+			d.Entry != "alerts.fail.>" || d.Group != "reactor" || d.Deliveries != 1 || d.MsgID == "" || d.Stored.IsZero() {
 			t.Errorf("dead letter = %+v", d)
 		}
 	}
@@ -59,7 +59,7 @@ func TestDLQRoundTrip(t *testing.T) {
 	for _, want := range []string{
 		"Dead letter:   " + first + " (dlq.alerts.fail.x)",
 		"Reason:        permanent",
-		"Handler:       alerts.fail.>",
+		"Entry:         alerts.fail.>",
 		"Error:\n  permanent: exec false: exit status 1 (a permanent exit code)",
 		"Reactor-Reason: permanent",
 		"Nats-Msg-Id: ALERTS-",

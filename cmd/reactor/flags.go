@@ -104,7 +104,7 @@ func connect(c *cli.Context) (*stream.Conn, error) {
 	defer cancel()
 	conn, err := stream.Open(ctx, cfg)
 	if errors.Is(err, stream.ErrNoServer) {
-		return nil, withHint(fmt.Errorf("no NATS server at %s", stream.RedactURL(cfg.URL)),
+		return nil, withHint(fmt.Errorf("no NATS server at %s", cfg.String()),
 			"start one with `reactor run` or set --url/NATS_URL")
 	}
 	if errors.Is(err, nats.ErrAuthorization) {
@@ -119,7 +119,7 @@ func connect(c *cli.Context) (*stream.Conn, error) {
 // authError explains why the server at cfg.URL refused the connection: no
 // credentials, or wrong ones. Like every error, it never shows them.
 func authError(cfg stream.Config) error {
-	where := stream.RedactURL(cfg.URL)
+	where := cfg.String()
 	if cfg.Auth == (stream.Auth{}) && !strings.Contains(cfg.URL, "@") {
 		return withHint(fmt.Errorf("the NATS server at %s requires credentials", where),
 			"give --user and --password, --token, --creds or --nkey (or NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY)")

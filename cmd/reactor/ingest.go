@@ -96,7 +96,7 @@ func ingestAction(c *cli.Context) error {
 		defer func() { <-done }()
 	}
 	fmt.Fprintf(stderr, "reactor: ready: HTTP ingest on %s/v1/, storing into NATS at %s; Ctrl-C to stop\n",
-		srv.url, stream.RedactURL(c.String("url")))
+		srv.url, streamConfig(c))
 	<-c.Context.Done()
 	fmt.Fprintf(stderr, "reactor: stopping: finishing requests in flight (up to %s)\n", c.Duration("shutdown-timeout"))
 	if err := srv.stop(c.Duration("shutdown-timeout")); err != nil {

@@ -128,7 +128,7 @@ func TestIngestToken(t *testing.T) {
 		`reactor_ingest_requests_total{code="401",endpoint="alerts"} 4`,
 		`reactor_ingest_requests_total{code="200",endpoint="alerts"} 2`,
 		`reactor_ingest_alerts_total{endpoint="alerts",result="stored"} 2`,
-		`reactor_alerts_handled_total{outcome="ok",pattern="alerts.>"} 2`,
+		`reactor_alerts_handled_total{entry="alerts.>",outcome="ok"} 2`,
 	)
 	if code := run.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)

@@ -86,7 +86,7 @@ func replayAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if h, err = newRouter(c, stdout, logger); err != nil {
+		if h, err = newRules(c, stdout, logger); err != nil {
 			return err
 		}
 	}
@@ -175,7 +175,7 @@ func replayConfig(c *cli.Context, now time.Time) (processor.ReplayConfig, error)
 		cfg.Until = t
 	}
 	for _, s := range cfg.FilterSubjects {
-		if _, err := processor.CheckPattern(s); err != nil {
+		if _, err := processor.ParsePattern(s); err != nil {
 			return cfg, usageErrorf("invalid --subject: %w", err)
 		}
 	}

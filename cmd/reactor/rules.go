@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -106,29 +105,35 @@ func rulesExplainAction(c *cli.Context) error {
 	if cerr != nil && seq != 0 {
 		return cerr
 	}
-	deps := handlers.Deps{Out: io.Discard, Group: c.String("group")}
+	group, topo := c.String("group"), topology(c)
 	if cerr == nil {
 		defer conn.Close()
-		deps.JetStream = conn.JS
 	} else {
 		out.Unknown = "suppression windows and counts: " + firstLine(cerr.Error(), 200)
 	}
 	if seq != 0 {
-		if subject, data, header, err = storedAlert(c.Context, conn.JS, topology(c).Alerts, seq); err != nil {
+		if subject, data, header, err = storedAlert(c.Context, conn.JS, topo.Alerts, seq); err != nil {
 			return err
 		}
 	}
-	a, err := handlers.Decode(processor.NewMessage(subject, data, header, processor.MessageInfo{}))
+	a, err := stream.DecodeAlert(subject, data)
 	if err != nil {
-		var perm *processor.PermanentError
-		if errors.As(err, &perm) {
-			err = perm.Err
-		}
 		return withHint(err, "an alert is a JSON object with reactor's fields, or text")
 	}
-	rules, err := handlers.NewRules(cfg, deps)
+	if a.ID == "" {
+		a.ID = header.Get(nats.MsgIdHdr)
+	}
+	rules, err := handlers.NewRules(cfg, handlers.Deps{Out: io.Discard})
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
+	}
+	if cerr == nil {
+		// Bound to the group, the rules read its suppression windows.
+		stop, err := rules.Start(c.Context, processor.Group{Name: group, Topology: topo.WithDefaults(), JetStream: conn.JS})
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	ex, err := rules.Explain(c.Context, a)
 	if err != nil {
@@ -142,7 +147,7 @@ func rulesExplainAction(c *cli.Context) error {
 		}
 		var n uint64
 		for _, e := range counts {
-			if e.Group == deps.Group && e.Entry == ex.Entry {
+			if e.Group == group && e.Entry == ex.Entry {
 				n = e.Limited
 			}
 		}
@@ -151,7 +156,7 @@ func rulesExplainAction(c *cli.Context) error {
 	if c.Bool("json") {
 		return writeJSONIndent(c.App.Writer, out)
 	}
-	return writeExplanation(c.App.Writer, out, deps.Group)
+	return writeExplanation(c.App.Writer, out, group)
 }
 
 // readAlertArg reads the file named by the argument, or stdin for "-".

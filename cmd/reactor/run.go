@@ -91,25 +91,55 @@ func runAction(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageErrorf("run takes no arguments, got %q: see 'reactor run --help'", c.Args().First())
 	}
-	stdout, stderr := c.App.Writer, c.App.ErrWriter
-	logger, level, err := newLogger(c, stderr)
+	rc, err := newRunConfig(c)
 	if err != nil {
 		return err
 	}
-	handlersCfg, err := loadHandlersConfig(c)
+	conn, err := rc.open(c)
 	if err != nil {
 		return err
+	}
+	defer conn.Close()
+	return rc.serve(c, conn)
+}
+
+// runConfig is what run's flags ask for: the handlers, the processor, where
+// JetStream lives and the listeners.
+type runConfig struct {
+	logger    *slog.Logger
+	handlers  handlers.Config
+	processor processor.Config
+	http      httpConfig // addr empty: no HTTP listener
+	metrics   string     // empty: no metrics listener
+	stream    stream.Config
+	embedded  *embedded.Config // nil with --url
+	where     string           // for the ready line
+}
+
+// newRunConfig reads and checks run's flags.
+func newRunConfig(c *cli.Context) (runConfig, error) {
+	rc := runConfig{metrics: c.String("metrics")}
+	logger, level, err := newLogger(c, c.App.ErrWriter)
+	if err != nil {
+		return rc, err
+	}
+	rc.logger = logger
+	if rc.handlers, err = loadHandlersConfig(c); err != nil {
+		return rc, err
 	}
 	topo := topology(c)
 	topo.Replicas = c.Int("replicas")
 	topo.MaxAge = c.Duration("history-max-age")
 	topo.DuplicateWindow = c.Duration("duplicate-window")
 	topo.MaxBytes = c.Int64("max-bytes")
+	if topo.DuplicateWindow <= 0 || topo.MaxAge <= 0 || topo.DuplicateWindow > topo.MaxAge {
+		return rc, usageErrorf("--duplicate-window and --history-max-age must be positive, the window no longer than the history")
+	}
 	start, err := stream.ParseStart(c.String("start"), time.Now())
 	if err != nil {
-		return usageErrorf("bad --start: %v", err)
+		return rc, usageErrorf("bad --start: %v", err)
 	}
-	pcfg := processor.Config{
+	rc.processor = processor.Config{
 		Topology:        topo,
 		Group:           c.String("group"),
 		FilterSubjects:  c.StringSlice("filter"),
@@ -122,101 +152,98 @@ func runAction(c *cli.Context) error {
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 		// With --sync-always, wait for the server to confirm each ack:
 		// fire-and-forget acks can queue on the server up to the group's
-		// MaxAckPending (1000), and a crash repeats every one of them (seen
-		// with the former work queue, where applying an ack was a
-		// synchronous write). Confirmed, a crash repeats the alerts in the
-		// workers and those acked in the last ~100 ms, which nats-server
-		// had not yet written to the consumer's state (TestCrashLoop).
+		// MaxAckPending, and a crash repeats every one of them. Confirmed,
+		// a crash repeats the alerts in the workers and those acked just
+		// before, which nats-server had not yet written to the consumer's
+		// state (TestCrashLoop).
 		DoubleAck: c.Bool("sync-always"),
 		Logger:    logger,
 		// reactor run exports no traces: no span per alert, and handlers'
 		// contexts still carry the alert's trace context.
 		TracerProvider: noop.NewTracerProvider(),
 	}
-	if pcfg.Workers < 1 || pcfg.MaxDeliver < 1 {
-		return usageErrorf("--workers and --max-deliver must be at least 1")
+	if rc.processor.Workers < 1 || rc.processor.MaxDeliver < 1 {
+		return rc, usageErrorf("--workers and --max-deliver must be at least 1")
 	}
-	if topo.DuplicateWindow <= 0 || topo.MaxAge <= 0 || topo.DuplicateWindow > topo.MaxAge {
-		return usageErrorf("--duplicate-window and --history-max-age must be positive, the window no longer than the history")
-	}
-	var hcfg httpConfig
 	if c.String("http") != "" {
-		if hcfg, err = httpConfigFrom(c, logger); err != nil {
-			return err
+		if rc.http, err = httpConfigFrom(c, logger); err != nil {
+			return rc, err
 		}
 	}
-	scfg, ecfg, where, err := runStreamConfig(c, logger, level)
-	if err != nil {
-		return err
-	}
+	rc.stream, rc.embedded, rc.where, err = runStreamConfig(c, logger, level)
+	return rc, err
+}
+
+// open starts the embedded server or connects to --url.
+func (rc *runConfig) open(c *cli.Context) (*stream.Conn, error) {
 	var conn *stream.Conn
-	if ecfg != nil {
-		conn, err = embedded.Open(c.Context, *ecfg, scfg)
+	var err error
+	if rc.embedded != nil {
+		conn, err = embedded.Open(c.Context, *rc.embedded, rc.stream)
 	} else {
-		conn, err = stream.Open(c.Context, scfg)
+		conn, err = stream.Open(c.Context, rc.stream)
 	}
-	if errors.Is(err, embedded.ErrInsecureListen) {
-		return &exitError{code: exitUsage, err: fmt.Errorf("refusing to listen on %s without auth", c.String("listen")),
+	switch {
+	case errors.Is(err, embedded.ErrInsecureListen):
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("refusing to listen on %s without auth", c.String("listen")),
 			hint: "set --user and --password (or --token) to require it, or listen on 127.0.0.1"}
+	case errors.Is(err, nats.ErrAuthorization):
+		return nil, authError(rc.stream)
+	case err != nil:
+		return nil, err
 	}
-	if errors.Is(err, nats.ErrAuthorization) {
-		return authError(scfg)
+	if srv, ok := conn.InProcess.(*embedded.Server); ok {
+		rc.where = fmt.Sprintf("NATS on %s (embedded, data in %s)", srv.ClientURL(), srv.DataDir())
 	}
+	return conn, nil
+}
+
+// serve handles alerts on conn, with the listeners asked for, until Ctrl-C
+// or SIGTERM; then it drains.
+func (rc *runConfig) serve(c *cli.Context, conn *stream.Conn) error {
+	stderr := c.App.ErrWriter
+	rules, err := handlers.NewRules(rc.handlers, handlers.Deps{Out: c.App.Writer, Logger: rc.logger})
 	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	rules, err := handlers.NewRules(handlersCfg, handlers.Deps{Out: stdout, Logger: logger, JetStream: conn.JS, Group: pcfg.Group, Replicas: topo.Replicas})
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
-	router := processor.NewRouter()
-	if err := rules.Register(router); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
 	var m *metrics.Metrics
-	if c.String("metrics") != "" {
+	if rc.metrics != "" {
 		m = metrics.New(prometheus.NewRegistry())
-		pcfg.OnOutcome = m.Observe
+		rc.processor.OnOutcome = m.Observe
 		m.Registry().MustRegister(ruleCountsCollector{rules})
 	}
-	p, err := processor.New(conn.JS, router, pcfg)
+	p, err := processor.New(conn.JS, rules, rc.processor)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	if srv, ok := conn.InProcess.(*embedded.Server); ok {
-		where = fmt.Sprintf("NATS on %s (embedded, data in %s)", srv.ClientURL(), srv.DataDir())
-	}
-
-	stopForce := forceOnSecondSignal(stderr, pcfg.AckWait)
+	stopForce := forceOnSecondSignal(stderr, p.Config().AckWait)
 	defer stopForce()
-	ctx, cancel := context.WithCancel(c.Context)
+	// The processor's context is its own: Ctrl-C is said first, then
+	// passed on, so that the drain's log lines come after it.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Context))
 	defer cancel()
-	countsDone := make(chan struct{})
-	go func() { defer close(countsDone); rules.PublishCounts(ctx, handlers.CountsFlushEvery) }()
-	defer func() { cancel(); <-countsDone }()
 	if m != nil {
-		stopMetrics, err := serveMetrics(ctx, c.String("metrics"), m, p, conn, topo, stderr)
+		stopMetrics, err := serveMetrics(ctx, rc.metrics, m, p, conn, p.Config().Topology, stderr)
 		if err != nil {
 			return err
 		}
 		defer stopMetrics()
 	}
-	if hcfg.addr != "" {
-		srv, err := serveIngest(c, hcfg, conn, m, logger)
+	if rc.http.addr != "" {
+		srv, err := serveIngest(c, rc.http, conn, m, rc.logger)
 		if err != nil {
 			return err
 		}
 		// Stopped before conn closes (deferred later, runs first), and at
 		// Ctrl-C already, while the workers drain.
-		defer srv.stop(pcfg.ShutdownTimeout)
-		stopHTTPOnCancel(c, srv, pcfg.ShutdownTimeout, stderr)
+		defer srv.stop(rc.processor.ShutdownTimeout)
+		stopHTTPOnCancel(c, srv, rc.processor.ShutdownTimeout, stderr)
 		srv.announce(stderr)
 	}
 	go func() {
 		if waitReady(ctx, p) {
 			fmt.Fprintf(stderr, "reactor: ready: %s; handling %s with %d workers (group %s); Ctrl-C to stop\n",
-				where, strings.Join(router.Patterns(), ", "), pcfg.Workers, p.Config().Group)
+				rc.where, strings.Join(rules.Entries(), ", "), p.Config().Workers, p.Config().Group)
 		}
 	}()
 	done := make(chan error, 1)
@@ -225,7 +252,8 @@ func runAction(c *cli.Context) error {
 	case err = <-done:
 	case <-c.Context.Done():
 		fmt.Fprintf(stderr, "reactor: stopping: draining %d in-flight alerts (up to %s; Ctrl-C again to force)\n",
-			p.InFlight(), pcfg.ShutdownTimeout)
+			p.InFlight(), p.Config().ShutdownTimeout)
+		cancel()
 		err = <-done
 	}
 	if err != nil {
@@ -243,7 +271,7 @@ func runStreamConfig(c *cli.Context, logger *slog.Logger, level slog.Level) (cfg
 	cfg.Name = "reactor run"
 	cfg.Logger = logger
 	if cfg.URL != "" {
-		return cfg, nil, "connected to " + stream.RedactURL(cfg.URL), nil
+		return cfg, nil, "connected to " + cfg.String(), nil
 	}
 	for _, f := range []string{"creds", "nkey", "tlscert", "tlskey", "tlsca"} {
 		if c.String(f) != "" {
@@ -333,18 +361,19 @@ func loadHandlersConfig(c *cli.Context) (handlers.Config, error) {
 	return cfg, nil
 }
 
-// newRouter builds the handlers of --config (or the default: print every
-// alert), printing to out, without suppression (see handlers.Deps).
-func newRouter(c *cli.Context, out io.Writer, logger *slog.Logger) (*processor.Router, error) {
+// newRules builds the rules of --config (or the default: print every
+// alert), printing to out. Unstarted, they suppress nothing (see
+// handlers.Rules.Start): replaying is asking for the actions again.
+func newRules(c *cli.Context, out io.Writer, logger *slog.Logger) (*handlers.Rules, error) {
 	cfg, err := loadHandlersConfig(c)
 	if err != nil {
 		return nil, err
 	}
-	r := processor.NewRouter()
-	if err := handlers.Register(r, cfg, handlers.Deps{Out: out, Logger: logger}); err != nil {
+	rules, err := handlers.NewRules(cfg, handlers.Deps{Out: out, Logger: logger})
+	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
-	return r, nil
+	return rules, nil
 }
 
 // waitReady waits until p is bound to its consumer, or ctx is done.

@@ -257,7 +257,7 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("/readyz: %d", code)
 	}
 	// The outcome is counted once the alert is acked, just after it printed.
-	handled := `reactor_alerts_handled_total{outcome="ok",pattern="alerts.>"} 1`
+	handled := `reactor_alerts_handled_total{entry="alerts.>",outcome="ok"} 1`
 	var body string
 	run.waitFor(5*time.Second, run.stdout, func([]string) bool {
 		_, body = get("/metrics")

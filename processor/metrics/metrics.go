@@ -31,15 +31,15 @@ type Metrics struct {
 	redeliveries prometheus.Counter
 	settleErrors *prometheus.CounterVec
 
-	// The series of each pattern, looked up once per alert instead of
+	// The series of each entry, looked up once per alert instead of
 	// hashing its label values twice.
-	mu        sync.RWMutex
-	byPattern map[string]*patternSeries
+	mu      sync.RWMutex
+	byEntry map[string]*entrySeries
 }
 
-// patternSeries are one pattern's counters by outcome (made on first use)
-// and its duration histogram.
-type patternSeries struct {
+// entrySeries are one entry's counters by outcome (made on first use) and
+// its duration histogram.
+type entrySeries struct {
 	handled  [outcomes]prometheus.Counter
 	duration prometheus.Observer
 }
@@ -51,17 +51,17 @@ const outcomes = 8
 // reg.
 func New(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
-		reg:       reg,
-		byPattern: make(map[string]*patternSeries),
+		reg:     reg,
+		byEntry: make(map[string]*entrySeries),
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reactor_alerts_handled_total",
-			Help: "Alerts settled, by outcome (ok, retried, dead_lettered, dropped, deferred) and handler pattern.",
-		}, []string{"outcome", "pattern"}),
+			Help: "Alerts settled, by outcome (ok, retried, dead_lettered, dropped, deferred) and the entry that took them (a rule entry's name, or a router pattern; none when no entry did).",
+		}, []string{"outcome", "entry"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "reactor_handler_duration_seconds",
-			Help:    "Time spent in handlers, by pattern.",
+			Help:    "Time spent in handlers, by entry.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5ms .. ~131s
-		}, []string{"pattern"}),
+		}, []string{"entry"}),
 		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "reactor_redeliveries_total",
 			Help: "Deliveries of alerts that had been delivered before.",
@@ -82,11 +82,11 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Observe counts one settled alert. Use it as processor.Config.OnOutcome.
 func (m *Metrics) Observe(r processor.Result) {
-	pattern := r.Pattern
-	if pattern == "" {
-		pattern = "none"
+	entry := r.Entry
+	if entry == "" {
+		entry = "none"
 	}
-	handled, duration := m.series(pattern, r.Outcome)
+	handled, duration := m.series(entry, r.Outcome)
 	handled.Inc()
 	duration.Observe(r.Duration.Seconds())
 	if r.Message.Delivered() > 1 {
@@ -97,14 +97,14 @@ func (m *Metrics) Observe(r processor.Result) {
 	}
 }
 
-// series returns the handled counter of pattern and o, and the duration
-// histogram of pattern.
-func (m *Metrics) series(pattern string, o processor.Outcome) (prometheus.Counter, prometheus.Observer) {
+// series returns the handled counter of entry and o, and the duration
+// histogram of entry.
+func (m *Metrics) series(entry string, o processor.Outcome) (prometheus.Counter, prometheus.Observer) {
 	if o < 0 || o >= outcomes {
-		return m.handled.WithLabelValues(o.String(), pattern), m.duration.WithLabelValues(pattern)
+		return m.handled.WithLabelValues(o.String(), entry), m.duration.WithLabelValues(entry)
 	}
 	m.mu.RLock()
-	s := m.byPattern[pattern]
+	s := m.byEntry[entry]
 	var c prometheus.Counter
 	if s != nil {
 		c = s.handled[o]
@@ -115,13 +115,13 @@ func (m *Metrics) series(pattern string, o processor.Outcome) (prometheus.Counte
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s = m.byPattern[pattern]
+	s = m.byEntry[entry]
 	if s == nil {
-		s = &patternSeries{duration: m.duration.WithLabelValues(pattern)}
-		m.byPattern[pattern] = s
+		s = &entrySeries{duration: m.duration.WithLabelValues(entry)}
+		m.byEntry[entry] = s
 	}
 	if s.handled[o] == nil {
-		s.handled[o] = m.handled.WithLabelValues(o.String(), pattern)
+		s.handled[o] = m.handled.WithLabelValues(o.String(), entry)
 	}
 	return s.handled[o], s.duration
 }

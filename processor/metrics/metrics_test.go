@@ -140,12 +140,12 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"reactor_alerts_handled_total", map[string]string{"outcome": "ok", "pattern": "alerts.ok"}, 10},
-		{"reactor_alerts_handled_total", map[string]string{"outcome": "dead_lettered", "pattern": "alerts.bad"}, 1},
-		{"reactor_alerts_handled_total", map[string]string{"outcome": "retried", "pattern": "alerts.flaky"}, 1},
-		{"reactor_alerts_handled_total", map[string]string{"outcome": "ok", "pattern": "alerts.flaky"}, 1},
+		{"reactor_alerts_handled_total", map[string]string{"outcome": "ok", "entry": "alerts.ok"}, 10},
+		{"reactor_alerts_handled_total", map[string]string{"outcome": "dead_lettered", "entry": "alerts.bad"}, 1},
+		{"reactor_alerts_handled_total", map[string]string{"outcome": "retried", "entry": "alerts.flaky"}, 1},
+		{"reactor_alerts_handled_total", map[string]string{"outcome": "ok", "entry": "alerts.flaky"}, 1},
 		{"reactor_redeliveries_total", nil, 1},
-		{"reactor_handler_duration_seconds", map[string]string{"pattern": "alerts.ok"}, 10},
+		{"reactor_handler_duration_seconds", map[string]string{"entry": "alerts.ok"}, 10},
 		{"reactor_workers", nil, 2},
 		{"reactor_ready", nil, 1},
 		{"reactor_jetstream_up", nil, 1},

@@ -26,7 +26,7 @@ func TestTokenName(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("TokenName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-		if wildcard, err := processor.CheckPattern("alerts." + got); err != nil || wildcard {
+		if p, err := processor.ParsePattern("alerts." + got); err != nil || p.Wildcard() {
 			t.Errorf("alerts.%s is not a valid subject", got)
 		}
 	}

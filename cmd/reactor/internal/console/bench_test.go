@@ -51,7 +51,7 @@ func BenchmarkPages(b *testing.B) {
 			reason = stream.ReasonPermanent
 		}
 		d := stream.DeadLetter{Subject: "alerts.cpu", Data: []byte(`{"summary":"cpu at 99%"}`), Reason: reason,
-			Error: "exit status 1: connection refused", Pattern: "alerts.>", Stream: topo.Alerts, Sequence: uint64(i + 1),
+			Error: "exit status 1: connection refused", Entry: "alerts.>", Stream: topo.Alerts, Sequence: uint64(i + 1),
 			Group: "ops", Deliveries: 5,
 			FirstAttempt: time.Now(), LastAttempt: time.Now(), Queued: time.Now()}
 		m := d.Msg(topo.DLQSubject(d.Subject))

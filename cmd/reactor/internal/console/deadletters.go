@@ -68,7 +68,7 @@ func (d dlqQuery) matcher() func(stream.StoredMsg) bool {
 		if d.Group != "" && m.Header.Get(stream.HeaderGroup) != d.Group {
 			return false
 		}
-		if text != "" && !strings.Contains(strings.ToLower(stream.UnescapeHeader(m.Header.Get(stream.HeaderError))), text) {
+		if text != "" && !strings.Contains(strings.ToLower(stream.ParseDeadLetter(m.Subject, m.Data, m.Header).Error), text) {
 			return false
 		}
 		return true

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,17 +14,18 @@ import (
 	"testing"
 
 	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
-func TestRegisterExampleConfig(t *testing.T) {
+func TestRulesExampleConfig(t *testing.T) {
 	t.Setenv("HOOK_TOKEN", "tok")
 	cfg, err := LoadConfig(filepath.Join(testdata, "reactor.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	r := processor.NewRouter()
-	if err := Register(r, cfg, Deps{Out: &out}); err != nil {
+	r, err := NewRules(cfg, Deps{Out: &out})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for subject, want := range map[string]string{
@@ -34,8 +36,8 @@ func TestRegisterExampleConfig(t *testing.T) {
 		"alerts.terminator_detected.x": "alerts.>",
 		"metrics.cpu":                  "",
 	} {
-		if _, got := r.Handler(subject); got != want {
-			t.Errorf("Handler(%q) pattern = %q, want %q", subject, got, want)
+		if _, got := r.Route(message(subject, "x")); got != want {
+			t.Errorf("Route(%q) entry = %q, want %q", subject, got, want)
 		}
 	}
 
@@ -52,15 +54,15 @@ func TestRegisterExampleConfig(t *testing.T) {
 	}
 }
 
-func TestRegisterDefault(t *testing.T) {
+func TestRulesDefault(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	r := processor.NewRouter()
-	if err := Register(r, Config{Print: PrintConfig{Format: FormatJSON}}, Deps{Out: &out}); err != nil {
+	r, err := NewRules(Config{Print: PrintConfig{Format: FormatJSON}}, Deps{Out: &out})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Patterns(); !reflect.DeepEqual(got, []string{DefaultPattern}) {
-		t.Errorf("patterns %q, want the default", got)
+	if got := r.Entries(); !reflect.DeepEqual(got, []string{PatternDefault}) {
+		t.Errorf("entries %q, want the default", got)
 	}
 	if err := r.Process(context.Background(), message("alerts.a.b", `{"summary":"s"}`)); err != nil {
 		t.Fatal(err)
@@ -71,10 +73,10 @@ func TestRegisterDefault(t *testing.T) {
 	}
 }
 
-// actionsSetup registers one entry that prints, runs a command and calls a
-// webhook, and returns the router, the printed output, the file the command
+// actionsSetup compiles one entry that prints, runs a command and calls a
+// webhook, and returns the rules, the printed output, the file the command
 // writes and the requests the webhook server receives.
-func actionsSetup(t *testing.T, script string) (*processor.Router, *bytes.Buffer, string, <-chan received) {
+func actionsSetup(t *testing.T, script string) (*Rules, *bytes.Buffer, string, <-chan received) {
 	t.Helper()
 	srv, got := hookServer(t, status(http.StatusOK))
 	file := filepath.Join(t.TempDir(), "exec.json")
@@ -85,14 +87,14 @@ func actionsSetup(t *testing.T, script string) (*processor.Router, *bytes.Buffer
 		Webhook: &WebhookConfig{URL: srv.URL, Headers: map[string]string{"X-Token": "t"}},
 	}}}
 	var out bytes.Buffer
-	r := processor.NewRouter()
-	if err := Register(r, cfg, Deps{Out: &out, HTTPClient: srv.Client()}); err != nil {
+	r, err := NewRules(cfg, Deps{Out: &out, HTTPClient: srv.Client()})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return r, &out, file, got
 }
 
-func TestRegisterRunsEveryAction(t *testing.T) {
+func TestRulesRunEveryAction(t *testing.T) {
 	t.Parallel()
 	r, out, file, got := actionsSetup(t, `cat > "$OUT"`)
 	if err := r.Process(context.Background(), message("alerts.terminator_detected", "bad robot")); err != nil {
@@ -115,7 +117,7 @@ func TestRegisterRunsEveryAction(t *testing.T) {
 	}
 }
 
-func TestRegisterStopsAtFirstFailure(t *testing.T) {
+func TestRulesStopAtFirstFailure(t *testing.T) {
 	t.Parallel()
 	r, out, _, got := actionsSetup(t, "exit 1")
 	err := r.Process(context.Background(), message("alerts.terminator_detected", "bad robot"))
@@ -140,18 +142,12 @@ func TestRegisterStopsAtFirstFailure(t *testing.T) {
 	}
 }
 
-func TestRegisterErrorsLeaveRouterAlone(t *testing.T) {
+func TestNewRulesErrors(t *testing.T) {
 	t.Parallel()
-	r := processor.NewRouter()
-	r.Handle("alerts.disk_full", &Print{})
 	tests := []struct {
 		cfg  Config
 		want string
 	}{
-		{
-			cfg:  Config{Handlers: []Entry{{On: "alerts.>", Print: true}, {On: "alerts.disk_full", Print: true}}},
-			want: `handlers: handlers[1]: pattern "alerts.disk_full" is already registered`,
-		},
 		{
 			cfg:  Config{Handlers: []Entry{{On: "alerts.>", Print: true}, {On: "alerts.x", Limit: &LimitConfig{Concurrent: 1}}}},
 			want: `handlers: handlers[1]: handler "alerts.x" has suppress or limit but no action to apply them to: set print, exec or webhook`,
@@ -162,12 +158,33 @@ func TestRegisterErrorsLeaveRouterAlone(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		err := Register(r, tt.cfg, Deps{})
-		if err == nil || err.Error() != tt.want {
-			t.Errorf("Register: %v, want %s", err, tt.want)
+		if _, err := NewRules(tt.cfg, Deps{}); err == nil || err.Error() != tt.want {
+			t.Errorf("NewRules: %v, want %s", err, tt.want)
 		}
-		if got := r.Patterns(); !reflect.DeepEqual(got, []string{"alerts.disk_full"}) {
-			t.Errorf("after a failed Register the router has %q", got)
+	}
+}
+
+// TestRulesMountOnRouter: rules registered once on a router, under the
+// widest pattern, still name their own entries.
+func TestRulesMountOnRouter(t *testing.T) {
+	t.Parallel()
+	rules, err := NewRules(Config{Handlers: []Entry{
+		{On: "alerts.disk.>", Name: "disk-critical", When: When{Severity: []string{"critical"}}, Print: true},
+		{On: "alerts.>", Print: true},
+	}}, Deps{Out: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := processor.NewRouter()
+	On(r, "terminator_detected", func(context.Context, stream.Alert) error { return nil })
+	r.Handle("alerts.>", rules)
+	for _, tt := range []struct{ subject, payload, want string }{
+		{"alerts.terminator_detected", "x", "alerts.terminator_detected"},
+		{"alerts.disk.sda", `{"severity":"critical"}`, "disk-critical"},
+		{"alerts.disk.sda", `{"severity":"warning"}`, "alerts.>"},
+	} {
+		if _, got := r.Route(message(tt.subject, tt.payload)); got != tt.want {
+			t.Errorf("Route(%s %s) = %q, want %q", tt.subject, tt.payload, got, tt.want)
 		}
 	}
 }
