@@ -13,9 +13,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
@@ -41,7 +39,8 @@ const stderrTail = 512
 // The command inherits reactor's environment plus Env, and these variables:
 // REACTOR_SUBJECT, REACTOR_ALERT_ID, REACTOR_ALERT_NAME, REACTOR_SEVERITY and
 // REACTOR_DELIVERED (1 on the first attempt; a command that must not repeat
-// its effect can check it). Its standard output is discarded.
+// its effect can check it). The end of its standard output and error goes
+// into the run record of a rule entry's exec (see Run).
 //
 // Exit status 0 acks the alert. Another status is a plain error (retried with
 // backoff, then dead-lettered) carrying the status and the end of stderr,
@@ -74,8 +73,10 @@ func (e *Exec) Process(ctx context.Context, m *processor.Message) error {
 	if err != nil {
 		return err
 	}
-	return e.handle(ctx, m, a)
+	return e.run(ctx, m, a, &Run{})
 }
+
+func (e *Exec) kind() string { return "exec" }
 
 func (e *Exec) validate() error {
 	if len(e.Command) == 0 || e.Command[0] == "" {
@@ -87,10 +88,13 @@ func (e *Exec) validate() error {
 	return nil
 }
 
-func (e *Exec) handle(ctx context.Context, m *processor.Message, a stream.Alert) error {
+// run runs the command for a, and notes in r the command line, the exit
+// code and the end of stdout and stderr.
+func (e *Exec) run(ctx context.Context, m *processor.Message, a stream.Alert, r *Run) error {
 	if err := e.validate(); err != nil {
 		return processor.Permanent(err)
 	}
+	r.Command = e.Command
 	// Errors name the program, never its arguments: they may hold secrets.
 	name := e.Command[0]
 	payload, err := json.Marshal(a)
@@ -108,21 +112,26 @@ func (e *Exec) handle(ctx context.Context, m *processor.Message, a stream.Alert)
 	cmd := exec.CommandContext(ctx, name, e.Command[1:]...)
 	cmd.Dir = e.Dir
 	cmd.Stdin = bytes.NewReader(payload)
-	tail := &tailBuffer{max: stderrTail}
-	cmd.Stderr = tail
+	stdout, stderr := newTailBuffer(r.outputLimit), newTailBuffer(r.outputLimit)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Env = e.environ(m, a)
 	cmd.WaitDelay = execWaitDelay
 	setProcessGroup(cmd)
 
 	start := time.Now()
 	err = cmd.Run()
+	if cmd.ProcessState != nil {
+		code := cmd.ProcessState.ExitCode()
+		r.ExitCode = &code
+	}
+	r.Stdout, r.Stderr = stdout.output(), stderr.output()
 	if l := e.Logger; l != nil && l.Enabled(ctx, slog.LevelDebug) {
 		l.LogAttrs(ctx, slog.LevelDebug, "exec done",
 			slog.String("command", name), slog.String("subject", m.Subject()),
 			slog.Uint64("seq", m.Sequence()), slog.Duration("duration", time.Since(start)),
 			slog.Int("exit_code", cmd.ProcessState.ExitCode()))
 	}
-	return e.classify(ctx, name, err, tail.String())
+	return e.classify(ctx, name, err, stderr.tail(stderrTail))
 }
 
 // classify turns the result of cmd.Run into a handler result.
@@ -176,31 +185,4 @@ func (e *Exec) environ(m *processor.Message, a stream.Alert) []string {
 		"REACTOR_SEVERITY="+a.Severity,
 		"REACTOR_DELIVERED="+strconv.Itoa(m.Delivered()),
 	)
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	if len(p) > t.max {
-		p = p[len(p)-t.max:]
-	}
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return n, nil
-}
-
-// String returns the tail, trimmed, without a split character at its start.
-func (t *tailBuffer) String() string {
-	b := t.buf
-	for len(b) > 0 && !utf8.RuneStart(b[0]) {
-		b = b[1:]
-	}
-	return strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
 }

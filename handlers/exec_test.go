@@ -231,20 +231,31 @@ func TestExecBadAlertRunsNothing(t *testing.T) {
 
 func TestTailBuffer(t *testing.T) {
 	t.Parallel()
-	tb := &tailBuffer{max: 8}
+	tb := newTailBuffer(8)
 	for _, s := range []string{"abc", "defghij", "k", "é", "xyzw"} {
 		if n, err := tb.Write([]byte(s)); n != len(s) || err != nil {
 			t.Fatalf("Write(%q) = %d, %v", s, n, err)
 		}
 	}
-	if got := tb.String(); got != "jkéxyzw" || len(tb.buf) != 8 {
-		t.Errorf("tail = %q (%d bytes kept), want the last 8 bytes %q", got, len(tb.buf), "jkéxyzw")
+	if got := tb.output(); got.Text != "jkéxyzw" || len(tb.buf) != 8 || got.Bytes != 17 || !got.Truncated {
+		t.Errorf("output = %+v (%d bytes kept), want the last 8 bytes %q of 17, truncated", got, len(tb.buf), "jkéxyzw")
+	}
+	if got := tb.tail(4); got != "xyzw" {
+		t.Errorf("tail(4) = %q", got)
 	}
 
 	// A rune cut in half at the start of the tail is dropped.
-	tb = &tailBuffer{max: 5}
+	tb = newTailBuffer(5)
 	_, _ = tb.Write([]byte("éabcd")) // 6 bytes: the tail starts inside "é"
-	if got := tb.String(); got != "abcd" {
-		t.Errorf("tail = %q, want %q", got, "abcd")
+	if got := tb.output(); got.Text != "abcd" || !got.Truncated {
+		t.Errorf("output = %+v, want %q, truncated", got, "abcd")
+	}
+	if newTailBuffer(5).output() != nil {
+		t.Error("nothing written: want no output")
+	}
+	tb = newTailBuffer(0)
+	_, _ = tb.Write([]byte(" all of it \n"))
+	if got := tb.output(); got.Text != " all of it \n" || got.Truncated || got.Bytes != 12 {
+		t.Errorf("output = %+v, want it whole", got)
 	}
 }

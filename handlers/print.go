@@ -57,10 +57,13 @@ func (p *Print) Process(ctx context.Context, m *processor.Message) error {
 	if err != nil {
 		return err
 	}
-	return p.handle(ctx, m, a)
+	return p.run(ctx, m, a, &Run{})
 }
 
-func (p *Print) handle(_ context.Context, m *processor.Message, a stream.Alert) error {
+func (p *Print) kind() string { return "print" }
+
+// run prints a; a print leaves no run record.
+func (p *Print) run(_ context.Context, m *processor.Message, a stream.Alert, _ *Run) error {
 	var buf bytes.Buffer
 	switch p.Format {
 	case "", FormatText:

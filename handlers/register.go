@@ -61,7 +61,13 @@ func newHTTPClient() *http.Client {
 
 // action is one step of an entry, given the alert decoded once.
 type action interface {
-	handle(ctx context.Context, m *processor.Message, a stream.Alert) error
+	// kind names the action in run records, logs and metrics: print,
+	// exec, webhook.
+	kind() string
+	// run acts on the alert a of m and notes in r what it ran and what came
+	// back (the command line or URL, the exit code or HTTP status, the end
+	// of the output); its error is the entry's result.
+	run(ctx context.Context, m *processor.Message, a stream.Alert, r *Run) error
 }
 
 // chain is the actions of one entry, run in order, stopping at the first
@@ -91,7 +97,7 @@ func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
 // run runs the actions on the alert a decoded from m.
 func (c chain) run(ctx context.Context, m *processor.Message, a stream.Alert) error {
 	for _, act := range c {
-		if err := act.handle(ctx, m, a); err != nil {
+		if err := act.run(ctx, m, a, &Run{}); err != nil {
 			return err
 		}
 	}

@@ -66,8 +66,10 @@ func (w *Webhook) Process(ctx context.Context, m *processor.Message) error {
 	if err != nil {
 		return err
 	}
-	return w.handle(ctx, m, a)
+	return w.run(ctx, m, a, &Run{})
 }
+
+func (w *Webhook) kind() string { return "webhook" }
 
 // parseURL checks that raw is an absolute http(s) URL. Its errors do not
 // repeat the URL, which may hold a secret.
@@ -97,13 +99,16 @@ func (w *Webhook) validate() error {
 	return nil
 }
 
-func (w *Webhook) handle(ctx context.Context, m *processor.Message, a stream.Alert) error {
+// run posts a, and notes in rec the URL (redacted), the status and the end
+// of the answer's body (redacted).
+func (w *Webhook) run(ctx context.Context, m *processor.Message, a stream.Alert, rec *Run) error {
 	if err := w.validate(); err != nil {
 		return processor.Permanent(err)
 	}
 	u, _ := parseURL(w.URL)
 	r := newRedactor(u, w.Headers)
-	where := "webhook " + redactURL(u)
+	rec.URL = redactURL(u)
+	where := "webhook " + rec.URL
 	payload, err := json.Marshal(a)
 	if err != nil {
 		return processor.Permanent(fmt.Errorf("%s: encode alert: %w", where, err))
@@ -151,6 +156,10 @@ func (w *Webhook) handle(ctx context.Context, m *processor.Message, a stream.Ale
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)) // drained, so the connection is reused
+	rec.HTTPStatus = resp.StatusCode
+	kept := newTailBuffer(rec.outputLimit)
+	_, _ = kept.Write([]byte(r.redact(string(body))))
+	rec.Body = kept.output()
 	if l := w.Logger; l != nil && l.Enabled(ctx, slog.LevelDebug) {
 		l.LogAttrs(ctx, slog.LevelDebug, "webhook done",
 			slog.String("url", redactURL(u)), slog.String("subject", m.Subject()),
