@@ -20,7 +20,7 @@ import (
 // BenchmarkRules measures the processor end to end on an embedded server,
 // a backlog of b.N alerts handled by 16 workers through handlers.Rules whose
 // action prints to io.Discard, with and without conditions and suppression.
-// The ratios to "plain" are in the README (Rules).
+// The ratios to "plain" are in docs/performance.md.
 //
 //   - plain: one entry, no condition.
 //   - conditions: the alert passes two filter entries' conditions

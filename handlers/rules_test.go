@@ -193,7 +193,8 @@ func TestProcessOutcomes(t *testing.T) {
 	}
 }
 
-// TestLoadRulesExample: the YAML of the issue and the README, as written.
+// TestLoadRulesExample: the YAML of the issue and of docs/configuration.md,
+// as written.
 func TestLoadRulesExample(t *testing.T) {
 	t.Parallel()
 	cfg, err := LoadConfig(filepath.Join(testdata, "rules.example.yaml"))
@@ -225,12 +226,12 @@ func TestLoadRulesExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```yaml\n"+string(file)+"```") {
-		t.Error("README.md does not show testdata/handlers/rules.example.yaml as it is")
+	if !strings.Contains(string(doc), "```yaml\n"+string(file)+"```") {
+		t.Error("docs/configuration.md does not show testdata/handlers/rules.example.yaml as it is")
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 )
 
 // PrefetchDefault is Config.Prefetch's default: nats.go's own default pull
-// size. A pull size near the worker count costs a third of the throughput
-// and makes nats.go's Consume stall more often.
+// size. A pull size near the worker count costs throughput (see
+// docs/design.md) and makes nats.go's Consume stall more often.
 const PrefetchDefault = 500
 
 // Config configures a Processor. The zero value is valid: it processes the

@@ -194,8 +194,8 @@ func testFailover(t *testing.T, target failoverTarget) {
 		}, "processing to resume after kill %d (%s %s)", k+1, what, c.ServerName(victim))
 		worst, worstE2E = max(worst, took), max(worstE2E, e2e)
 		// No bound is asserted: on a loaded machine the times vary too much
-		// to make one deterministic. They are logged, and the README reports
-		// them.
+		// to make one deterministic. They are logged, and
+		// docs/operations.md reports them.
 		t.Logf("kill %d: %s (%s) down, processing resumed in %s, end to end in %s; %s",
 			k+1, c.ServerName(victim), what, took.Round(time.Millisecond), e2e.Round(time.Millisecond), clock.stop())
 

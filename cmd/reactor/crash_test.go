@@ -28,8 +28,8 @@ import (
 // prefetched and not started, and thousands never delivered.
 //
 // Not --sync-always: SIGKILL does not lose what the kernel has buffered, only
-// a power loss does, and fsyncing every write makes this test ten times
-// slower (the README says when to use it).
+// a power loss does, and fsyncing every write makes this test much slower
+// (docs/operations.md says when to use it).
 func TestKill9DuringBacklog(t *testing.T) {
 	t.Parallel()
 	const n = 10_000

@@ -88,17 +88,17 @@ func TestEveryFlagHasAnEnvVar(t *testing.T) {
 	walk("reactor", newApp().Commands)
 }
 
-// The example config of the README is testdata/cli/reactor.yaml, and it
-// loads: the quick start runs it.
+// The example config of docs/configuration.md is testdata/cli/reactor.yaml,
+// and it loads: the quick start runs it.
 func TestExampleConfig(t *testing.T) {
 	t.Parallel()
 	cfg := readFixture(t, "reactor.yaml")
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```yaml\n"+cfg+"```") {
-		t.Error("README.md does not show testdata/cli/reactor.yaml as it is")
+	if !strings.Contains(string(doc), "```yaml\n"+cfg+"```") {
+		t.Error("docs/configuration.md does not show testdata/cli/reactor.yaml as it is")
 	}
 	if _, err := handlers.LoadConfig(filepath.Join("..", "..", "testdata", "cli", "reactor.yaml")); err != nil {
 		t.Errorf("example config: %v", err)

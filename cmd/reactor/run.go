@@ -48,7 +48,7 @@ func runCommand() *cli.Command {
 		&cli.IntFlag{Name: "replicas", Value: stream.ReplicasDefault, Usage: "replicas of each stream on a cluster (1, 3 or 5)", EnvVars: env("REPLICAS"), Category: catStreams},
 		&cli.DurationFlag{Name: "history-max-age", Value: stream.MaxAgeDefault, Usage: "how long the alert stream keeps alerts: the replay horizon, and how long a group has to settle one (run warns past half)", EnvVars: env("HISTORY_MAX_AGE"), Category: catStreams},
 		&cli.Int64Flag{Name: "max-bytes", Usage: "size limit of the alert stream in bytes, 0 for none; once full, new alerts are refused (publishers get the error), never old ones dropped", EnvVars: env("MAX_BYTES"), Category: catStreams},
-		&cli.DurationFlag{Name: "duplicate-window", Value: stream.DuplicateWindowDefault, Usage: "how long the history remembers an alert id, storing a re-sent copy only once; the server keeps every id of the window in memory (~290 bytes an alert: 1M alerts in the window, ~275 MiB)", EnvVars: env("DUPLICATE_WINDOW"), Category: catStreams},
+		&cli.DurationFlag{Name: "duplicate-window", Value: stream.DuplicateWindowDefault, Usage: "how long the history remembers an alert id, storing a re-sent copy only once; the server keeps every id of the window in memory, so a long window at a high rate costs memory", EnvVars: env("DUPLICATE_WINDOW"), Category: catStreams},
 		&cli.StringFlag{Name: "config", Usage: "handlers config file (YAML); default: print every alert", EnvVars: env("CONFIG"), Category: catProc, TakesFile: true},
 		&cli.IntFlag{Name: "workers", Value: runWorkersDefault, Usage: fmt.Sprintf("alerts handled at once by this process (the processor library defaults to %d; the command line to %d, for handlers that wait on commands and webhooks)", processor.WorkersDefault, runWorkersDefault), EnvVars: env("WORKERS"), Category: catProc},
 		&cli.StringFlag{Name: "group", Value: processor.GroupDefault, Usage: "consumer group: processes of one group share the alerts", EnvVars: env("GROUP"), Category: catProc},
@@ -153,9 +153,9 @@ func newRunConfig(c *cli.Context) (runConfig, error) {
 		// With --sync-always, wait for the server to confirm each ack:
 		// fire-and-forget acks can queue on the server up to the group's
 		// MaxAckPending, and a crash repeats every one of them. Confirmed,
-		// a crash repeats the alerts in the workers and those acked just
-		// before, which nats-server had not yet written to the consumer's
-		// state (TestCrashLoop).
+		// a crash repeats the alerts in the workers and those acked since
+		// nats-server last wrote the consumer's state (TestCrashLoop;
+		// docs/operations.md).
 		DoubleAck: c.Bool("sync-always"),
 		Logger:    logger,
 		// reactor run exports no traces: no span per alert, and handlers'

@@ -7,10 +7,9 @@
 // checkPending skips that check while fetchInProgress is set (its previous
 // request is still being sent), and checks again only on the next message.
 // When the goroutine sending a request is descheduled while the rest of
-// the batch arrives (a loaded 2-core machine does it every few seconds at
-// 50k alerts/s, at any batch size), every check is skipped, the server
-// holds no request, and the client waits for two missed heartbeats before
-// pulling again. Consumer info shows it: messages pending, no pull waiting.
+// the batch arrives (a loaded machine does it, at any batch size), every
+// check is skipped, the server holds no request, and the client waits for
+// two missed heartbeats before pulling again. Consumer info shows it: messages pending, no pull waiting.
 // TestUpstreamStillSkipsCheckPending fails once nats.go no longer has that
 // code path: then this package can go.
 package pullwatch

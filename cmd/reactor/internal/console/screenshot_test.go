@@ -17,10 +17,10 @@ import (
 
 // TestOverviewScreenshot runs a few minutes of workload (a wave of alerts,
 // some failing, the group paused for a while) and saves the overview for
-// the README: REACTOR_SCREENSHOTS=dir go test -run TestOverviewScreenshot.
+// docs/console.md: REACTOR_SCREENSHOTS=dir go test -run TestOverviewScreenshot.
 func TestOverviewScreenshot(t *testing.T) {
 	if os.Getenv("REACTOR_SCREENSHOTS") == "" {
-		t.Skip("set REACTOR_SCREENSHOTS=dir to take the README's screenshot (it takes 4 minutes)")
+		t.Skip("set REACTOR_SCREENSHOTS=dir to take the screenshot of docs/console.md (it takes 4 minutes)")
 	}
 	b := setupWith(t, console.Config{SampleInterval: 2 * time.Second, ChartWindow: 30 * time.Minute, Refresh: console.RefreshDefault})
 	b.startProcessor()
