@@ -38,6 +38,7 @@ const PatternDefault = "alerts.>"
 //	  - on: "alerts.>"
 //	    print: true
 //	print: {format: text}   # or json
+//	runs: {output: 16KiB, max_bytes: 256MiB}   # what the run records keep (see RunsConfig)
 //
 // An alert is taken by the first entry, in evaluation order, whose pattern
 // matches its subject and whose conditions all hold: entries with the most
@@ -67,6 +68,8 @@ type Config struct {
 	Handlers []Entry `yaml:"handlers"`
 	// Print configures every print action.
 	Print PrintConfig `yaml:"print"`
+	// Runs says what the records of the actions' runs keep (see Run).
+	Runs RunsConfig `yaml:"runs"`
 }
 
 // Entry routes the alerts matching a pattern and its conditions to its
@@ -255,6 +258,9 @@ func (c Config) withDefaults() Config {
 // conditions, names, and that no entry hides behind another.
 func (c Config) validate() error {
 	if err := c.Print.validate(); err != nil {
+		return err
+	}
+	if err := c.Runs.validate(); err != nil {
 		return err
 	}
 	names := entryNames(c.Handlers)

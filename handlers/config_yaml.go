@@ -2,10 +2,12 @@ package handlers
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/xrash/smetrics"
 	"gopkg.in/yaml.v3"
 )
@@ -28,6 +30,19 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 				if err := c.Handlers[i].UnmarshalYAML(item); err != nil {
 					return err
 				}
+			}
+			return nil
+		},
+		"runs": func(v *yaml.Node) error {
+			if err := decodeMapping(v, "runs", fields{
+				"output":    size(&c.Runs.Output, "runs.output"),
+				"max_bytes": size(&c.Runs.MaxBytes, "runs.max_bytes"),
+				"max_age":   duration(&c.Runs.MaxAge, "runs.max_age"),
+			}); err != nil {
+				return err
+			}
+			if err := c.Runs.validate(); err != nil {
+				return lineErrorf(v, "%v", err)
 			}
 			return nil
 		},
@@ -243,6 +258,18 @@ func integer(dst *int, what string) func(*yaml.Node) error {
 			return typeError(v, what, "an integer")
 		}
 		*dst = n
+		return nil
+	}
+}
+
+// size decodes a byte size: a number of bytes, or "16KiB", "1MB", "2 MiB".
+func size(dst *int64, what string) func(*yaml.Node) error {
+	return func(v *yaml.Node) error {
+		n, err := humanize.ParseBytes(v.Value)
+		if v.Kind != yaml.ScalarNode || err != nil || n == 0 || n > math.MaxInt64 {
+			return lineErrorf(v, "%s: %q is not a size such as 16384, \"16KiB\" or \"256MiB\"", what, v.Value)
+		}
+		*dst = int64(n)
 		return nil
 	}
 }

@@ -27,6 +27,10 @@ type Deps struct {
 	// with connect, TLS and idle timeouts (each request is bounded by its
 	// webhook's timeout as well).
 	HTTPClient *http.Client
+	// OnRun, if set, is called with the record of every run of an action
+	// (see Run), stored or not, from the worker that ran it: for metrics.
+	// It must be fast and safe for concurrent use.
+	OnRun func(Run)
 }
 
 func (d Deps) withDefaults() Deps {
@@ -70,12 +74,9 @@ type action interface {
 	run(ctx context.Context, m *processor.Message, a stream.Alert, r *Run) error
 }
 
-// chain is the actions of one entry, run in order, stopping at the first
-// failure.
-type chain []action
-
-func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
-	var c chain
+// newActions builds the actions of e, in the order they run.
+func newActions(e Entry, pc PrintConfig, deps Deps, out io.Writer) []action {
+	var c []action
 	if e.Print {
 		c = append(c, &Print{Out: out, Format: pc.Format})
 	}
@@ -92,14 +93,4 @@ func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
 		})
 	}
 	return c
-}
-
-// run runs the actions on the alert a decoded from m.
-func (c chain) run(ctx context.Context, m *processor.Message, a stream.Alert) error {
-	for _, act := range c {
-		if err := act.run(ctx, m, a, &Run{}); err != nil {
-			return err
-		}
-	}
-	return nil
 }

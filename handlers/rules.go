@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
@@ -31,9 +33,12 @@ type Rules struct {
 	rules  []*rule // in evaluation order
 	log    *slog.Logger
 	counts *Counts
+	runs   RunsConfig
+	onRun  func(Run)
 
-	store   atomic.Pointer[suppressStore] // set by Start; nil: suppression off
-	started atomic.Bool
+	store    atomic.Pointer[suppressStore] // set by Start; nil: suppression off
+	recorder atomic.Pointer[recorder]      // set by Start when an action is recorded
+	started  atomic.Bool
 }
 
 // rule is one entry, compiled.
@@ -44,7 +49,8 @@ type rule struct {
 	cond     conditions
 	suppress *suppressor // nil: none
 	limit    *limiter    // nil: none
-	actions  chain       // empty: filter
+	actions  []action    // empty: filter
+	recorded bool        // an action leaves run records
 	counts   *entryCounts
 }
 
@@ -56,16 +62,17 @@ func NewRules(cfg Config, deps Deps) (*Rules, error) {
 	}
 	deps = deps.withDefaults()
 	out := SyncWriter(deps.Out)
-	rs := &Rules{log: deps.Logger, counts: newCounts()}
+	rs := &Rules{log: deps.Logger, counts: newCounts(), runs: cfg.Runs, onRun: deps.OnRun}
 	names := entryNames(cfg.Handlers)
 	for i, e := range cfg.Handlers {
 		pattern, _ := processor.ParsePattern(e.On) // checked by validate
 		cond, _ := e.When.compile()
 		ru := &rule{
 			name: names[i], pattern: pattern, where: e.where(i), cond: cond,
-			actions: newChain(e, cfg.Print, deps, out),
+			actions: newActions(e, cfg.Print, deps, out),
 			counts:  rs.counts.entry(names[i]),
 		}
+		ru.recorded = slices.ContainsFunc(ru.actions, func(a action) bool { return a.kind() != "print" })
 		if x := e.Suppress; x != nil {
 			ru.suppress, _ = x.parse()
 			ru.suppress.entry = ru.name
@@ -94,8 +101,9 @@ func (rs *Rules) Entries() []string {
 func (rs *Rules) Counts() *Counts { return rs.counts }
 
 // Start binds rs to the group g: from now on its suppression windows are
-// the group's, and every countsFlushEvery (and once more when stopped) it
-// adds what it counted to CountsStream. A Rules serves one group: a second
+// the group's, every run of an action is recorded in RunsStream (created or
+// updated to rs's RunsConfig), and every countsFlushEvery (and once more
+// when stopped) it adds what it counted to CountsStream. A Rules serves one group: a second
 // Start fails. A Processor calls Start itself (processor.Starter); call it
 // by hand to read a group's windows with Explain.
 func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err error) {
@@ -104,6 +112,12 @@ func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err
 	}
 	st := &suppressStore{js: g.JetStream, group: g.Name, replicas: g.Topology.Replicas}
 	rs.store.Store(st)
+	if slices.ContainsFunc(rs.rules, func(ru *rule) bool { return ru.recorded }) {
+		if err := ensureRunsStream(ctx, g.JetStream, runsStreamConfig(rs.runs, g.Topology)); err != nil {
+			return nil, fmt.Errorf("handlers: run records: %w", err)
+		}
+		rs.recorder.Store(newRecorder(g.JetStream, g.Name))
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -197,7 +211,7 @@ func (t *taken) Process(ctx context.Context, m *processor.Message) error {
 			return err
 		}
 	}
-	return t.d.taker.apply(ctx, t.rs.log, store, m, t.a)
+	return t.rs.apply(ctx, t.d.taker, store, m, t.a)
 }
 
 // failure is the handler of a message no entry takes: it returns why.
@@ -207,21 +221,28 @@ func (f failure) Process(context.Context, *processor.Message) error { return f.e
 
 // apply runs ru's part for the alert a it took: filter, suppress, wait for
 // the limit, run the actions.
-func (ru *rule) apply(ctx context.Context, log *slog.Logger, store *suppressStore, m *processor.Message, a stream.Alert) error {
+func (rs *Rules) apply(ctx context.Context, ru *rule, store *suppressStore, m *processor.Message, a stream.Alert) error {
 	if len(ru.actions) == 0 {
 		ru.counts.filtered.Add(1)
-		log.Debug("alert filtered", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name)
+		rs.log.Debug("alert filtered", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name)
 		return processor.ErrDrop
 	}
+	// A re-run asks for the actions again: it is nobody's repeat.
 	var held *claim
-	if ru.suppress != nil && a.Status != stream.StatusResolved {
+	if ru.suppress != nil && a.Status != stream.StatusResolved && m.Header(HeaderRerunOf) == "" {
 		c, err := ru.suppress.claim(ctx, store, m, a)
 		if err != nil {
 			return err
 		}
-		if c == nil {
+		if c.repeatOf != "" {
 			ru.counts.suppressed.Add(1)
-			log.Debug("alert suppressed", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name)
+			rs.log.Debug("alert suppressed", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name)
+			if ru.recorded {
+				r := rs.newRun(ru, m, a, -1, nil)
+				r.Outcome = RunSuppressed
+				r.Error = fmt.Sprintf("a repeat within the suppression window of key %q, opened by alert %s", c.rendered, c.repeatOf)
+				rs.record(ctx, r)
+			}
 			return processor.ErrDrop
 		}
 		held = c
@@ -230,19 +251,113 @@ func (ru *rule) apply(ctx context.Context, log *slog.Logger, store *suppressStor
 		done, wait := ru.limit.acquire(holderOf(m))
 		if wait > 0 {
 			ru.counts.limited.Add(1)
-			log.Debug("alert limited", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name, "wait", wait)
+			rs.log.Debug("alert limited", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name, "wait", wait)
 			return processor.Defer(wait, "limit of entry "+ru.name)
 		}
 		defer done()
 	}
-	err := ru.actions.run(ctx, m, a)
+	err := rs.runActions(ctx, ru, m, a)
 	if err != nil && held != nil {
 		// A failed action has not acted: free the window for the retry.
 		if rerr := held.release(ctx); rerr != nil {
-			log.Warn("suppression window not released after a failed action", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name, "err", rerr)
+			rs.log.Warn("suppression window not released after a failed action", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name, "err", rerr)
 		}
 	}
 	return err
+}
+
+// runActions runs ru's actions in order on the alert a of m, stopping at
+// the first that fails, and records each run but a print's before it
+// returns: before the alert is acknowledged.
+func (rs *Rules) runActions(ctx context.Context, ru *rule, m *processor.Message, a stream.Alert) error {
+	for i, act := range ru.actions {
+		if act.kind() == "print" {
+			if err := act.run(ctx, m, a, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		r := rs.newRun(ru, m, a, i, act)
+		start := time.Now()
+		err := act.run(ctx, m, a, &r)
+		r.Started, r.DurationSeconds = start.UTC(), time.Since(start).Seconds()
+		r.Outcome = runOutcome(ctx, err)
+		if err != nil {
+			r.Error = errorText(err)
+		}
+		rs.record(ctx, r)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newRun is the record of ru's action i (nil for a decision without one) for
+// the alert a of m.
+func (rs *Rules) newRun(ru *rule, m *processor.Message, a stream.Alert, i int, act action) Run {
+	r := Run{
+		ID:          stream.NewID(),
+		Entry:       ru.name,
+		ActionIndex: i,
+		AlertStream: m.Stream(),
+		AlertSeq:    m.Sequence(),
+		AlertID:     a.ID,
+		Subject:     m.Subject(),
+		Delivered:   m.Delivered(),
+		Started:     time.Now().UTC(),
+		outputLimit: int(rs.runs.Output),
+	}
+	if act != nil {
+		r.Action = act.kind()
+	}
+	if of, err := strconv.ParseUint(m.Header(HeaderRerunOf), 10, 64); err == nil && of > 0 {
+		r.AlertSeq, r.Rerun, r.RerunSeq = of, true, m.Sequence()
+	}
+	return r
+}
+
+// record reports r to Deps.OnRun and, while the rules are started, stores
+// it. A record the server refuses is logged: the action ran, and running it
+// again for want of its record would do its effect twice.
+func (rs *Rules) record(ctx context.Context, r Run) {
+	rec := rs.recorder.Load()
+	if rec != nil {
+		r.Group, r.Host, r.PID = rec.group, rec.host, rec.pid
+	}
+	if rs.onRun != nil {
+		rs.onRun(r)
+	}
+	if rec == nil {
+		return
+	}
+	if err := rec.write(ctx, r); err != nil {
+		rs.log.Error("run record not stored", "entry", r.Entry, "action", r.Action, "seq", r.AlertSeq, "run", r.ID, "outcome", r.Outcome, "err", err)
+	}
+}
+
+// runOutcome is what a run's error says of it.
+func runOutcome(ctx context.Context, err error) string {
+	var perm *processor.PermanentError
+	switch {
+	case err == nil:
+		return RunOK
+	case errors.As(err, &perm):
+		return RunPermanent
+	case errors.Is(err, context.DeadlineExceeded):
+		return RunTimeout
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		return RunCanceled
+	}
+	return RunFailed
+}
+
+// errorText is err's text for a record, as the dead letter has it.
+func errorText(err error) string {
+	if pe, ok := errors.AsType[*processor.PanicError](err); ok {
+		return err.Error() + "\n" + string(pe.Stack)
+	}
+	return err.Error()
 }
 
 // holderOf identifies a message across its deliveries.

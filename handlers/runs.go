@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dustin/go-humanize"
 )
 
 // Run is the record of one attempt of one action of a rule entry (every
@@ -31,7 +34,9 @@ type Run struct {
 	// Started is when the action started; DurationSeconds how long it took.
 	Started         time.Time `json:"started"`
 	DurationSeconds float64   `json:"duration_seconds"`
-	// Outcome is RunOK, RunFailed, RunPermanent, RunTimeout or RunCanceled.
+	// Outcome is RunOK, RunFailed, RunPermanent, RunTimeout or
+	// RunCanceled; RunSuppressed for an alert the entry decided not to act
+	// on (no action ran: Action is empty, Error says why).
 	Outcome string `json:"outcome"`
 	// Error is why it failed, as the dead letter and the log say it.
 	Error string `json:"error,omitempty"`
@@ -51,6 +56,12 @@ type Run struct {
 	// Host and PID name the process that ran it.
 	Host string `json:"host"`
 	PID  int    `json:"pid"`
+	// Rerun reports a run asked for by `reactor runs rerun`: RerunSeq is
+	// the alert stream sequence of the copy that carried the request.
+	Rerun    bool   `json:"rerun,omitempty"`
+	RerunSeq uint64 `json:"rerun_seq,omitempty"`
+	// Seq is the record's sequence in RunsStream, when read back.
+	Seq uint64 `json:"-"`
 
 	// outputLimit bounds each output kept; set by the chain.
 	outputLimit int
@@ -63,7 +74,39 @@ const (
 	RunPermanent = "permanent" // dead-lettered at once
 	RunTimeout   = "timeout"
 	RunCanceled  = "canceled" // reactor stopped while it ran
+	// RunSuppressed records a repeat the entry did not act on.
+	RunSuppressed = "suppressed"
 )
+
+// RunsConfig is what the run records keep, and for how long.
+type RunsConfig struct {
+	// Output bounds each output a record keeps (stdout, stderr, an
+	// answer's body): its last bytes. Defaults to RunOutputDefault; at most
+	// RunOutputMax, so that a record fits a message.
+	Output int64 `yaml:"output"`
+	// MaxBytes bounds RunsStream; the oldest records go first. Defaults to
+	// RunsMaxBytesDefault.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxAge bounds how long records are kept. Defaults to the alert
+	// stream's max age.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// RunOutputMax is the largest RunsConfig.Output: a record with two such
+// outputs stays well within nats-server's default 1 MiB max payload.
+const RunOutputMax = 256 << 10
+
+func (c RunsConfig) validate() error {
+	switch {
+	case c.Output < 0 || c.Output > RunOutputMax:
+		return fmt.Errorf("runs.output %d: want 1 to %d bytes (%s)", c.Output, RunOutputMax, humanize.IBytes(RunOutputMax))
+	case c.MaxBytes < 0:
+		return fmt.Errorf("runs.max_bytes %d: want a positive size", c.MaxBytes)
+	case c.MaxAge < 0:
+		return fmt.Errorf("runs.max_age %s: want a positive duration", c.MaxAge)
+	}
+	return nil
+}
 
 // RunOutputDefault is how much of each output (stdout, stderr, an answer's
 // body) a run record keeps: its last bytes.

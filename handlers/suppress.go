@@ -163,17 +163,22 @@ func (s *suppressor) windowOf(group string, a stream.Alert) (window, error) {
 	return window{rendered: r, kvKey: kvToken(group) + "." + hex.EncodeToString(sum[:16])}, nil
 }
 
-// claim is a window held by the alert being handled.
+// claim is a window held by the alert being handled, or, for a repeat, the
+// window another alert holds.
 type claim struct {
-	kv  jetstream.KeyValue // nil: suppression off
+	kv  jetstream.KeyValue // nil: suppression off, or a repeat
 	key string
 	rev uint64
+	// repeatOf is the alert holding the window ("<stream>:<seq>") when the
+	// alert being handled is a repeat of it; its key is rendered.
+	repeatOf, rendered string
 }
 
 // claim opens the window of a for the message m, or finds it already held
 // by m (a redelivery of the alert that opened it: its actions have not
-// succeeded yet). It returns nil if another alert holds it: m is a repeat.
-// Without a store (rules not started), every alert acts.
+// succeeded yet). When another alert holds it, m is a repeat: the claim
+// says of which alert. Without a store (rules not started), every alert
+// acts.
 func (s *suppressor) claim(ctx context.Context, store *suppressStore, m *processor.Message, a stream.Alert) (*claim, error) {
 	if store == nil {
 		return &claim{}, nil
@@ -195,7 +200,7 @@ func (s *suppressor) claim(ctx context.Context, store *suppressStore, m *process
 		case err == nil && string(e.Value()) == holder:
 			return &claim{kv: kv, key: w.kvKey, rev: e.Revision()}, nil
 		case err == nil:
-			return nil, nil // a repeat
+			return &claim{repeatOf: string(e.Value()), rendered: w.rendered}, nil
 		case !errors.Is(err, jetstream.ErrKeyNotFound):
 			return nil, fmt.Errorf("suppress: read window: %w", err)
 		}

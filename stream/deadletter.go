@@ -230,12 +230,26 @@ func (q *DLQ) filter(subject string) []string {
 // whose original subject matches the subject pattern ("" matches all), and
 // how many matched in total.
 func (q *DLQ) List(ctx context.Context, subject string, limit int) ([]DLQEntry, uint64, error) {
-	msgs, total, err := readNewest(ctx, q.js, q.topo.DLQ, q.filter(subject), limit)
-	out := make([]DLQEntry, 0, len(msgs))
-	for _, m := range msgs {
+	filter := q.filter(subject)
+	page, err := ReadNewest(ctx, q.js, q.topo.DLQ, NewestOptions{FilterSubjects: filter, Want: limit})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]DLQEntry, 0, len(page.Msgs))
+	for _, m := range page.Msgs {
 		out = append(out, q.entry(m))
 	}
-	return out, total, err
+	total := uint64(len(out))
+	if limit > 0 && len(out) == limit {
+		// Cut: count them all, as the server does for a filtered read.
+		r, err := NewReader(ctx, q.js, q.topo.DLQ, ReadOptions{FilterSubjects: filter})
+		if err != nil {
+			return out, total, err
+		}
+		total = max(total, r.Pending())
+		r.Close()
+	}
+	return out, total, nil
 }
 
 // Get returns the dead letter at seq in the DLQ stream.

@@ -2,9 +2,11 @@ package stream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -194,54 +196,168 @@ func (r *Reader) Close() {
 	r.cons = nil
 }
 
-// readNewest returns the last n messages of stream name that match filter
-// (every one when n <= 0), newest first, and how many match in all. It
-// reads backwards in ranges that double, so the newest few of a long
-// stream cost a few short reads, not a read of the whole stream.
-func readNewest(ctx context.Context, js jetstream.JetStream, name string, filter []string, n int) ([]StoredMsg, uint64, error) {
+// NewestOptions selects what ReadNewest returns. The zero value reads the
+// whole stream, newest first.
+type NewestOptions struct {
+	// FilterSubjects restricts the read to these subjects, applied by the
+	// server. Defaults to every subject.
+	FilterSubjects []string
+	// Before reads the sequences below it (a page's Older continues a
+	// list). Defaults to the newest.
+	Before uint64
+	// Since stops at the messages stored before it. Defaults to the oldest.
+	Since time.Time
+	// Want bounds the messages returned. Defaults to all.
+	Want int
+	// Matches, if set, keeps the messages it returns true for: a filter the
+	// server cannot apply. Budget then bounds the sequences read.
+	Matches func(StoredMsg) bool
+	// Budget bounds the sequences read, when Matches is set. Defaults to no
+	// bound.
+	Budget int
+}
+
+// NewestPage is what ReadNewest read.
+type NewestPage struct {
+	// Msgs are newest first.
+	Msgs []StoredMsg
+	// Older is the Before of the next page: 0 when the range holds nothing
+	// older.
+	Older uint64
+	// From and To are the sequences read, Limited that the read stopped at
+	// its budget rather than on a full page.
+	From, To uint64
+	Limited  bool
+}
+
+// ReadNewest reads stream name backwards, newest first, in ranges that
+// double: each a bounded read by an ordered consumer that the server filters
+// by subject (see Reader). The newest n messages cost a few short reads,
+// not a read of the whole stream; a filter the server cannot apply
+// (Matches) reads at most Budget sequences.
+func ReadNewest(ctx context.Context, js jetstream.JetStream, name string, opts NewestOptions) (NewestPage, error) {
+	var out NewestPage
 	s, err := js.Stream(ctx, name)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read stream %s: %w", name, err)
+		return out, fmt.Errorf("read stream %s: %w", name, err)
 	}
-	state := s.CachedInfo().State
-	if state.Msgs == 0 {
-		return nil, 0, nil
+	st := s.CachedInfo().State
+	if st.Msgs == 0 {
+		return out, nil
 	}
-	total := state.Msgs
-	if len(filter) > 0 && n > 0 {
-		r, err := NewReader(ctx, js, name, ReadOptions{FilterSubjects: filter})
+	lo, hi := st.FirstSeq, st.LastSeq
+	if opts.Before > 0 {
+		hi = min(hi, opts.Before-1)
+	}
+	if !opts.Since.IsZero() {
+		seq, err := FirstSeqAt(ctx, js, name, opts.Since)
+		if errors.Is(err, ErrNoMessage) {
+			return out, nil
+		}
 		if err != nil {
-			return nil, 0, err
+			return out, err
 		}
-		total = r.Pending()
-		r.Close()
+		lo = max(lo, seq)
 	}
-	var out []StoredMsg
-	size := state.LastSeq - state.FirstSeq + 1 // n <= 0: the whole stream at once
-	if n > 0 {
-		size = uint64(n)
+	if hi < lo || hi == 0 {
+		return out, nil
 	}
-	for hi := state.LastSeq; ; {
-		lo := state.FirstSeq
-		if hi-lo+1 > size {
-			lo = hi - size + 1
+	out.To = hi
+	chunk := hi - lo + 1 // everything at once when nothing bounds it
+	if opts.Want > 0 {
+		chunk = uint64(opts.Want)
+		if opts.Matches != nil || len(opts.FilterSubjects) > 0 {
+			chunk = uint64(max(4*opts.Want, 500))
 		}
-		batch, err := readRange(ctx, js, name, filter, lo, hi)
+	}
+	budget := uint64(0)
+	if opts.Matches != nil && opts.Budget > 0 {
+		budget = uint64(opts.Budget)
+	}
+	for {
+		size := min(chunk, hi-lo+1)
+		if budget > 0 {
+			size = min(size, budget)
+		}
+		a := hi - size + 1
+		batch, err := readRange(ctx, js, name, opts.FilterSubjects, a, hi)
 		if err != nil {
-			return out, total, err
+			return out, err
 		}
-		for i := len(batch) - 1; i >= 0 && (n <= 0 || len(out) < n); i-- {
-			out = append(out, batch[i])
+		out.From = a
+		for i := len(batch) - 1; i >= 0 && (opts.Want <= 0 || len(out.Msgs) < opts.Want); i-- {
+			if opts.Matches == nil || opts.Matches(batch[i]) {
+				out.Msgs = append(out.Msgs, batch[i])
+			}
 		}
-		if (n > 0 && len(out) >= n) || lo <= state.FirstSeq {
-			break
+		if budget > 0 {
+			budget -= size
 		}
-		hi, size = lo-1, size*2
+		switch {
+		case opts.Want > 0 && len(out.Msgs) == opts.Want:
+			if last := out.Msgs[len(out.Msgs)-1].Sequence; last > lo {
+				out.Older = last
+			}
+			return out, nil
+		case a <= lo:
+			return out, nil
+		case opts.Matches != nil && opts.Budget > 0 && budget == 0:
+			out.Older, out.Limited = a, true
+			return out, nil
+		}
+		hi = a - 1
+		chunk = min(chunk*2, 8192)
 	}
-	if n <= 0 || uint64(len(out)) > total {
-		total = uint64(len(out))
+}
+
+// ErrNoMessage means a stream has no message at or after a time.
+var ErrNoMessage = errors.New("stream: no message at or after that time")
+
+// FirstSeqAt returns the sequence of the first message of stream name
+// stored at or after t, one request to the server (which finds it by time,
+// not by a scan). It returns ErrNoMessage when there is none.
+func FirstSeqAt(ctx context.Context, js jetstream.JetStream, name string, t time.Time) (uint64, error) {
+	req, _ := json.Marshal(struct {
+		StartTime time.Time `json:"start_time"`
+		NextFor   string    `json:"next_by_subj"`
+	}{t.UTC(), ">"})
+	msg, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+name, req)
+	if err != nil {
+		return 0, fmt.Errorf("find %s's first message at %s: %w", name, t.Format(time.RFC3339), err)
 	}
-	return out, total, nil
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, fmt.Errorf("find %s's first message at %s: %w", name, t.Format(time.RFC3339), err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return 0, ErrNoMessage
+	case resp.Error != nil:
+		return 0, fmt.Errorf("find %s's first message at %s: %s", name, t.Format(time.RFC3339), resp.Error.Description)
+	case resp.Message == nil:
+		return 0, ErrNoMessage
+	}
+	return resp.Message.Seq, nil
+}
+
+// apiPrefix is the JetStream API prefix js sends its requests to.
+func apiPrefix(js jetstream.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return "$JS.API."
 }
 
 // readRange returns the messages of sequences lo to hi that match filter,

@@ -202,14 +202,18 @@ func (rc *runConfig) open(c *cli.Context) (*stream.Conn, error) {
 // or SIGTERM; then it drains.
 func (rc *runConfig) serve(c *cli.Context, conn *stream.Conn) error {
 	stderr := c.App.ErrWriter
-	rules, err := handlers.NewRules(rc.handlers, handlers.Deps{Out: c.App.Writer, Logger: rc.logger})
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
+	deps := handlers.Deps{Out: c.App.Writer, Logger: rc.logger}
 	var m *metrics.Metrics
 	if rc.metrics != "" {
 		m = metrics.New(prometheus.NewRegistry())
 		rc.processor.OnOutcome = m.Observe
+		deps.OnRun = func(r handlers.Run) { m.ObserveRun(r.Entry, r.Action, r.Outcome, r.DurationSeconds) }
+	}
+	rules, err := handlers.NewRules(rc.handlers, deps)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if m != nil {
 		m.Registry().MustRegister(ruleCountsCollector{rules})
 	}
 	p, err := processor.New(conn.JS, rules, rc.processor)

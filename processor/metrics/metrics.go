@@ -30,6 +30,8 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	redeliveries prometheus.Counter
 	settleErrors *prometheus.CounterVec
+	runs         *prometheus.CounterVec
+	runDuration  *prometheus.HistogramVec
 
 	// The series of each entry, looked up once per alert instead of
 	// hashing its label values twice.
@@ -71,7 +73,16 @@ func New(reg *prometheus.Registry) *Metrics {
 			Help: "Failures to acknowledge or dead-letter an alert, by outcome; a failed dead-letter publish counts under retried.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.handled, m.duration, m.redeliveries, m.settleErrors)
+	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reactor_action_runs_total",
+		Help: "Runs of the rule entries' actions (every action but print), by entry, action (exec, webhook, ...; empty for an alert suppressed) and outcome (ok, failed, permanent, timeout, canceled, suppressed).",
+	}, []string{"entry", "action", "outcome"})
+	m.runDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "reactor_action_run_duration_seconds",
+		Help:    "Time the rule entries' actions took, by entry and action.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1ms .. ~262s
+	}, []string{"entry", "action"})
+	reg.MustRegister(m.handled, m.duration, m.redeliveries, m.settleErrors, m.runs, m.runDuration)
 	registerOnce(reg, collectors.NewGoCollector())
 	registerOnce(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -94,6 +105,15 @@ func (m *Metrics) Observe(r processor.Result) {
 	}
 	if r.SettleErr != nil {
 		m.settleErrors.WithLabelValues(r.Outcome.String()).Inc()
+	}
+}
+
+// ObserveRun counts one run of an action of a rule entry. Use it as
+// handlers.Deps.OnRun: m.ObserveRun(r.Entry, r.Action, r.Outcome, r.DurationSeconds).
+func (m *Metrics) ObserveRun(entry, action, outcome string, seconds float64) {
+	m.runs.WithLabelValues(entry, action, outcome).Inc()
+	if action != "" {
+		m.runDuration.WithLabelValues(entry, action).Observe(seconds)
 	}
 }
 
