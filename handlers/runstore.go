@@ -284,3 +284,66 @@ func parseRun(data []byte, seq uint64) (Run, error) {
 	r.Seq = seq
 	return r, nil
 }
+
+// Rerunning is a re-run put into processing by Rerun.
+type Rerunning struct {
+	// AlertSeq is the alert's sequence in the alert stream; Group the
+	// group that handles it again.
+	AlertSeq uint64 `json:"alert_seq"`
+	Group    string `json:"group"`
+	// Subject is the alert's subject; StoredSubject the group's redrive
+	// subject the copy was stored on, at Seq of the alert stream.
+	Subject       string `json:"subject"`
+	StoredSubject string `json:"stored_subject"`
+	Seq           uint64 `json:"seq"`
+}
+
+// Rerun asks group to run its current rules for the alert at seq of t's
+// alert stream again, durably: a copy of the alert (payload and headers)
+// is stored on the group's redrive subject, which only that group's
+// consumer sees, with a new message id and HeaderRerunOf, as a redrive of
+// a dead letter is. The group handles it like any alert (retried, or
+// dead-lettered), never suppressed, and records its runs under the
+// original alert (Run.Rerun).
+func Rerun(ctx context.Context, js jetstream.JetStream, t stream.Topology, group string, seq uint64) (Rerunning, error) {
+	t = t.WithDefaults()
+	if group == "" {
+		return Rerunning{}, errors.New("handlers: rerun: a group is required")
+	}
+	s, err := js.Stream(ctx, t.Alerts)
+	if err != nil {
+		return Rerunning{}, fmt.Errorf("rerun: stream %s: %w", t.Alerts, err)
+	}
+	if _, err := stream.ReadGroup(ctx, js, t, group); err != nil {
+		return Rerunning{}, fmt.Errorf("rerun: %w", err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		st := s.CachedInfo().State
+		return Rerunning{}, fmt.Errorf("rerun: no alert %d in %s (first %d, last %d)", seq, t.Alerts, st.FirstSeq, st.LastSeq)
+	}
+	if err != nil {
+		return Rerunning{}, fmt.Errorf("rerun: read alert %d: %w", seq, err)
+	}
+	subject := m.Subject
+	if rest, ok := strings.CutPrefix(subject, t.RedriveSubject(group, "")); ok {
+		subject = rest // a copy made for this group already
+	}
+	if of, err := strconv.ParseUint(m.Header.Get(HeaderRerunOf), 10, 64); err == nil && of > 0 {
+		seq = of // a re-run of a re-run is a re-run of the alert
+	}
+	msg := nats.NewMsg(t.RedriveSubject(group, subject))
+	msg.Data = m.Data
+	for k, vs := range m.Header {
+		if !strings.HasPrefix(k, "Nats-") {
+			msg.Header[k] = vs
+		}
+	}
+	msg.Header.Set(nats.MsgIdHdr, "rerun-"+t.Alerts+"-"+strconv.FormatUint(seq, 10)+"-"+stream.NewID())
+	msg.Header.Set(HeaderRerunOf, strconv.FormatUint(seq, 10))
+	ack, err := stream.NewPublisher(js, stream.PublisherConfig{}).Publish(ctx, msg)
+	if err != nil {
+		return Rerunning{}, fmt.Errorf("rerun alert %d: %w", seq, err)
+	}
+	return Rerunning{AlertSeq: seq, Group: group, Subject: subject, StoredSubject: msg.Subject, Seq: ack.Sequence}, nil
+}

@@ -45,6 +45,7 @@ Exit codes: 0 success, 1 failure, 2 usage error (unknown flag, bad value),
 			dlqCommand(),
 			statusCommand(),
 			rulesCommand(),
+			runsCommand(),
 			ingestCommand(),
 			groupCommand(),
 			// Commands owned by other files go here:
