@@ -307,6 +307,7 @@ func (rs *Rules) newRun(ru *rule, m *processor.Message, a stream.Alert, i int, a
 		Delivered:   m.Delivered(),
 		Started:     time.Now().UTC(),
 		outputLimit: int(rs.runs.Output),
+		traceparent: stream.Traceparent(m.Headers()),
 	}
 	if act != nil {
 		r.Action = act.kind()

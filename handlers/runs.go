@@ -65,6 +65,9 @@ type Run struct {
 
 	// outputLimit bounds each output kept; set by the chain.
 	outputLimit int
+	// traceparent is the alert's: the record carries it, in the alert's
+	// trace.
+	traceparent string
 }
 
 // Outcomes of a Run.

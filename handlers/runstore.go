@@ -144,6 +144,9 @@ func (rec *recorder) write(ctx context.Context, r Run) error {
 	msg := nats.NewMsg(runSubject(r.Group, r.AlertSeq, r.ID))
 	msg.Data = data
 	msg.Header.Set(nats.MsgIdHdr, r.ID)
+	if r.traceparent != "" {
+		msg.Header.Set("Traceparent", r.traceparent) // in the alert's trace; and none to make
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
 	defer cancel()
 	if _, err := rec.pub.Publish(ctx, msg); err != nil {
