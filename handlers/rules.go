@@ -130,6 +130,17 @@ func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err
 	}, nil
 }
 
+// Entry says which entry takes a (the decision Route makes), and whether
+// it acts on it: an entry without actions drops it on purpose (filtered).
+// ok is false when no entry takes it.
+func (rs *Rules) Entry(a stream.Alert) (name string, acts, ok bool) {
+	ru := rs.decide(a.Subject, a, nil).taker
+	if ru == nil {
+		return "", false, false
+	}
+	return ru.name, len(ru.actions) > 0, true
+}
+
 // Process runs the entry that takes m's alert (see Route).
 func (rs *Rules) Process(ctx context.Context, m *processor.Message) error {
 	h, _ := rs.Route(m)

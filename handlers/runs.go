@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -68,6 +69,18 @@ type Run struct {
 	// traceparent is the alert's: the record carries it, in the alert's
 	// trace.
 	traceparent string
+}
+
+// Result is the run's exit code ("exit 1") or HTTP status ("HTTP 503"), or
+// "" when it has neither.
+func (r Run) Result() string {
+	switch {
+	case r.ExitCode != nil:
+		return "exit " + strconv.Itoa(*r.ExitCode)
+	case r.HTTPStatus != 0:
+		return "HTTP " + strconv.Itoa(r.HTTPStatus)
+	}
+	return ""
 }
 
 // Outcomes of a Run.

@@ -350,3 +350,24 @@ func Rerun(ctx context.Context, js jetstream.JetStream, t stream.Topology, group
 	}
 	return Rerunning{AlertSeq: seq, Group: group, Subject: subject, StoredSubject: msg.Subject, Seq: ack.Sequence}, nil
 }
+
+// LastRun reads the newest record of group's runs for the alert at seq; ok
+// is false when there is none.
+func LastRun(ctx context.Context, js jetstream.JetStream, group string, seq uint64) (r Run, ok bool, err error) {
+	s, err := js.Stream(ctx, RunsStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return Run{}, false, nil
+	}
+	if err != nil {
+		return Run{}, false, fmt.Errorf("stream %s: %w", RunsStream, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, RunsFilter(group, seq)+".*")
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Run{}, false, nil
+	}
+	if err != nil {
+		return Run{}, false, fmt.Errorf("last run of alert %d: %w", seq, err)
+	}
+	r, err = parseRun(m.Data, m.Sequence)
+	return r, err == nil, err
+}

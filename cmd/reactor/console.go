@@ -12,12 +12,14 @@ import (
 // newConsole is the web console the HTTP listener serves at "/" (behind its
 // token, like ingest): it reads and acts through conn, and samples the
 // groups for its chart until ctx is done.
-func newConsole(ctx context.Context, conn *stream.Conn, topo stream.Topology, logger *slog.Logger) (http.Handler, error) {
+func newConsole(ctx context.Context, conn *stream.Conn, topo stream.Topology, cfg httpConfig, logger *slog.Logger) (http.Handler, error) {
 	con, err := console.New(console.Config{
 		JS:       conn.JS,
 		Topology: topo,
 		Server:   conn.ServerStatus,
 		Logger:   logger.With("component", "console"),
+		Rules:    cfg.rules,
+		Group:    cfg.group,
 	})
 	if err != nil {
 		return nil, err

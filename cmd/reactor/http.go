@@ -17,6 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream/ingest"
 )
 
@@ -60,6 +61,9 @@ type httpConfig struct {
 	addr, token     string
 	tlsCert, tlsKey string
 	ingest          ingest.Config
+	// rules and group are run's, for the console (nil with ingest).
+	rules *handlers.Rules
+	group string
 }
 
 // httpConfigFrom reads and checks the HTTP flags. Like --listen for NATS, a

@@ -119,7 +119,7 @@ func serveIngest(c *cli.Context, cfg httpConfig, conn *stream.Conn, m *metrics.M
 	cfg.ingest.Connected = conn.NC.IsConnected
 	h := ingest.New(stream.NewPublisher(conn.JS, stream.PublisherConfig{}), cfg.ingest)
 	mux := newHTTPMux(h)
-	con, err := newConsole(c.Context, conn, topology(c), logger)
+	con, err := newConsole(c.Context, conn, topology(c), cfg, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -234,6 +234,7 @@ func (rc *runConfig) serve(c *cli.Context, conn *stream.Conn) error {
 		defer stopMetrics()
 	}
 	if rc.http.addr != "" {
+		rc.http.rules, rc.http.group = rules, p.Config().Group
 		srv, err := serveIngest(c, rc.http, conn, m, rc.logger)
 		if err != nil {
 			return err

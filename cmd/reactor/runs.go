@@ -149,7 +149,7 @@ func writeRuns(w io.Writer, page handlers.RunPage, q handlers.RunQuery) error {
 			alert += " (rerun)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.ID, humanTime(r.Started), r.Group, r.Entry, action, alert,
-			r.Delivered, r.Outcome, runResult(r), time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Millisecond), firstLine(r.Error, 60))
+			r.Delivered, r.Outcome, orDash(r.Result()), time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Millisecond), firstLine(r.Error, 60))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -161,17 +161,6 @@ func writeRuns(w io.Writer, page handlers.RunPage, q handlers.RunQuery) error {
 		fmt.Fprintf(w, "(the newest %d: --limit shows more)\n", len(page.Runs))
 	}
 	return nil
-}
-
-// runResult is a run's exit code or HTTP status, "-" if it has neither.
-func runResult(r handlers.Run) string {
-	switch {
-	case r.ExitCode != nil:
-		return "exit " + strconv.Itoa(*r.ExitCode)
-	case r.HTTPStatus != 0:
-		return "HTTP " + strconv.Itoa(r.HTTPStatus)
-	}
-	return "-"
 }
 
 func runsShow(c *cli.Context) error {
@@ -228,9 +217,7 @@ func writeRun(w io.Writer, r handlers.Run) error {
 		row("Command", strings.Join(quoteArgs(r.Command), " "))
 	}
 	row("URL", r.URL)
-	if res := runResult(r); res != "-" {
-		row("Result", res)
-	}
+	row("Result", r.Result())
 	row("Process", fmt.Sprintf("pid %d on %s", r.PID, r.Host))
 	if err := tw.Flush(); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -296,17 +297,10 @@ type alertData struct {
 	Groups      []groupFate
 	DeadLetts   []stream.DLQEntry
 	DLQLimited  bool
+	Runs        []handlers.Run // every group's, oldest first
 }
 
 type header struct{ Key, Value string }
-
-// groupFate is what happened to an alert in one group, as far as the
-// group's consumer state tells.
-type groupFate struct {
-	Group string
-	State string
-	Class string
-}
 
 func (c *Console) alert(w http.ResponseWriter, r *http.Request) {
 	seq, err := parseSeq(r.PathValue("seq"))
@@ -366,50 +360,23 @@ func (c *Console) alert(w http.ResponseWriter, r *http.Request) {
 		}
 		d.DLQLimited = scan.Limited
 	}
+	if d.Runs, err = handlers.AlertRuns(ctx, c.cfg.JS, "", seq); err != nil {
+		c.log.Warn("console: read runs", "seq", seq, "err", err)
+	}
+	facts := alertFacts{seq: seq, subject: d.Subject, redrivenFor: d.RedrivenFor, alert: d.Alert, dead: d.DeadLetts}
 	st, err := stream.ReadStatus(ctx, c.cfg.JS, c.cfg.Topology)
 	if err == nil {
 		for _, g := range st.Groups {
-			d.Groups = append(d.Groups, c.fate(seq, d.Subject, d.RedrivenFor, g, d.DeadLetts))
+			var last *handlers.Run
+			for i := range d.Runs { // oldest first: keep the group's newest
+				if d.Runs[i].Group == g.Name {
+					last = &d.Runs[i]
+				}
+			}
+			d.Groups = append(d.Groups, c.fate(facts, g, last))
 		}
 	}
 	c.render(w, r, http.StatusOK, "alert", page{Title: fmt.Sprintf("Alert %d", seq), Nav: "alerts", Data: d})
-}
-
-// fate says what a group did with the alert at seq. A group reads the alert
-// stream itself (one consumer per group on it), so its ack floor and
-// delivered sequence place the alert.
-func (c *Console) fate(seq uint64, subject, redrivenFor string, g stream.GroupStatus, dead []stream.DLQEntry) groupFate {
-	f := groupFate{Group: g.Name}
-	if redrivenFor != "" && redrivenFor != g.Name {
-		f.State, f.Class = "not for this group (redriven for "+redrivenFor+")", "muted"
-		return f
-	}
-	if len(g.FilterSubjects) > 0 && !slices.ContainsFunc(g.FilterSubjects, func(p string) bool { return subjectMatches(p, subject) }) {
-		f.State, f.Class = "not for this group (filter "+strings.Join(g.FilterSubjects, ", ")+")", "muted"
-		return f
-	}
-	for _, e := range dead {
-		if e.Group == g.Name {
-			n := fmt.Sprintf("%d deliveries", e.Deliveries)
-			if e.Deliveries == 1 {
-				n = "1 delivery"
-			}
-			f.State, f.Class = fmt.Sprintf("dead-lettered (%s) after %s", e.Reason, n), "bad"
-			return f
-		}
-	}
-	switch {
-	case seq <= g.AckFloor:
-		f.State, f.Class = "settled (handled, or dropped)", "ok"
-	case seq > g.Delivered:
-		f.State, f.Class = "waiting: not delivered yet", "warn"
-	default:
-		f.State, f.Class = "delivered: in flight, waiting for a retry, or settled out of order", "warn"
-	}
-	if g.Paused {
-		f.State += "; the group is paused"
-	}
-	return f
 }
 
 func headersOf(h nats.Header) []header {

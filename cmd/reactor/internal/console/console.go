@@ -30,6 +30,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -76,6 +77,12 @@ type Config struct {
 	// SampleInterval is how often Run samples the groups. Defaults to
 	// SampleIntervalDefault.
 	SampleInterval time.Duration
+	// Rules are the rules of the process serving the console, if it runs
+	// any, and Group the group it runs them in: they tell an alert the
+	// group filtered on purpose from one handled without a run record.
+	// Defaults to none.
+	Rules *handlers.Rules
+	Group string
 }
 
 func (c Config) withDefaults() Config {
@@ -154,6 +161,9 @@ func New(cfg Config) (*Console, error) {
 	mux.HandleFunc("GET /{$}", c.overview)
 	mux.HandleFunc("GET /alerts", c.alerts)
 	mux.HandleFunc("GET /alerts/{seq}", c.alert)
+	mux.HandleFunc("POST /alerts/{seq}/rerun", c.rerun)
+	mux.HandleFunc("GET /runs", c.runs)
+	mux.HandleFunc("GET /runs/{id}", c.run)
 	mux.HandleFunc("GET /dlq", c.deadLetters)
 	mux.HandleFunc("GET /dlq/{seq}", c.deadLetter)
 	mux.HandleFunc("POST /dlq/redrive", c.dlqAction(actionRedrive))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -147,6 +148,7 @@ type deadLetterData struct {
 	Entry   stream.DLQEntry
 	Headers []header
 	Payload string
+	Runs    []handlers.Run // the runs that failed before it, oldest first
 }
 
 func (c *Console) deadLetter(w http.ResponseWriter, r *http.Request) {
@@ -164,6 +166,19 @@ func (c *Console) deadLetter(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "deadletter", page{Title: fmt.Sprintf("Dead letter %d", seq), Nav: "dlq",
-		Data: deadLetterData{Entry: e, Headers: headersOf(e.RawHeader), Payload: prettyPayload(e.Data)}})
+	d := deadLetterData{Entry: e, Headers: headersOf(e.RawHeader), Payload: prettyPayload(e.Data)}
+	if e.Group != "" && e.Stream == c.cfg.Topology.Alerts && e.Sequence > 0 {
+		// The runs that led to it: the group's runs of the alert up to the
+		// moment it was dead-lettered, that did not succeed.
+		runs, err := handlers.AlertRuns(r.Context(), c.cfg.JS, e.Group, e.Sequence)
+		if err != nil {
+			c.log.Warn("console: read runs", "seq", e.Sequence, "err", err)
+		}
+		for _, run := range runs {
+			if run.Outcome != handlers.RunOK && !run.Started.After(e.Stored) {
+				d.Runs = append(d.Runs, run)
+			}
+		}
+	}
+	c.render(w, r, http.StatusOK, "deadletter", page{Title: fmt.Sprintf("Dead letter %d", seq), Nav: "dlq", Data: d})
 }

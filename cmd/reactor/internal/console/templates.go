@@ -7,12 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
 
 	"github.com/dustin/go-humanize"
 )
 
-var pageNames = []string{"overview", "alerts", "alert", "dlq", "deadletter", "confirm", "groups", "error"}
+var pageNames = []string{"overview", "alerts", "alert", "dlq", "deadletter", "confirm", "groups", "runs", "run", "error"}
 
 func parsePages() (map[string]*template.Template, error) {
 	base, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
@@ -72,9 +73,18 @@ var funcs = template.FuncMap{
 		}
 		return strconv.Itoa(minutes) + " minutes"
 	},
-	"forever": func(t time.Time) bool { return time.Until(t) > stream.PauseIndefinitely/2 },
-	"join":    strings.Join,
-	"lower":   strings.ToLower,
+	"forever":      func(t time.Time) bool { return time.Until(t) > stream.PauseIndefinitely/2 },
+	"join":         strings.Join,
+	"lower":        strings.ToLower,
+	"outcomeClass": outcomeClass,
+	"seconds": func(s float64) string {
+		return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+	},
+	"lines": func(s string) int { return strings.Count(strings.TrimSuffix(s, "\n"), "\n") + 1 },
+	"list":  func(v ...any) []any { return v },
+	"outputOf": func(name string, out *handlers.Output) map[string]any {
+		return map[string]any{"Name": name, "Out": out}
+	},
 	"originSeq": func(e stream.DLQEntry) string {
 		if e.Stream == "" || e.Sequence == 0 {
 			return ""
@@ -98,4 +108,15 @@ func when(now, t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05") + " UTC (" + ago(now, t) + ")"
+}
+
+// outcomeClass is the badge colour of a run's outcome.
+func outcomeClass(outcome string) string {
+	switch outcome {
+	case handlers.RunOK:
+		return "ok"
+	case handlers.RunSuppressed, handlers.RunCanceled:
+		return "warn"
+	}
+	return "bad"
 }
