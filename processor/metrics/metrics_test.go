@@ -180,3 +180,41 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestObserveRun(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(prometheus.NewRegistry())
+	m.ObserveRun("page", "exec", "ok", 0.5)
+	m.ObserveRun("page", "exec", "ok", 1.5)
+	m.ObserveRun("page", "exec", "failed", 0.1)
+	m.ObserveRun("page", "", "suppressed", 0)
+	var out strings.Builder
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "reactor_action_run") {
+			continue
+		}
+		for _, mm := range mf.GetMetric() {
+			var labels []string
+			for _, l := range mm.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			v := mm.GetCounter().GetValue()
+			if h := mm.GetHistogram(); h != nil {
+				v = float64(h.GetSampleCount())
+			}
+			fmt.Fprintf(&out, "%s{%s} %g\n", mf.GetName(), strings.Join(labels, ","), v)
+		}
+	}
+	want := `reactor_action_run_duration_seconds{action=exec,entry=page} 3
+reactor_action_runs_total{action=,entry=page,outcome=suppressed} 1
+reactor_action_runs_total{action=exec,entry=page,outcome=failed} 1
+reactor_action_runs_total{action=exec,entry=page,outcome=ok} 2
+`
+	if out.String() != want {
+		t.Errorf("series:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
