@@ -139,7 +139,11 @@ func requireToken(token string, logger *slog.Logger, m *ingest.Metrics, next htt
 		}
 		logger.Warn("http request rejected", "path", r.URL.Path, "code", http.StatusUnauthorized, "remote", r.RemoteAddr, "reason", reason)
 		m.Request(ingest.Endpoint(r.URL.Path), http.StatusUnauthorized)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="reactor", Basic realm="reactor"`)
+		// One challenge a line, Basic first: browsers answer Basic with
+		// their sign-in dialog (the token is the password), and Chromium
+		// ignores a line that starts with a scheme it does not know.
+		w.Header().Set("WWW-Authenticate", `Basic realm="reactor", charset="UTF-8"`)
+		w.Header().Add("WWW-Authenticate", `Bearer realm="reactor"`)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		_ = json.NewEncoder(w).Encode(ingest.ErrorResponse{Error: reason})

@@ -4,52 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/reactor-alerts/reactor/cmd/reactor/internal/browsertest"
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 // browser starts a headless Chromium for one test and returns its tab's
-// context. Without chromium the test is skipped, except in CI (CI=true),
-// where .ci/run installs Debian's chromium and a missing one is a failure.
+// context (see browsertest.New).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium not found (CI=true): .ci/run installs it with apt-get install chromium")
-		}
-		t.Skip("chromium not found: install Debian's chromium (apt-get install chromium) to run the browser tests")
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, for ctx's lifetime
-		t.Fatalf("start chromium: %v", err)
-	}
-	tctx, tcancel := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(tcancel)
-	return tctx
+	return browsertest.New(t)
 }
 
 // do runs browser steps, failing the test on an error.
