@@ -226,27 +226,16 @@ func (q *DLQ) filter(subject string) []string {
 	return []string{q.topo.DLQSubject(subject)}
 }
 
-// List returns up to limit dead letters (0 means all), oldest first, whose
-// original subject matches the subject pattern ("" matches all), and how many
-// matched in total.
+// List returns the newest limit dead letters (0 means all), newest first,
+// whose original subject matches the subject pattern ("" matches all), and
+// how many matched in total.
 func (q *DLQ) List(ctx context.Context, subject string, limit int) ([]DLQEntry, uint64, error) {
-	r, err := NewReader(ctx, q.js, q.topo.DLQ, ReadOptions{FilterSubjects: q.filter(subject)})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer r.Close()
-	var out []DLQEntry
-	for limit <= 0 || len(out) < limit {
-		m, err := r.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return out, r.Pending(), err
-		}
+	msgs, total, err := readNewest(ctx, q.js, q.topo.DLQ, q.filter(subject), limit)
+	out := make([]DLQEntry, 0, len(msgs))
+	for _, m := range msgs {
 		out = append(out, q.entry(m))
 	}
-	return out, max(r.Pending(), uint64(len(out))), nil
+	return out, total, err
 }
 
 // Get returns the dead letter at seq in the DLQ stream.

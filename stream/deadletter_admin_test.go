@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -57,19 +58,19 @@ func TestDLQListGetRedrivePurge(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	if len(all) != 3 || total != 3 || all[0].DLQSequence != s1 || all[2].DLQSequence != s3 {
-		t.Fatalf("list all: %d entries (total %d), want 3 in order", len(all), total)
+	if len(all) != 3 || total != 3 || all[0].DLQSequence != s3 || all[2].DLQSequence != s1 {
+		t.Fatalf("list all: %d entries (total %d), want 3, newest first", len(all), total)
 	}
-	if all[0].Subject != "alerts.disk" || all[0].Error != "exec page: exit status 1\nline two" || all[0].Stored.IsZero() {
-		t.Errorf("first entry = %+v", all[0])
+	if all[2].Subject != "alerts.disk" || all[2].Error != "exec page: exit status 1\nline two" || all[2].Stored.IsZero() {
+		t.Errorf("oldest entry = %+v", all[2])
 	}
 	cpu, total, err := q.List(ctx, "alerts.cpu.>", 0)
-	if err != nil || len(cpu) != 2 || total != 2 || cpu[0].DLQSequence != s2 {
+	if err != nil || len(cpu) != 2 || total != 2 || cpu[0].DLQSequence != s3 {
 		t.Fatalf("list alerts.cpu.>: %d entries, total %d, err %v; want 2", len(cpu), total, err)
 	}
 	one, total, err := q.List(ctx, "", 1)
-	if err != nil || len(one) != 1 || total != 3 {
-		t.Fatalf("list limit 1: %d entries, total %d, err %v; want 1 of 3", len(one), total, err)
+	if err != nil || len(one) != 1 || total != 3 || one[0].DLQSequence != s3 {
+		t.Fatalf("list limit 1: %d entries, total %d, err %v; want the newest of 3", len(one), total, err)
 	}
 	none, total, err := q.List(ctx, "alerts.nothing", 0)
 	if err != nil || len(none) != 0 || total != 0 {
@@ -252,5 +253,60 @@ func TestReaderBounds(t *testing.T) {
 	}
 	if _, err := stream.NewReader(ctx, conn.JS, topo.Alerts, stream.ReadOptions{StartSeq: 1, StartTime: time.Now()}); err == nil {
 		t.Error("reader from a sequence and a time: no error")
+	}
+}
+
+// List with a limit returns the newest dead letters, newest first, also
+// when deleted ones leave gaps and a subject filter skips most of them.
+func TestDLQListNewest(t *testing.T) {
+	t.Parallel()
+	conn, topo := streamtest.NewTopology(t)
+	ctx := context.Background()
+	q := stream.NewDLQ(conn.JS, topo)
+	var db []uint64 // the dead letters of alerts.db, oldest first
+	for i := range 40 {
+		subject := "alerts.web"
+		if i%7 == 3 {
+			subject = "alerts.db"
+		}
+		seq := deadLetter(t, conn, topo, subject, uint64(i+1), "boom")
+		if i >= 30 && i%2 == 0 && subject == "alerts.web" {
+			if _, err := q.Purge(ctx, seq); err != nil { // gaps among the newest
+				t.Fatal(err)
+			}
+			continue
+		}
+		if subject == "alerts.db" {
+			db = append(db, seq)
+		}
+	}
+	all, total, err := q.List(ctx, "", 0)
+	if err != nil || uint64(len(all)) != total {
+		t.Fatalf("list all: %d of %d, %v", len(all), total, err)
+	}
+	seqs := func(es []stream.DLQEntry) []uint64 {
+		var out []uint64
+		for _, e := range es {
+			out = append(out, e.DLQSequence)
+		}
+		return out
+	}
+	for _, limit := range []int{1, 3, 10, 35, 100} {
+		got, n, err := q.List(ctx, "", limit)
+		want := seqs(all)[:min(limit, len(all))]
+		if err != nil || n != total || !slices.Equal(seqs(got), want) {
+			t.Errorf("limit %d: %v (total %d, %v), want %v (total %d)", limit, seqs(got), n, err, want, total)
+		}
+	}
+	slices.Reverse(db)
+	for _, limit := range []int{1, 2, 5, 0} {
+		got, n, err := q.List(ctx, "alerts.db", limit)
+		want := db
+		if limit > 0 {
+			want = db[:min(limit, len(db))]
+		}
+		if err != nil || n != uint64(len(db)) || !slices.Equal(seqs(got), want) {
+			t.Errorf("alerts.db, limit %d: %v (total %d, %v), want %v (total %d)", limit, seqs(got), n, err, want, len(db))
+		}
 	}
 }

@@ -37,6 +37,9 @@ type ReadOptions struct {
 	// Defaults to no bound: the read ends at the stream's last message at
 	// the time NewReader was called.
 	Until time.Time
+	// EndSeq ends the read after this sequence. Defaults to the stream's
+	// last sequence at the time NewReader was called.
+	EndSeq uint64
 }
 
 // idleCheck is how long Next waits for a message before it asks the server
@@ -75,6 +78,9 @@ func NewReader(ctx context.Context, js jetstream.JetStream, name string, opts Re
 	}
 	state := s.CachedInfo().State
 	r.last = state.LastSeq
+	if opts.EndSeq > 0 {
+		r.last = min(r.last, opts.EndSeq)
+	}
 	if state.Msgs == 0 || opts.StartSeq > r.last {
 		r.done = true
 		return r, nil
@@ -186,6 +192,77 @@ func (r *Reader) Close() {
 		cancel()
 	}
 	r.cons = nil
+}
+
+// readNewest returns the last n messages of stream name that match filter
+// (every one when n <= 0), newest first, and how many match in all. It
+// reads backwards in ranges that double, so the newest few of a long
+// stream cost a few short reads, not a read of the whole stream.
+func readNewest(ctx context.Context, js jetstream.JetStream, name string, filter []string, n int) ([]StoredMsg, uint64, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read stream %s: %w", name, err)
+	}
+	state := s.CachedInfo().State
+	if state.Msgs == 0 {
+		return nil, 0, nil
+	}
+	total := state.Msgs
+	if len(filter) > 0 && n > 0 {
+		r, err := NewReader(ctx, js, name, ReadOptions{FilterSubjects: filter})
+		if err != nil {
+			return nil, 0, err
+		}
+		total = r.Pending()
+		r.Close()
+	}
+	var out []StoredMsg
+	size := state.LastSeq - state.FirstSeq + 1 // n <= 0: the whole stream at once
+	if n > 0 {
+		size = uint64(n)
+	}
+	for hi := state.LastSeq; ; {
+		lo := state.FirstSeq
+		if hi-lo+1 > size {
+			lo = hi - size + 1
+		}
+		batch, err := readRange(ctx, js, name, filter, lo, hi)
+		if err != nil {
+			return out, total, err
+		}
+		for i := len(batch) - 1; i >= 0 && (n <= 0 || len(out) < n); i-- {
+			out = append(out, batch[i])
+		}
+		if (n > 0 && len(out) >= n) || lo <= state.FirstSeq {
+			break
+		}
+		hi, size = lo-1, size*2
+	}
+	if n <= 0 || uint64(len(out)) > total {
+		total = uint64(len(out))
+	}
+	return out, total, nil
+}
+
+// readRange returns the messages of sequences lo to hi that match filter,
+// oldest first.
+func readRange(ctx context.Context, js jetstream.JetStream, name string, filter []string, lo, hi uint64) ([]StoredMsg, error) {
+	r, err := NewReader(ctx, js, name, ReadOptions{FilterSubjects: filter, StartSeq: lo, EndSeq: hi})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var out []StoredMsg
+	for {
+		m, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
 }
 
 func storedFromRaw(streamName string, m *jetstream.RawStreamMsg) StoredMsg {

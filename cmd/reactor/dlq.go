@@ -19,6 +19,9 @@ import (
 	"github.com/reactor-alerts/reactor/stream"
 )
 
+// dlqLimitDefault is how many dead letters dlq ls lists unless told.
+const dlqLimitDefault = 100
+
 func dlqCommand() *cli.Command {
 	subjectFlag := func(usage string) cli.Flag {
 		return &cli.StringFlag{Name: "subject", Usage: usage, EnvVars: []string{"REACTOR_DLQ_SUBJECT"}}
@@ -40,7 +43,7 @@ the dead-letter stream, as dlq ls shows it.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "ls",
-				Usage:     "list dead letters, oldest first",
+				Usage:     "list dead letters, newest first",
 				UsageText: "reactor dlq ls [--subject S] [--limit N] [--json] [options]",
 				Description: `Examples:
    reactor dlq ls
@@ -48,7 +51,7 @@ the dead-letter stream, as dlq ls shows it.`,
    reactor dlq ls --json | jq -r .error`,
 				Flags: append([]cli.Flag{
 					subjectFlag("only dead letters of alerts on this subject (wildcards * and >)"),
-					&cli.IntFlag{Name: "limit", Value: 100, Usage: "list at most this many; 0 lists all", EnvVars: []string{"REACTOR_DLQ_LIMIT"}},
+					&cli.IntFlag{Name: "limit", Value: dlqLimitDefault, Usage: "list the newest this many; 0 lists all", EnvVars: []string{"REACTOR_DLQ_LIMIT"}},
 					jsonFlag("one JSON object per dead letter"),
 				}, clientFlags()...),
 				Action: dlqList,
@@ -185,7 +188,7 @@ func dlqList(c *cli.Context) error {
 		return err
 	}
 	if uint64(len(entries)) < total {
-		fmt.Fprintf(w, "(%d of %d dead letters: --limit 0 lists all)\n", len(entries), total)
+		fmt.Fprintf(w, "(the newest %d of %d dead letters: --limit 0 lists all)\n", len(entries), total)
 	}
 	return nil
 }

@@ -45,10 +45,19 @@ func TestDLQRoundTrip(t *testing.T) {
 		}
 	}
 
+	// Newest first, as the console: a limit hides the oldest.
+	maxSeq := dead[0].Seq
+	for i, d := range dead[1:] {
+		if d.Seq >= dead[i].Seq {
+			t.Errorf("dlq ls --limit 0: seq %d after %d, want newest first", d.Seq, dead[i].Seq)
+		}
+		maxSeq = max(maxSeq, d.Seq)
+	}
 	ls := mustReactor(t, "", "dlq", "ls", "--url", run.url, "--limit", "2")
 	if !strings.HasPrefix(ls.stdout, "SEQ  DEAD-LETTERED") || strings.Count(ls.stdout, "alerts.fail.x  permanent") != 2 ||
-		!strings.Contains(ls.stdout, "(2 of 4 dead letters: --limit 0 lists all)") {
-		t.Errorf("dlq ls --limit 2:\n%s", ls.stdout)
+		!strings.Contains(ls.stdout, "\n"+fmt.Sprint(maxSeq)+" ") ||
+		!strings.Contains(ls.stdout, "(the newest 2 of 4 dead letters: --limit 0 lists all)") {
+		t.Errorf("dlq ls --limit 2, want the newest (seq %d first):\n%s", maxSeq, ls.stdout)
 	}
 	if r := mustReactor(t, "", "dlq", "ls", "--url", run.url, "--subject", "alerts.ok"); r.stdout != "no dead letters\n" {
 		t.Errorf("dlq ls --subject alerts.ok: %q", r.stdout)
