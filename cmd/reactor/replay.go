@@ -24,7 +24,7 @@ func replayCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "subject", Usage: "replay only alerts on these subjects (repeatable, wildcards * and >)", EnvVars: env("SUBJECTS")},
 		&cli.BoolFlag{Name: "dry-run", Usage: "list the alerts instead of handling them", EnvVars: env("DRY_RUN")},
 		&cli.StringFlag{Name: "config", Usage: "handlers config file, as for run; default: print every alert", EnvVars: []string{"REACTOR_CONFIG"}, TakesFile: true},
-		jsonFlag("--dry-run: one JSON object per alert; otherwise: the summary as JSON"),
+		jsonFlag("--dry-run: one JSON object per alert; otherwise: the summary as one JSON document, and the print actions' lines on stderr"),
 	}
 	return &cli.Command{
 		Name:      "replay",
@@ -86,7 +86,13 @@ func replayAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if h, err = newRouter(c, stdout, logger); err != nil {
+		// With --json, stdout is the summary alone, one JSON document:
+		// what the print actions print goes to stderr.
+		printOut := stdout
+		if asJSON {
+			printOut = stderr
+		}
+		if h, err = newRouter(c, printOut, logger); err != nil {
 			return err
 		}
 	}

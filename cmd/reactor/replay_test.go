@@ -84,9 +84,14 @@ func TestReplayTimeWindow(t *testing.T) {
 	if r.code != exitPartial || strings.Count(r.stderr, "exec false: exit status 1") != 2 {
 		t.Errorf("replay with failing handlers: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
+	// With --json, stdout is one JSON document, for jq; what the print
+	// handler prints goes to stderr.
 	var sum replaySummary
-	if err := json.Unmarshal([]byte(r.stdout[strings.LastIndex(strings.TrimSpace(r.stdout), "\n")+1:]), &sum); err != nil {
-		t.Fatalf("replay --json summary: %v\n%s", err, r.stdout)
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil {
+		t.Fatalf("replay --json: stdout is not one JSON document: %v\n%s", err, r.stdout)
+	}
+	if strings.Count(r.stderr, "WARNING  alerts.b.y c") != 2 {
+		t.Errorf("replay --json: the print handler's 2 lines are not on stderr:\n%s", r.stderr)
 	}
 	if sum.Replayed != 4 || sum.OK != 2 || sum.Failed != 2 || sum.FirstSeq != 4 || sum.LastSeq != 7 {
 		t.Errorf("replay --json summary = %+v", sum)
