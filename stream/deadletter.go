@@ -70,12 +70,17 @@ type DeadLetter struct {
 	// Truncated is the payload's original size when it was cut to fit the
 	// DLQ (see fitPayload), else 0.
 	Truncated int
+	// RedrivenFrom is the dead letter the alert was redriven from, when it
+	// failed again after a redrive (HeaderRedrivenFrom), else 0.
+	RedrivenFrom uint64
 	// DLQSequence is the dead letter's own sequence in the DLQ stream, when
 	// read back from it.
 	DLQSequence uint64
 }
 
-// Msg builds the message stored in the DLQ on subject.
+// Msg builds the message stored in the DLQ on subject. The original's
+// Reactor-* headers are dropped, except HeaderRedrivenFrom: an alert that
+// fails again after a redrive says which dead letter it came from.
 func (d DeadLetter) Msg(subject string) *nats.Msg {
 	msg := nats.NewMsg(subject)
 	msg.Data = d.Data
@@ -102,6 +107,11 @@ func (d DeadLetter) Msg(subject string) *nats.Msg {
 	set(HeaderLastAttempt, formatTime(d.LastAttempt))
 	set(HeaderQueued, formatTime(d.Queued))
 	set(HeaderMsgID, d.MsgID)
+	from := d.Header.Get(HeaderRedrivenFrom)
+	if d.RedrivenFrom > 0 {
+		from = strconv.FormatUint(d.RedrivenFrom, 10)
+	}
+	set(HeaderRedrivenFrom, from)
 	return msg
 }
 
@@ -127,6 +137,7 @@ func ParseDeadLetter(subject string, data []byte, h nats.Header) DeadLetter {
 	d.LastAttempt, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderLastAttempt))
 	d.Queued, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderQueued))
 	d.Truncated, _ = strconv.Atoi(h.Get(HeaderTruncated))
+	d.RedrivenFrom, _ = strconv.ParseUint(h.Get(HeaderRedrivenFrom), 10, 64)
 	for k, vs := range h {
 		if !strings.HasPrefix(k, "Reactor-") && !strings.HasPrefix(k, "Nats-") {
 			d.Header[k] = vs

@@ -46,6 +46,30 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	}
 }
 
+// A redriven alert that fails again keeps the dead letter it came from in
+// its new one; the other Reactor-* headers of the alert are not its own.
+func TestDeadLetterKeepsRedrivenFrom(t *testing.T) {
+	t.Parallel()
+	in := DeadLetter{
+		Subject: "alerts.cpu", Reason: ReasonPermanent, Stream: "ALERTS", Sequence: 7,
+		Header: nats.Header{HeaderRedrivenFrom: {"42"}, HeaderReason: {"stale"}, "Traceparent": {"00-abc-def-01"}},
+	}
+	msg := in.Msg("dlq.alerts.cpu")
+	if got := msg.Header.Get(HeaderRedrivenFrom); got != "42" {
+		t.Errorf("%s = %q, want 42", HeaderRedrivenFrom, got)
+	}
+	if got := msg.Header.Values(HeaderReason); len(got) != 1 || got[0] != ReasonPermanent {
+		t.Errorf("%s = %q, want only the new reason", HeaderReason, got)
+	}
+	out := ParseDeadLetter(msg.Subject, msg.Data, msg.Header)
+	if out.RedrivenFrom != 42 {
+		t.Errorf("parsed RedrivenFrom = %d, want 42", out.RedrivenFrom)
+	}
+	if again := out.Msg("dlq.alerts.cpu"); again.Header.Get(HeaderRedrivenFrom) != "42" {
+		t.Errorf("written back: %s = %q, want 42", HeaderRedrivenFrom, again.Header.Get(HeaderRedrivenFrom))
+	}
+}
+
 func TestTruncateLongError(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("x", maxErrorHeader+100)

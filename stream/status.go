@@ -3,11 +3,13 @@ package stream
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -31,8 +33,9 @@ type ServerStatus struct {
 	Name    string `json:"name,omitempty"`
 	Version string `json:"version,omitempty"`
 	Cluster string `json:"cluster,omitempty"`
-	// Embedded reports an embedded server in this process, whose store is
-	// DataDir.
+	// Embedded reports a server embedded in a reactor process (this one,
+	// or the one that answered for it, see AnswerServerStatus), whose
+	// store is DataDir.
 	Embedded bool   `json:"embedded"`
 	DataDir  string `json:"data_dir,omitempty"`
 }
@@ -92,9 +95,13 @@ type GroupStatus struct {
 	// at and below which everything is settled.
 	Delivered uint64 `json:"delivered_seq"`
 	AckFloor  uint64 `json:"ack_floor_seq"`
-	// LastActive is when the group last received an alert.
-	LastActive     time.Time `json:"last_active,omitzero"`
-	AckWaitSeconds float64   `json:"ack_wait_seconds"`
+	// LastActive is when the group last received an alert. A restarted
+	// server has forgotten it: then it is when the last alert the group
+	// received was stored, and LastActiveApprox is set (the group was
+	// active then or later).
+	LastActive       time.Time `json:"last_active,omitzero"`
+	LastActiveApprox bool      `json:"last_active_approx,omitempty"`
+	AckWaitSeconds   float64   `json:"ack_wait_seconds"`
 	// Paused reports a group paused by PauseGroup: the server delivers
 	// nothing to it until PausedUntil or ResumeGroup.
 	Paused      bool      `json:"paused"`
@@ -237,6 +244,13 @@ func groupStatus(ctx context.Context, t Topology, alerts jetstream.Stream, info 
 	if info.Delivered.Last != nil {
 		g.LastActive = info.Delivered.Last.UTC()
 	}
+	if g.LastActive.IsZero() && g.Delivered > 0 {
+		// A restarted server forgets when it last delivered: the last
+		// delivered alert was stored then or before.
+		if m, err := alerts.GetMsg(ctx, g.Delivered); err == nil {
+			g.LastActive, g.LastActiveApprox = m.Time.UTC(), true
+		}
+	}
 	if g.Backlog > 0 {
 		seq, at, err := oldestUnsettled(ctx, alerts, info)
 		if err != nil {
@@ -282,6 +296,8 @@ type embeddedServer interface {
 }
 
 // ServerStatus describes the server c is connected to, without credentials.
+// A server in another process is asked whether a reactor process embeds it
+// (see AnswerServerStatus), for up to serverStatusTimeout.
 func (c *Conn) ServerStatus() ServerStatus {
 	s := ServerStatus{
 		Name:    c.NC.ConnectedServerName(),
@@ -292,8 +308,49 @@ func (c *Conn) ServerStatus() ServerStatus {
 		s.Embedded = true
 		s.DataDir = srv.DataDir()
 		s.URL = srv.ClientURL()
-	} else {
-		s.URL = redactURL(c.NC.ConnectedUrl())
+		return s
+	}
+	s.URL = redactURL(c.NC.ConnectedUrl())
+	m, err := c.NC.Request(serverStatusSubject(c.NC.ConnectedServerId()), nil, serverStatusTimeout)
+	if err != nil {
+		return s // no answer: a server of its own, or one we may not ask
+	}
+	var e embeddedStatus
+	if json.Unmarshal(m.Data, &e) == nil {
+		s.Embedded, s.DataDir = e.Embedded, e.DataDir
 	}
 	return s
+}
+
+// embeddedStatus is what the process that embeds a server answers.
+type embeddedStatus struct {
+	Embedded bool   `json:"embedded"`
+	DataDir  string `json:"data_dir,omitempty"`
+}
+
+// serverStatusTimeout bounds the question of ServerStatus. A server that
+// nobody embeds answers at once (no responders).
+const serverStatusTimeout = time.Second
+
+// serverStatusSubject is where the process that embeds the server with id
+// answers.
+func serverStatusSubject(id string) string { return "_REACTOR.SERVER." + id }
+
+// AnswerServerStatus makes c, the in-process connection of a process that
+// embeds its server, tell other clients of the server what it is: that it
+// is embedded, and where its store is, so that `reactor status` can say so.
+// embedded.Open calls it. It holds no credentials.
+func (c *Conn) AnswerServerStatus() error {
+	st := c.ServerStatus()
+	if !st.Embedded {
+		return nil
+	}
+	data, err := json.Marshal(embeddedStatus{Embedded: true, DataDir: st.DataDir})
+	if err != nil {
+		return err
+	}
+	if _, err := c.NC.Subscribe(serverStatusSubject(c.NC.ConnectedServerId()), func(m *nats.Msg) { _ = m.Respond(data) }); err != nil {
+		return fmt.Errorf("answer server status: %w", err)
+	}
+	return nil
 }

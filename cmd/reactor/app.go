@@ -9,18 +9,54 @@ import (
 	"github.com/xrash/smetrics"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3";
-// otherwise it comes from the module's build info.
+// version is set at build time with -ldflags "-X main.version=v1.2.3", as
+// `task build` does; otherwise it comes from the build info.
 var version string
 
+// versionUnknown is the version of a binary nothing stamped: go run, or go
+// build with -buildvcs=false and no -ldflags.
+const versionUnknown = "devel (no version stamped: build with `task build`)"
+
 func appVersion() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(version, bi)
+}
+
+// versionOf is the version of a binary: the one -ldflags set, else the
+// module's (go install ...@v1.2.3), else the commit the VCS stamped.
+func versionOf(ldflags string, bi *debug.BuildInfo) string {
+	if ldflags != "" {
+		return ldflags
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	if bi == nil {
+		return versionUnknown
 	}
-	return "(devel)"
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, at string
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return versionUnknown
+	}
+	v := "devel " + rev[:min(12, len(rev))]
+	if dirty {
+		v += "+dirty"
+	}
+	if at != "" {
+		v += " (" + at + ")"
+	}
+	return v
 }
 
 func newApp() *cli.App {
@@ -86,10 +122,34 @@ func unknownCommand(c *cli.Context) error {
 		return cli.ShowSubcommandHelp(c)
 	}
 	name := strings.TrimSpace(c.Command.HelpName)
+	cmds := c.Command.Subcommands
 	if name == "" {
-		name = c.App.Name
+		name, cmds = c.App.Name, c.App.Commands
 	}
-	return usageErrorf("unknown command %q: see '%s --help'", c.Args().First(), name)
+	typed := c.Args().First()
+	if s := suggestCommand(cmds, typed); s != "" {
+		return usageErrorf("unknown command %q: did you mean %q? see '%s --help'", typed, s, name)
+	}
+	return usageErrorf("unknown command %q: see '%s --help'", typed, name)
+}
+
+// suggestCommand returns the command name closest to a mistyped one, if one
+// is within two edits of it and they share at least half their letters
+// ("x" suggests nothing, "list" suggests "ls").
+func suggestCommand(cmds []*cli.Command, typed string) string {
+	best, bestDist := "", 3
+	for _, c := range cmds {
+		if c.Hidden {
+			continue
+		}
+		for _, name := range c.Names() {
+			d := smetrics.WagnerFischer(typed, name, 1, 1, 1)
+			if d < bestDist && 2*d <= max(len(typed), len(name)) {
+				best, bestDist = name, d
+			}
+		}
+	}
+	return best
 }
 
 // usageError rewrites the flag parser's errors for the command called name.
@@ -138,7 +198,8 @@ func suggestFlag(flags []cli.Flag, typed string) string {
 	best, bestDist := "", 3
 	for _, f := range flags {
 		for _, name := range f.Names() {
-			if d := smetrics.WagnerFischer(typed, name, 1, 1, 1); d < bestDist {
+			d := smetrics.WagnerFischer(typed, name, 1, 1, 1)
+			if d < bestDist && 2*d <= max(len(typed), len(name)) {
 				best, bestDist = name, d
 			}
 		}

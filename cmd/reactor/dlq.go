@@ -123,6 +123,7 @@ type dlqView struct {
 	Stream       string              `json:"stream,omitempty"`
 	StreamSeq    uint64              `json:"stream_seq,omitempty"`
 	MsgID        string              `json:"msg_id,omitempty"`
+	RedrivenFrom uint64              `json:"redriven_from,omitempty"`
 	Headers      map[string][]string `json:"headers,omitempty"`
 	Payload      json.RawMessage     `json:"payload,omitempty"`
 	PayloadText  string              `json:"payload_text,omitempty"`
@@ -133,7 +134,7 @@ func viewOf(e stream.DLQEntry, full bool) dlqView {
 		Seq: e.DLQSequence, Stored: e.Stored.UTC(), Subject: e.Subject, Reason: e.Reason, Error: e.Error,
 		Entry: e.Entry, Group: e.Group, Deliveries: e.Deliveries,
 		FirstAttempt: e.FirstAttempt, LastAttempt: e.LastAttempt, Queued: e.Queued,
-		Stream: e.Stream, StreamSeq: e.Sequence, MsgID: e.MsgID,
+		Stream: e.Stream, StreamSeq: e.Sequence, MsgID: e.MsgID, RedrivenFrom: e.RedrivenFrom,
 	}
 	if full {
 		v.Headers = e.RawHeader
@@ -240,6 +241,9 @@ func writeDeadLetter(w io.Writer, e stream.DLQEntry) error {
 		row("Stream", fmt.Sprintf("%s seq %d", e.Stream, e.Sequence))
 	}
 	row("Message id", e.MsgID)
+	if e.RedrivenFrom > 0 {
+		row("Redriven from", fmt.Sprintf("dead letter %d", e.RedrivenFrom))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -95,6 +96,34 @@ func TestDLQRoundTrip(t *testing.T) {
 	if r := reactor(t, "", "dlq", "show", "--url", run.url, first); r.code != exitFailure || !strings.Contains(r.stderr, "no dead letter") {
 		t.Errorf("dlq show of a purged dead letter: exit %d, %q", r.code, r.stderr)
 	}
+
+	// Redriven while its handler still fails: dead-lettered again, and
+	// the new dead letter says which one it came from.
+	last := dead[len(dead)-1]
+	mustReactor(t, "", "dlq", "redrive", "--url", run.url, fmt.Sprint(last.Seq))
+	var again dlqView
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		for _, d := range listDeadLetters(t, run.url) {
+			if d.Seq > maxSeq {
+				again = d
+				return nil
+			}
+		}
+		return errors.New("not dead-lettered again yet")
+	}, "the redriven alert dead-lettered again")
+	if again.Subject != last.Subject || again.Reason != "permanent" {
+		t.Errorf("dead-lettered again: %+v", again)
+	}
+	if err := json.Unmarshal([]byte(mustReactor(t, "", "dlq", "show", "--url", run.url, "--json", fmt.Sprint(again.Seq)).stdout), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if got := shown.Headers["Reactor-Redriven-From"]; len(got) != 1 || got[0] != fmt.Sprint(last.Seq) || shown.RedrivenFrom != last.Seq {
+		t.Errorf("the new dead letter's Reactor-Redriven-From = %v (redriven_from %d), want %d", got, shown.RedrivenFrom, last.Seq)
+	}
+	if r := mustReactor(t, "", "dlq", "show", "--url", run.url, fmt.Sprint(again.Seq)); !strings.Contains(r.stdout, "Redriven from: dead letter "+fmt.Sprint(last.Seq)) {
+		t.Errorf("dlq show of the new dead letter:\n%s", r.stdout)
+	}
+	dead[len(dead)-1].Seq = again.Seq
 
 	// Fix the handlers (the default config prints everything), then redrive.
 	if code := run.stop(syscall.SIGTERM, 15*time.Second); code != 0 {

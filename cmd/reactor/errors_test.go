@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -35,10 +36,14 @@ func TestErrors(t *testing.T) {
 			"reactor: unknown flag --subjet for 'reactor send': did you mean --subject? see 'reactor send --help'\n"},
 		{"unknown flag of a subcommand", []string{"dlq", "ls", "--nope"}, exitUsage,
 			"reactor: unknown flag --nope for 'reactor dlq ls': see 'reactor dlq ls --help'\n"},
-		{"unknown command", []string{"sned"}, exitUsage,
-			"reactor: unknown command \"sned\": see 'reactor --help'\n"},
+		{"unknown command", []string{"frobnicate"}, exitUsage,
+			"reactor: unknown command \"frobnicate\": see 'reactor --help'\n"},
+		{"unknown short command", []string{"x"}, exitUsage,
+			"reactor: unknown command \"x\": see 'reactor --help'\n"},
+		{"unknown command with a suggestion", []string{"sned"}, exitUsage,
+			"reactor: unknown command \"sned\": did you mean \"send\"? see 'reactor --help'\n"},
 		{"unknown dlq command", []string{"dlq", "list"}, exitUsage,
-			"reactor: unknown command \"list\": see 'reactor dlq --help'\n"},
+			"reactor: unknown command \"list\": did you mean \"ls\"? see 'reactor dlq --help'\n"},
 		{"bad duration", []string{"replay", "--since", "2x"}, exitUsage,
 			`reactor: bad duration "2x" for --since: want a number and a unit, e.g. 90s, 15m, 2h or 1h30m` + "\n"},
 		{"bad duration of run", []string{"run", "--ack-wait", "soon"}, exitUsage,
@@ -105,5 +110,41 @@ func TestVersion(t *testing.T) {
 	t.Parallel()
 	if r := mustReactor(t, "", "--version"); r.stdout != "reactor version v0.0.0-test\n" {
 		t.Errorf("--version printed %q", r.stdout)
+	}
+}
+
+// The version says what it can, whatever stamped the binary: -ldflags (the
+// Taskfile's build), the module version (go install ...@v1.2.3), or the
+// VCS, and never a bare "(devel)".
+func TestVersionOf(t *testing.T) {
+	t.Parallel()
+	bi := func(version string, settings ...string) *debug.BuildInfo {
+		b := &debug.BuildInfo{Main: debug.Module{Path: "github.com/reactor-alerts/reactor", Version: version}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			b.Settings = append(b.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name    string
+		ldflags string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"ldflags", "v1.2.3-4-gabcdef0", bi("(devel)"), "v1.2.3-4-gabcdef0"},
+		{"module version", "", bi("v1.2.3"), "v1.2.3"},
+		{"VCS stamp", "", bi("(devel)", "vcs.revision", "0123456789abcdef0123", "vcs.time", "2026-12-01T10:00:00Z", "vcs.modified", "false"),
+			"devel 0123456789ab (2026-12-01T10:00:00Z)"},
+		{"VCS stamp of a modified tree", "", bi("(devel)", "vcs.revision", "0123456789abcdef0123", "vcs.time", "2026-12-01T10:00:00Z", "vcs.modified", "true"),
+			"devel 0123456789ab+dirty (2026-12-01T10:00:00Z)"},
+		{"nothing stamped", "", bi("(devel)"), versionUnknown},
+		{"no build info", "", nil, versionUnknown},
+	} {
+		if got := versionOf(tc.ldflags, tc.bi); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if strings.Contains(versionUnknown, "(devel)") || !strings.Contains(versionUnknown, "task build") {
+		t.Errorf("versionUnknown = %q: say how to get a version", versionUnknown)
 	}
 }

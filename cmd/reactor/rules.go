@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -199,8 +200,16 @@ func storedAlert(ctx context.Context, js jetstream.JetStream, name string, seq u
 		return "", nil, nil, fmt.Errorf("read stream %q: %w", name, err)
 	}
 	m, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		st := s.CachedInfo().State
+		kept := fmt.Sprintf("first %d, last %d", st.FirstSeq, st.LastSeq)
+		if st.Msgs == 0 {
+			kept = "it is empty"
+		}
+		return "", nil, nil, withHint(fmt.Errorf("no alert %d in %s (%s)", seq, name, kept), "see `reactor status`")
+	}
 	if err != nil {
-		return "", nil, nil, withHint(fmt.Errorf("read alert %d of %s: %w", seq, name, err), "see `reactor status` for the sequences kept")
+		return "", nil, nil, fmt.Errorf("read alert %d of %s: %w", seq, name, err)
 	}
 	return m.Subject, m.Data, m.Header, nil
 }

@@ -337,6 +337,7 @@ func TestRulesExplain(t *testing.T) {
 		{[]string{"rules", "explain", "--url", noServer, "--seq", "1"}, "no NATS server"},
 		{[]string{"rules", "explain", "--url", noServer, "--config", filepath.Join("..", "..", "testdata", "handlers", "bad_rules_status.yaml"), "-"}, `bad_rules_status.yaml: line 4: when: status "open"`},
 		{[]string{"rules", "explain", "--url", noServer, "-"}, `the alert has neither "subject" nor "name"`},
+		{[]string{"rules", "explain", "--url", run.url, "--seq", "999"}, "reactor: no alert 999 in ALERTS (first 1, last 1): see `reactor status`"},
 	} {
 		r := reactor(t, "text", tc.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {

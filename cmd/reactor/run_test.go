@@ -192,7 +192,8 @@ func TestStatusJSON(t *testing.T) {
 	}
 	want := map[string]any{
 		"server.url":                      run.url,
-		"server.embedded":                 false, // status is a client: the server is not in its process
+		"server.embedded":                 true, // reactor run embeds it, and says so when asked
+		"server.data_dir":                 run.dataDir,
 		"alerts.name":                     "ALERTS",
 		"alerts.messages":                 2.0,
 		"alerts.last_minute":              2.0,
@@ -220,10 +221,29 @@ func TestStatusJSON(t *testing.T) {
 		}
 	}
 	human := mustReactor(t, "", append([]string{"status"}, auth...)...)
-	for _, want := range []string{"Server   " + run.url + ", named ", ", nats-server 2.", "Alerts   ALERTS: 2 alerts", "; kept 7d", "DLQ      ALERTS_DLQ: 0 dead letters", "START", "reactor  0 ", "all (auto: first group)"} {
+	for _, want := range []string{"Server   " + run.url + " (embedded, data in " + run.dataDir + "), named ", ", nats-server 2.", "Alerts   ALERTS: 2 alerts", "; kept 7d", "DLQ      ALERTS_DLQ: 0 dead letters", "START", "reactor  0 ", "all (auto: first group)"} {
 		if !strings.Contains(human.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, human.stdout)
 		}
+	}
+
+	// After a restart the server has forgotten when it delivered: the
+	// group's last activity is the time of the last alert it received.
+	if code := run.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("reactor run exited %d on SIGTERM", code)
+	}
+	lastStored := get("alerts.last_time")
+	run = startRun(t, run.dataDir, "--user", "ops", "--password", "s3cret-pw")
+	auth[1] = run.url
+	if err := json.Unmarshal([]byte(mustReactor(t, "", append(append([]string{"status"}, auth...), "--json")...).stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if got := get("groups.last_active"); got != lastStored || get("groups.last_active_approx") != true {
+		t.Errorf("after a restart: last_active %v (approx %v), want %v, the last alert's time (approx)", got, get("groups.last_active_approx"), lastStored)
+	}
+	human = mustReactor(t, "", append([]string{"status"}, auth...)...)
+	if !strings.Contains(human.stdout, " or later ") {
+		t.Errorf("after a restart, status shows no last activity:\n%s", human.stdout)
 	}
 }
 

@@ -109,7 +109,11 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 		if maxAge > 0 && !g.OldestUnsettled.IsZero() && now.Sub(g.OldestUnsettled) > maxAge/2 {
 			oldest += " (past half the retention!)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", g.Name, g.Backlog, oldest, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, ago(now, g.LastActive), g.Start, filter, groupState(now, g))
+		active := ago(now, g.LastActive)
+		if g.LastActiveApprox {
+			active += " or later" // the server restarted: its last alert's time
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", g.Name, g.Backlog, oldest, g.NumPending, g.AckPending, g.Redelivered, g.Waiting, active, g.Start, filter, groupState(now, g))
 	}
 	return tw.Flush()
 }

@@ -257,6 +257,10 @@ func Open(ctx context.Context, cfg Config, scfg stream.Config) (*stream.Conn, er
 		srv.Shutdown()
 		return nil, err
 	}
+	if err := conn.AnswerServerStatus(); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	return conn, nil
 }
 

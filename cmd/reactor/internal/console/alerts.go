@@ -218,8 +218,12 @@ func truncate(s string, n int) string {
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
 type alertsData struct {
-	Q          alertQuery
-	Rows       []alertRow
+	Q    alertQuery
+	Rows []alertRow
+	// Total is how many alerts the filter matches, when TotalKnown; else
+	// the page says how many of the sequences it read (Scan) match.
+	Total      uint64
+	TotalKnown bool
 	Older      string // URL of the next page, "" at the end
 	Newest     string // URL of the first page, "" on it
 	Scan       scanned
@@ -257,9 +261,53 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 	for _, m := range d.Scan.Msgs {
 		d.Rows = append(d.Rows, c.rowOf(m))
 	}
+	if d.Total, d.TotalKnown, err = c.alertsTotal(ctx, q, lo, ok, d.Scan); err != nil {
+		c.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
 	d.Older, d.Newest = pageLinks("/alerts", q.values(), d.Scan.Older, q.Before)
 	d.Empty = len(d.Rows) == 0
 	c.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
+}
+
+// alertsTotal is how many alerts the filter q matches in its whole window
+// (whatever page shows), when the console can know without reading more
+// than the page did: a filter the server applies is counted by the server
+// (two consumer infos), and a filter the console applies is known when the
+// first page read the window to its start (lo). ok reports a window that
+// is not empty.
+func (c *Console) alertsTotal(ctx context.Context, q alertQuery, lo uint64, ok bool, scan scanned) (uint64, bool, error) {
+	switch {
+	case q.matcher() != nil && q.Before == 0 && (!ok || scan.From <= lo):
+		return uint64(scan.Matched), true, nil
+	case q.matcher() != nil:
+		return 0, false, nil
+	case !ok && q.Before == 0:
+		return 0, true, nil
+	case q.Subject == "" && q.since.IsZero() && q.until.IsZero():
+		s, err := c.cfg.JS.Stream(ctx, c.cfg.Topology.Alerts)
+		if err != nil {
+			return 0, false, err
+		}
+		return s.CachedInfo().State.Msgs, true, nil
+	}
+	lo, hi, ok, err := bounds(ctx, c, c.cfg.Topology.Alerts, q.since, q.until, 0)
+	if err != nil || !ok {
+		return 0, err == nil, err
+	}
+	var filter []string
+	if q.Subject != "" {
+		filter = []string{q.Subject, c.cfg.Topology.RedrivePrefix + ".*." + q.Subject}
+	}
+	from, err := countFrom(ctx, c.cfg.JS, c.cfg.Topology.Alerts, lo, filter)
+	if err != nil {
+		return 0, false, err
+	}
+	after, err := countFrom(ctx, c.cfg.JS, c.cfg.Topology.Alerts, hi+1, filter)
+	if err != nil {
+		return 0, false, err
+	}
+	return sub(from, after), true, nil
 }
 
 // deadLetterSearch bounds the dead letters an alert's page reads to find

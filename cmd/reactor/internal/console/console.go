@@ -43,8 +43,10 @@ const (
 	ScanLimitDefault = 10_000
 	// RefreshDefault is how often the overview refreshes itself.
 	RefreshDefault = 5 * time.Second
-	// ChartWindowDefault is how far back the overview's chart goes.
-	ChartWindowDefault = 3 * time.Hour
+	// ChartWindowAutoMax bounds the range the overview's chart picks by
+	// itself: the smallest of the ranges it offers (chartRanges) that
+	// covers the alert stream's age, at most this.
+	ChartWindowAutoMax = 6 * time.Hour
 	// SampleIntervalDefault is how often Run samples the groups' progress
 	// for the chart's handled and backlog series.
 	SampleIntervalDefault = 15 * time.Second
@@ -71,8 +73,11 @@ type Config struct {
 	// Refresh is how often the overview reloads its numbers in the
 	// browser. Defaults to RefreshDefault.
 	Refresh time.Duration
-	// ChartWindow is how far back the overview's chart goes. Defaults to
-	// ChartWindowDefault.
+	// ChartWindow is how far back the overview's chart goes when the page
+	// asks for none of the ranges it offers (?range=15m, 1h, 6h, 24h, 7d).
+	// Defaults to the smallest of them that covers the alert stream's age,
+	// up to ChartWindowAutoMax: a fresh install's alerts are not a spike in
+	// the chart's last pixels.
 	ChartWindow time.Duration
 	// SampleInterval is how often Run samples the groups. Defaults to
 	// SampleIntervalDefault.
@@ -99,9 +104,6 @@ func (c Config) withDefaults() Config {
 	if c.Refresh == 0 {
 		c.Refresh = RefreshDefault
 	}
-	if c.ChartWindow == 0 {
-		c.ChartWindow = ChartWindowDefault
-	}
 	if c.SampleInterval == 0 {
 		c.SampleInterval = SampleIntervalDefault
 	}
@@ -114,7 +116,7 @@ func (c Config) validate() error {
 		return errors.New("console: Config.JS is required")
 	case c.PageSize < 1 || c.ScanLimit < c.PageSize:
 		return fmt.Errorf("console: page size %d and scan limit %d: want 1 <= page size <= scan limit", c.PageSize, c.ScanLimit)
-	case c.Refresh < 0 || c.ChartWindow < time.Minute || c.SampleInterval < 0:
+	case c.Refresh < 0 || c.ChartWindow < 0 || c.ChartWindow > 0 && c.ChartWindow < time.Minute || c.SampleInterval < 0:
 		return errors.New("console: negative refresh or sample interval, or a chart window under a minute")
 	}
 	return nil
@@ -171,7 +173,17 @@ func New(cfg Config) (*Console, error) {
 	mux.HandleFunc("GET /groups", c.groups)
 	mux.HandleFunc("POST /groups/{name}/pause", c.pauseGroup)
 	mux.HandleFunc("POST /groups/{name}/resume", c.resumeGroup)
-	c.handler = http.NewCrossOriginProtection().Handler(securityHeaders(mux))
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reason := "cross-origin request"
+		if err := cop.Check(r); err != nil {
+			reason = err.Error()
+		}
+		// As the HTTP listener logs a refused token: one line, with why.
+		c.log.Warn("http request rejected", "path", r.URL.Path, "code", http.StatusForbidden, "remote", r.RemoteAddr, "reason", reason)
+		http.Error(w, reason, http.StatusForbidden)
+	}))
+	c.handler = cop.Handler(securityHeaders(mux))
 	return c, nil
 }
 

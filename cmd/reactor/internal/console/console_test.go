@@ -171,12 +171,35 @@ func TestAlertsArePagedAndScansBounded(t *testing.T) {
 	if fmt.Sprint(pages) != "[20 20 5]" {
 		t.Errorf("pages of 45 alerts: %v, want [20 20 5]", pages)
 	}
+	// Each list says how many alerts its filter matches, or, when the
+	// console filters and stopped reading, how many of those it read.
+	for query, want := range map[string]string{
+		"":                              "45 alerts",
+		"?before=10":                    "45 alerts",
+		"?subject=alerts.load":          "45 alerts match",
+		"?subject=alerts.none":          "0 alerts match",
+		"?severity=critical":            "1 alert matches",
+		"?q=number+4":                   "6 alerts match",
+		"?since=1h&subject=alerts.load": "45 alerts match",
+		"?severity=info&q=alert+number": "44 alerts match",
+	} {
+		_, body := b.get("/alerts" + query)
+		if !strings.Contains(body, `<p class="total" id="total">`+want+`</p>`) {
+			_, got, _ := strings.Cut(body, `id="total">`)
+			got, _, _ = strings.Cut(got, "<")
+			t.Errorf("alerts%s: total %q, want %q", query, got, want)
+		}
+	}
 	// A filter the server cannot apply reads at most ScanLimit sequences a
 	// page and offers the older ones.
 	c := b.limitedConsole(t, 20)
 	code, body := c.get("/alerts?severity=critical")
-	if code != http.StatusOK || strings.Contains(body, "alert number 3") || !strings.Contains(body, "Read sequences 26–45") || !strings.Contains(body, `id="older"`) {
+	if code != http.StatusOK || strings.Contains(body, "alert number 3") || !strings.Contains(body, "Read sequences 26–45") || !strings.Contains(body, `id="older"`) ||
+		!strings.Contains(body, `<p class="total" id="total">0 of the last 20 read match</p>`) {
 		t.Errorf("bounded scan, first page: %d\n%s", code, body)
+	}
+	if _, body := c.get("/alerts?severity=info"); !strings.Contains(body, `<p class="total" id="total">20 of the last 20 read match</p>`) {
+		t.Errorf("bounded scan of a common severity: no partial total\n%s", body)
 	}
 	code, body = c.get("/alerts?severity=critical&before=6")
 	if code != http.StatusOK || !strings.Contains(body, "alert number 3") {
@@ -277,6 +300,9 @@ func TestPauseAndResumeGroupByClicking(t *testing.T) {
 	}
 	do(t, ctx, chromedp.Navigate(b.srv.URL+"/groups"))
 	screenshot(t, ctx, "groups-paused")
+	if got := text(t, ctx, `tr[data-group="ops"] td[data-k="pending"]`); got != "3" {
+		t.Errorf("groups page: pending %q, want 3", got)
+	}
 	click(t, ctx, `tr[data-group="ops"] button[data-action="resume"]`, `.notice`)
 	streamtest.Eventually(t, 10*time.Second, func() bool { return b.handled.Load() == 3 }, "3 alerts handled after resume")
 	logs := b.logs.String()
@@ -328,6 +354,13 @@ func TestActionFromAnotherOriginIsRefused(t *testing.T) {
 	}
 	if b.group("ops").Paused {
 		t.Fatal("a cross-origin POST paused the group")
+	}
+	// Each refusal is logged, as the listener logs a refused token.
+	if n := strings.Count(b.logs.String(), `msg="http request rejected" path=/groups/ops/pause code=403`); n != 3 {
+		t.Errorf("%d refusals logged, want 3:\n%s", n, b.logs)
+	}
+	if !strings.Contains(b.logs.String(), `reason="cross-origin request detected from Sec-Fetch-Site header"`) {
+		t.Errorf("the refusal's reason is not logged:\n%s", b.logs)
 	}
 	if code, _ := b.get("/groups/ops/pause"); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET of an action: %d, want 405", code)
@@ -402,5 +435,40 @@ func TestNoticeComesFromTheActionOnly(t *testing.T) {
 	resp.Body.Close()
 	if strings.Contains(string(body), "Paused group ops") {
 		t.Error("the notice was shown again on the next page")
+	}
+}
+
+// The overview's chart offers 15m, 1h, 6h, 24h and 7d, and picks the
+// smallest that covers the alert stream's age by itself: a fresh install's
+// alerts are not a spike in the chart's last pixels.
+func TestChartRanges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for i := range 4 {
+		b.send("cpu", "warning", fmt.Sprint("hot ", i), nil)
+	}
+	for query, want := range map[string]string{
+		"":           "Per minute, last 15 minutes",
+		"?range=15m": "Per minute, last 15 minutes",
+		"?range=1h":  "Per minute, last hour",
+		"?range=6h":  "Per 5 minutes, last 6 hours",
+		"?range=24h": "Per 15 minutes, last 24 hours",
+		"?range=7d":  "Per hour, last 7 days",
+	} {
+		code, body := b.get("/" + query)
+		if code != http.StatusOK || !strings.Contains(body, want) || !strings.Contains(body, `id="chart-published">4<`) {
+			t.Errorf("overview%s: %d, want %q and 4 published", query, code, want)
+		}
+		for _, r := range []string{"15m", "1h", "6h", "24h", "7d"} {
+			if !strings.Contains(body, `href="/?range=`+r+`"`) {
+				t.Errorf("overview%s offers no %s range", query, r)
+			}
+		}
+	}
+	if _, body := b.get("/?range=6h"); !strings.Contains(body, `href="/?range=6h" aria-current="true"`) {
+		t.Error("the chosen range is not marked")
+	}
+	if code, _ := b.get("/?range=2d"); code != http.StatusBadRequest {
+		t.Errorf("range=2d: %d, want 400", code)
 	}
 }

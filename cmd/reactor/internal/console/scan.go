@@ -31,6 +31,8 @@ type scanned struct {
 	// its budget rather than on a full page.
 	From, To uint64
 	Limited  bool
+	// Matched counts the messages of From to To that match, shown or not.
+	Matched int
 }
 
 // scanBack reads w backwards in chunks: each chunk is a bounded read of
@@ -57,6 +59,7 @@ func scanBack(ctx context.Context, c *Console, w window) (scanned, error) {
 			return out, err
 		}
 		out.From = a
+		out.Matched += len(batch)
 		for i := len(batch) - 1; i >= 0 && len(out.Msgs) < w.want; i-- {
 			out.Msgs = append(out.Msgs, batch[i])
 		}

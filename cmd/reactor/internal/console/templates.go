@@ -61,17 +61,30 @@ var funcs = template.FuncMap{
 	"old": func(now, t time.Time, maxAgeSeconds float64) bool {
 		return maxAgeSeconds > 0 && !t.IsZero() && now.Sub(t).Seconds() > maxAgeSeconds/2
 	},
-	"add":   func(a, b int) int { return a + b },
+	"add": func(a, b int) int { return a + b },
+	// seqs is how many sequences a scan read.
+	"seqs": func(s scanned) uint64 {
+		if s.To < s.From {
+			return 0
+		}
+		return s.To - s.From + 1
+	},
 	"half":  func(a int) int { return a / 2 },
 	"halfu": func(a uint64) uint64 { return a / 2 },
-	"hours": func(minutes int) string {
-		if minutes%60 == 0 {
-			if minutes == 60 {
-				return "hour"
-			}
-			return strconv.Itoa(minutes/60) + " hours"
+	// span names a duration of whole minutes: "minute", "15 minutes",
+	// "hour", "6 hours", "7 days".
+	"span": func(d time.Duration) string {
+		unit, n := "minute", int(d/time.Minute)
+		switch {
+		case d > 24*time.Hour && d%(24*time.Hour) == 0:
+			unit, n = "day", int(d/(24*time.Hour))
+		case d%time.Hour == 0:
+			unit, n = "hour", int(d/time.Hour)
 		}
-		return strconv.Itoa(minutes) + " minutes"
+		if n == 1 {
+			return unit
+		}
+		return strconv.Itoa(n) + " " + unit + "s"
 	},
 	"forever":      func(t time.Time) bool { return time.Until(t) > stream.PauseIndefinitely/2 },
 	"join":         strings.Join,

@@ -103,8 +103,9 @@ func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
 			// A group of some subjects: count them. Alerts stored between
 			// the two counts make this an estimate; a group of every
 			// subject (the usual) needs no count and is exact.
-			received = sub(tl.countFrom(ctx, s.CachedInfo().Config.Name, before.delivered+1, filters),
-				tl.countFrom(ctx, s.CachedInfo().Config.Name, g.delivered+1, filters))
+			from, _ := countFrom(ctx, tl.js, s.CachedInfo().Config.Name, before.delivered+1, filters)
+			to, _ := countFrom(ctx, tl.js, s.CachedInfo().Config.Name, g.delivered+1, filters)
+			received = sub(from, to)
 		}
 		if settled := int64(received) - int64(g.ackPending-before.ackPending); settled > 0 {
 			cur.handled += uint64(settled)
@@ -145,10 +146,11 @@ func (tl *timeline) ownFilters(info *jetstream.ConsumerInfo) []string {
 
 func sub(a, b uint64) uint64 { return a - min(a, b) }
 
-// countFrom counts the messages of a stream matching filters from seq on,
-// by asking the server how many a consumer starting there would get.
-func (tl *timeline) countFrom(ctx context.Context, name string, seq uint64, filters []string) uint64 {
-	c, err := tl.js.CreateConsumer(ctx, name, jetstream.ConsumerConfig{
+// countFrom counts the messages of a stream matching filters (all when
+// none) from seq on, by asking the server how many a consumer starting
+// there would get.
+func countFrom(ctx context.Context, js jetstream.JetStream, name string, seq uint64, filters []string) (uint64, error) {
+	c, err := js.CreateConsumer(ctx, name, jetstream.ConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       seq,
 		FilterSubjects:    filters,
@@ -158,25 +160,25 @@ func (tl *timeline) countFrom(ctx context.Context, name string, seq uint64, filt
 		Replicas:          1,
 	})
 	if err != nil {
-		return 0
+		return 0, fmt.Errorf("count %s from %d: %w", name, seq, err)
 	}
 	n := c.CachedInfo().NumPending
-	_ = tl.js.DeleteConsumer(context.WithoutCancel(ctx), name, c.CachedInfo().Name)
-	return n
+	_ = js.DeleteConsumer(context.WithoutCancel(ctx), name, c.CachedInfo().Name)
+	return n, nil
 }
 
-// perMinute is one stream's count per minute, oldest first, for the minutes
-// starting at from (a whole minute) up to and including now's.
-func (tl *timeline) perMinute(ctx context.Context, name string, from, now time.Time) ([]uint64, error) {
+// perStep is one stream's count per step (whole minutes), oldest first,
+// for the steps starting at from (a whole step) up to and including now's.
+func (tl *timeline) perStep(ctx context.Context, name string, from, now time.Time, step time.Duration) ([]uint64, error) {
 	s, err := tl.js.Stream(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
 	st := s.CachedInfo().State
-	n := int(now.Sub(from)/time.Minute) + 1
+	n := int(now.Sub(from)/step) + 1
 	bounds := make([]uint64, n+1)
 	for i := range bounds {
-		m := from.Add(time.Duration(i) * time.Minute)
+		m := from.Add(time.Duration(i) * step)
 		switch {
 		case st.Msgs == 0 || !m.Before(st.LastTime) && !m.Equal(st.LastTime):
 			bounds[i] = st.LastSeq + 1
@@ -271,15 +273,18 @@ func apiPrefix(js jetstream.JetStream) string {
 	return "$JS.API."
 }
 
-// minuteSamples folds the samples into minutes from from to now: what the
-// groups handled in each minute, and their highest backlog in it. ok
-// reports the minutes with a sample.
-func (tl *timeline) minuteSamples(from time.Time, n int) (handled, backlog []uint64, ok []bool) {
+// stepSamples folds the samples into n steps from from: what the groups
+// handled in each step, and their highest backlog in it. ok reports the
+// steps with a sample.
+func (tl *timeline) stepSamples(from time.Time, n int, step time.Duration) (handled, backlog []uint64, ok []bool) {
 	handled, backlog, ok = make([]uint64, n), make([]uint64, n), make([]bool, n)
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	for _, s := range tl.samples {
-		i := int(s.at.Sub(from) / time.Minute)
+		if s.at.Before(from) {
+			continue
+		}
+		i := int(s.at.Sub(from) / step)
 		if i < 0 || i >= n {
 			continue
 		}
@@ -290,7 +295,7 @@ func (tl *timeline) minuteSamples(from time.Time, n int) (handled, backlog []uin
 		for _, g := range s.groups {
 			b += g.backlog
 		}
-		backlog[i], ok[i] = max(backlog[i], b), true // the minute's peak
+		backlog[i], ok[i] = max(backlog[i], b), true // the step's peak
 	}
 	return handled, backlog, ok
 }
