@@ -351,23 +351,31 @@ func Rerun(ctx context.Context, js jetstream.JetStream, t stream.Topology, group
 	return Rerunning{AlertSeq: seq, Group: group, Subject: subject, StoredSubject: msg.Subject, Seq: ack.Sequence}, nil
 }
 
-// LastRun reads the newest record of group's runs for the alert at seq; ok
-// is false when there is none.
-func LastRun(ctx context.Context, js jetstream.JetStream, group string, seq uint64) (r Run, ok bool, err error) {
+// LastRuns reads the newest record of group's runs for each alert of seqs,
+// one request each (for a list's page of alerts); an alert without a run
+// has no entry in the map.
+func LastRuns(ctx context.Context, js jetstream.JetStream, group string, seqs []uint64) (map[uint64]Run, error) {
+	out := make(map[uint64]Run, len(seqs))
 	s, err := js.Stream(ctx, RunsStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return Run{}, false, nil
+		return out, nil
 	}
 	if err != nil {
-		return Run{}, false, fmt.Errorf("stream %s: %w", RunsStream, err)
+		return out, fmt.Errorf("stream %s: %w", RunsStream, err)
 	}
-	m, err := s.GetLastMsgForSubject(ctx, RunsFilter(group, seq)+".*")
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Run{}, false, nil
+	for _, seq := range seqs {
+		m, err := s.GetLastMsgForSubject(ctx, RunsFilter(group, seq)+".*")
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("last run of alert %d: %w", seq, err)
+		}
+		r, err := parseRun(m.Data, m.Sequence)
+		if err != nil {
+			return out, err
+		}
+		out[seq] = r
 	}
-	if err != nil {
-		return Run{}, false, fmt.Errorf("last run of alert %d: %w", seq, err)
-	}
-	r, err = parseRun(m.Data, m.Sequence)
-	return r, err == nil, err
+	return out, nil
 }

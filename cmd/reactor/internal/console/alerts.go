@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -54,8 +55,10 @@ func parseAlertQuery(q url.Values, now time.Time) (alertQuery, error) {
 			return a, err
 		}
 	}
-	if a.Subject != "" && !validSubject(a.Subject) {
-		return a, fmt.Errorf("bad subject pattern %q: tokens separated by dots, * for one token, > for the rest", a.Subject)
+	if a.Subject != "" {
+		if _, err := processor.ParsePattern(a.Subject); err != nil {
+			return a, fmt.Errorf("bad subject pattern: %v (tokens separated by dots, * for one token, > for the rest)", err)
+		}
 	}
 	return a, nil
 }
@@ -75,30 +78,6 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is neither a duration ago (90m, 2h) nor a time (2026-11-30 09:00 UTC)", s)
-}
-
-func validSubject(s string) bool {
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		if t == "" || strings.ContainsAny(t, " \t") || (t == ">" && i != len(toks)-1) || (len(t) > 1 && strings.ContainsAny(t, "*>")) {
-			return false
-		}
-	}
-	return true
-}
-
-// subjectMatches reports whether a NATS subject matches a pattern.
-func subjectMatches(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, t := range p {
-		if t == ">" {
-			return len(s) > i
-		}
-		if i >= len(s) || (t != "*" && t != s[i]) {
-			return false
-		}
-	}
-	return len(p) == len(s)
 }
 
 // values is q as URL parameters, without before, for links that keep the
@@ -186,23 +165,26 @@ type alertRow struct {
 	Summary     string
 	Labels      []string
 	Invalid     string
+	// Fates are what became of it in each group it is for.
+	Fates []groupFate
 }
 
-func (c *Console) rowOf(m stream.StoredMsg) alertRow {
+// rowOf is the list's row of m, and m's alert (nil if it is not one).
+func (c *Console) rowOf(m stream.StoredMsg) (alertRow, *stream.Alert) {
 	r := alertRow{Seq: m.Sequence, Time: m.Time.UTC(), Subject: m.Subject}
 	r.RedrivenFor, r.Subject, _ = c.redriven(m.Subject)
 	a, err := stream.DecodeAlert(r.Subject, m.Data)
 	if err != nil {
 		r.Invalid = err.Error()
 		r.Summary = truncate(string(m.Data), 120)
-		return r
+		return r, nil
 	}
 	r.Severity, r.Summary = a.Severity, truncate(a.Summary, 200)
 	for k, v := range a.Labels {
 		r.Labels = append(r.Labels, k+"="+v)
 	}
 	slices.Sort(r.Labels)
-	return r
+	return r, &a
 }
 
 func truncate(s string, n int) string {
@@ -258,8 +240,13 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	decoded := make([]*stream.Alert, 0, len(d.Scan.Msgs))
 	for _, m := range d.Scan.Msgs {
-		d.Rows = append(d.Rows, c.rowOf(m))
+		row, a := c.rowOf(m)
+		d.Rows, decoded = append(d.Rows, row), append(decoded, a)
+	}
+	if n := len(d.Scan.Msgs); n > 0 {
+		c.listFates(ctx, d.Rows, decoded, d.Scan.Msgs[n-1].Time)
 	}
 	if d.Total, d.TotalKnown, err = c.alertsTotal(ctx, q, lo, ok, d.Scan); err != nil {
 		c.fail(w, r, http.StatusBadGateway, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -31,8 +32,10 @@ func parseDLQQuery(q url.Values) (dlqQuery, error) {
 		Group:   strings.TrimSpace(q.Get("group")),
 		Text:    strings.TrimSpace(q.Get("q")),
 	}
-	if d.Subject != "" && !validSubject(d.Subject) {
-		return d, fmt.Errorf("bad subject pattern %q: tokens separated by dots, * for one token, > for the rest", d.Subject)
+	if d.Subject != "" {
+		if _, err := processor.ParsePattern(d.Subject); err != nil {
+			return d, fmt.Errorf("bad subject pattern: %v (tokens separated by dots, * for one token, > for the rest)", err)
+		}
 	}
 	if b := q.Get("before"); b != "" {
 		var err error

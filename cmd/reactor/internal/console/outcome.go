@@ -1,11 +1,15 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/reactor-alerts/reactor/handlers"
+	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 )
 
@@ -38,6 +42,7 @@ type alertFacts struct {
 // settled without a record, in flight, or waiting.
 func (c *Console) fate(f alertFacts, g stream.GroupStatus, last *handlers.Run) groupFate {
 	out := groupFate{Group: g.Name, Run: last}
+	subject := f.subject
 	set := func(short, class, state string) groupFate {
 		out.Short, out.Class, out.State = short, class, state
 		if g.Paused && class != "muted" && f.seq > g.AckFloor {
@@ -48,7 +53,7 @@ func (c *Console) fate(f alertFacts, g stream.GroupStatus, last *handlers.Run) g
 	if f.redrivenFor != "" && f.redrivenFor != g.Name {
 		return set("-", "muted", "not for this group (redriven for "+f.redrivenFor+")")
 	}
-	if len(g.FilterSubjects) > 0 && !slices.ContainsFunc(g.FilterSubjects, func(p string) bool { return subjectMatches(p, f.subject) }) {
+	if len(g.FilterSubjects) > 0 && !slices.ContainsFunc(g.FilterSubjects, func(f string) bool { return matches(f, subject) }) {
 		return set("-", "muted", "not for this group (filter "+strings.Join(g.FilterSubjects, ", ")+")")
 	}
 	for _, e := range f.dead {
@@ -93,4 +98,62 @@ func (c *Console) filtered(f alertFacts) bool {
 	}
 	_, acts, ok := c.cfg.Rules.Entry(*f.alert)
 	return ok && !acts
+}
+
+// listFates fills in what became of each row's alert in each group, for the
+// alerts list: one read of the groups, one bounded read of the dead letters
+// stored since the page's oldest alert, and one request per alert and group
+// for its newest run. What cannot be read leaves the column empty, the
+// list shown all the same.
+func (c *Console) listFates(ctx context.Context, rows []alertRow, decoded []*stream.Alert, oldest time.Time) {
+	if len(rows) == 0 {
+		return
+	}
+	st, err := stream.ReadStatus(ctx, c.cfg.JS, c.cfg.Topology)
+	if err != nil {
+		c.log.Warn("console: read groups", "err", err)
+		return
+	}
+	seqs := make([]uint64, len(rows))
+	onPage := make(map[string]bool, len(rows))
+	for i, r := range rows {
+		seqs[i] = r.Seq
+		onPage[strconv.FormatUint(r.Seq, 10)] = true
+	}
+	dead := map[uint64][]stream.DLQEntry{}
+	page, err := stream.ReadNewest(ctx, c.cfg.JS, c.cfg.Topology.DLQ, stream.NewestOptions{
+		Since: oldest, Budget: min(c.cfg.ScanLimit, deadLetterSearch),
+		Matches: func(m stream.StoredMsg) bool {
+			return m.Header.Get(stream.HeaderStream) == c.cfg.Topology.Alerts && onPage[m.Header.Get(stream.HeaderSequence)]
+		},
+	})
+	if err != nil {
+		c.log.Warn("console: read dead letters", "err", err)
+	}
+	for _, m := range page.Msgs {
+		e := stream.ParseDeadLetter(m.Subject, m.Data, m.Header)
+		dead[e.Sequence] = append(dead[e.Sequence], stream.DLQEntry{DeadLetter: e})
+	}
+	for _, g := range st.Groups {
+		last, err := handlers.LastRuns(ctx, c.cfg.JS, g.Name, seqs)
+		if err != nil {
+			c.log.Warn("console: read runs", "group", g.Name, "err", err)
+		}
+		for i := range rows {
+			f := alertFacts{seq: rows[i].Seq, subject: rows[i].Subject, redrivenFor: rows[i].RedrivenFor, alert: decoded[i], dead: dead[rows[i].Seq]}
+			var run *handlers.Run
+			if r, ok := last[rows[i].Seq]; ok {
+				run = &r
+			}
+			if fate := c.fate(f, g, run); fate.Class != "muted" || fate.Short != "-" {
+				rows[i].Fates = append(rows[i].Fates, fate)
+			}
+		}
+	}
+}
+
+// matches reports whether subject matches the pattern (a group's filter).
+func matches(pattern, subject string) bool {
+	p, err := processor.ParsePattern(pattern)
+	return err == nil && p.Match(subject)
 }

@@ -61,6 +61,12 @@ func TestRunsInTheBrowser(t *testing.T) {
 	streamtest.Eventually(t, 20*time.Second, func() bool { return b.status().DLQ.Messages == 1 }, "the broken alert dead-lettered")
 
 	ctx := browser(t)
+	// The list says what became of each alert in the group.
+	do(t, ctx, chromedp.Navigate(b.srv.URL+"/alerts"))
+	if got := texts(t, ctx, "#alerts td.fates"); fmt.Sprint(got) != "[filtered dead-lettered acted ok]" {
+		t.Errorf("outcome column, newest first: %q", got)
+	}
+	screenshot(t, ctx, "alerts-outcomes")
 	do(t, ctx, chromedp.Navigate(b.srv.URL+"/alerts/3"))
 	if got := text(t, ctx, "#fates"); !strings.Contains(got, "filtered: dropped on purpose") {
 		t.Errorf("alert 3's fate: %q", got)
