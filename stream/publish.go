@@ -129,7 +129,7 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 				err = r.err // a timeout says less than what failed before it
 			}
 			if ctx.Err() == nil && !retryable(r.err) {
-				return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, r.err)
+				return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, classify(r.err))
 			}
 			if waiting == 0 {
 				if sent >= p.cfg.Attempts {
@@ -162,7 +162,8 @@ const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
 
 // retryable reports whether a publish error may succeed when tried again with
 // the same id. Errors the server gave an answer for (payload too large, no
-// stream for the subject, wrong expectations) will not.
+// stream for the subject, wrong expectations, a full store) will not: a full
+// store stays full for longer than a publish waits.
 func retryable(err error) bool {
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload),
@@ -172,10 +173,101 @@ func retryable(err error) bool {
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
+		if storeFull(apiErr) != "" {
+			return false
+		}
 		return apiErr.ErrorCode == errCodeMsgIDInProcess || apiErr.Code >= 500 || apiErr.Code == 408 || apiErr.Code == 503
 	}
 	return true
 }
+
+// classify returns err as a *StoreFullError when the server refused the
+// publish for want of space, else err itself.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	if limit := storeFull(apiErr); limit != "" {
+		return &StoreFullError{Limit: limit, Reason: apiErr.Description, Err: err}
+	}
+	return err
+}
+
+// The server's answers to a publish that does not fit (nats-server's
+// JSInsufficientResourcesErr, JSAccountResourcesExceededErr and
+// JSStreamStoreFailedF).
+const (
+	errCodeInsufficientResources jetstream.ErrorCode = 10023
+	errCodeAccountResources      jetstream.ErrorCode = 10002
+	errCodeStreamStoreFailed     jetstream.ErrorCode = 10077
+)
+
+// storeFull says which limit a publish error hit: LimitServer, LimitAccount
+// or LimitStream, or "" when the error is no full store. A stream's store
+// failure is a full stream only for the limits of a stream that discards
+// new messages; its other failures (an I/O error, a message too large)
+// are not.
+func storeFull(apiErr *jetstream.APIError) StoreLimit {
+	switch apiErr.ErrorCode {
+	case errCodeInsufficientResources:
+		return LimitServer
+	case errCodeAccountResources:
+		return LimitAccount
+	case errCodeStreamStoreFailed:
+		switch apiErr.Description {
+		case "maximum bytes exceeded", "maximum messages exceeded", "maximum messages per subject exceeded":
+			return LimitStream
+		}
+	}
+	return ""
+}
+
+// ErrStoreFull matches (errors.Is) every *StoreFullError: a publish the
+// server refused because the store has no room for it.
+var ErrStoreFull = errors.New("stream: store full")
+
+// StoreLimit names the limit a full store reached.
+type StoreLimit string
+
+// The limits a publish can hit.
+const (
+	// LimitStream is the stream's own size limit (Topology.MaxBytes, or a
+	// message count an operator set), with new messages discarded.
+	LimitStream StoreLimit = "stream"
+	// LimitAccount is the JetStream storage the server grants the account.
+	LimitAccount StoreLimit = "account"
+	// LimitServer is the server's JetStream file storage: nats-server
+	// takes 75% of the disk's free space at start unless configured.
+	LimitServer StoreLimit = "server"
+)
+
+// StoreFullError is a publish refused because the store is full. It
+// matches ErrStoreFull. Nothing was stored; the same publish succeeds once
+// room is made (older messages age out or are purged, the limit is raised).
+type StoreFullError struct {
+	// Limit is the limit reached.
+	Limit StoreLimit
+	// Reason is the server's own words, e.g. "insufficient resources".
+	Reason string
+	// Err is the server's answer.
+	Err error
+}
+
+func (e *StoreFullError) Error() string {
+	switch e.Limit {
+	case LimitStream:
+		return "store full: the stream is at its size limit (" + e.Reason + "): new messages are refused, none is dropped"
+	case LimitAccount:
+		return "store full: the account's JetStream storage is used up (" + e.Reason + ")"
+	}
+	return "store full: the server's JetStream file storage is used up (" + e.Reason + ")"
+}
+
+// Is reports whether target is ErrStoreFull.
+func (e *StoreFullError) Is(target error) bool { return target == ErrStoreFull }
+
+func (e *StoreFullError) Unwrap() error { return e.Err }
 
 // Result is the outcome of one message of a batch.
 type Result struct {

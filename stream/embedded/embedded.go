@@ -6,6 +6,7 @@ package embedded
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/reactor-alerts/reactor/stream"
 )
@@ -257,7 +259,35 @@ func Open(ctx context.Context, cfg Config, scfg stream.Config) (*stream.Conn, er
 		srv.Shutdown()
 		return nil, err
 	}
+	if err := srv.answerStore(conn.NC); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	return conn, nil
+}
+
+// Store is the server's JetStream file storage, used against its limit:
+// 75% of the disk's free space when it started, plus 75% of the store it
+// found there.
+func (s *Server) Store() stream.ServerStore {
+	info, err := s.ns.Jsz(nil)
+	if err != nil || info.Disabled {
+		return stream.ServerStore{}
+	}
+	return stream.ServerStore{Used: info.Store, Limit: uint64(max(info.Config.MaxStore, 0))}
+}
+
+// answerStore answers requests on stream.ServerStoreSubject with Store,
+// on nc, until nc closes: clients of the server read its limit there.
+func (s *Server) answerStore(nc *nats.Conn) error {
+	_, err := nc.Subscribe(stream.ServerStoreSubject(s.ns.ID()), func(m *nats.Msg) {
+		data, _ := json.Marshal(s.Store()) // a struct of two numbers
+		_ = m.Respond(data)                // the requester went away
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: answer store requests: %w", err)
+	}
+	return nil
 }
 
 // NATS returns the underlying nats-server, for tests and diagnostics.

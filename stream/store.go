@@ -1,0 +1,88 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ServerStore is a server's JetStream file storage, used against its limit,
+// as an embedded server answers on ServerStoreSubject.
+type ServerStore struct {
+	Used  uint64 `json:"used_bytes"`
+	Limit uint64 `json:"limit_bytes"`
+}
+
+// ServerStoreSubject is where an embedded server with the given server id
+// answers a request with its ServerStore as JSON. nats-server tells a
+// client its account's limit (jetstream.AccountInfo) but not its own, which
+// only the system account may read; the process that embeds the server
+// reads it in process and answers here.
+func ServerStoreSubject(serverID string) string {
+	return "$REACTOR.STORE." + serverID
+}
+
+// serverStoreTimeout bounds the wait for an embedded server's answer; a
+// server that embeds none has no responder, and the request fails at once.
+const serverStoreTimeout = time.Second
+
+// ReadStore reads the account's JetStream file storage and its limit: the
+// account's, and the server's when the server is embedded in a reactor
+// process (see ServerStoreSubject). Full is left to the caller, who knows
+// the size of the next message.
+func ReadStore(ctx context.Context, js jetstream.JetStream) (StoreStatus, error) {
+	info, err := js.AccountInfo(ctx)
+	if err != nil {
+		return StoreStatus{}, fmt.Errorf("account info: %w", err)
+	}
+	st := StoreStatus{Used: info.Store}
+	if info.Limits.MaxStore > 0 {
+		st.Limit, st.LimitOf = uint64(info.Limits.MaxStore), LimitAccount
+	}
+	srv, err := readServerStore(ctx, js.Conn())
+	if err != nil {
+		return StoreStatus{}, err
+	}
+	if srv != nil && srv.Limit > 0 && (st.Limit == 0 || srv.Limit < st.Limit) {
+		// The server's own count is the one it enforces against its limit.
+		st.Used, st.Limit, st.LimitOf = srv.Used, srv.Limit, LimitServer
+	}
+	return st, nil
+}
+
+// readServerStore asks the server nc is connected to for its ServerStore;
+// nil when no embedding process answers.
+func readServerStore(ctx context.Context, nc *nats.Conn) (*ServerStore, error) {
+	id := nc.ConnectedServerId()
+	if id == "" {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, serverStoreTimeout)
+	defer cancel()
+	reply, err := nc.RequestWithContext(ctx, ServerStoreSubject(id), nil)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("server store: %w", err)
+	}
+	var s ServerStore
+	if err := json.Unmarshal(reply.Data, &s); err != nil {
+		return nil, fmt.Errorf("server store: %w", err)
+	}
+	return &s, nil
+}
+
+// averageMsg is the average size of the stream's messages as stored, at
+// least 1: the room the next one needs, as far as the stream can tell.
+func (s StreamStatus) averageMsg() uint64 {
+	if s.Messages == 0 {
+		return 1
+	}
+	return max(s.Bytes/s.Messages, 1)
+}
