@@ -257,7 +257,7 @@ type StoreFullError struct {
 func (e *StoreFullError) Error() string {
 	switch e.Limit {
 	case LimitStream:
-		return "store full: the stream is at its size limit (" + e.Reason + "): new messages are refused, none is dropped"
+		return "store full: the stream is at its size limit (" + e.Reason + ")"
 	case LimitAccount:
 		return "store full: the account's JetStream storage is used up (" + e.Reason + ")"
 	}

@@ -164,6 +164,9 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 
 // publishError explains the publish failures people meet.
 func publishError(subject string, err error) error {
+	if full := storeFullError(err); full != nil {
+		return fmt.Errorf("alert on %s not stored: %w", subject, full)
+	}
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
 		return fmt.Errorf("alert on %s too large for the server's max payload: %w", subject, err)
@@ -180,6 +183,49 @@ type fileStats struct {
 	Duplicates int         `json:"duplicates"`
 	Failed     int         `json:"failed"`
 	Errors     []lineError `json:"errors,omitempty"`
+	// StoreFull is set when a full store refused alerts: send stopped
+	// reading there.
+	StoreFull *storeFullStop `json:"store_full,omitempty"`
+}
+
+// storeFullStop says where send --file stopped for a full store, and what
+// was not stored: the refused lines (the batch in flight when the store
+// filled up), and every line from NotSentFrom on, never read.
+type storeFullStop struct {
+	Line    int         `json:"line"`
+	Refused []lineRange `json:"refused"`
+	// NotSentFrom is the first line not sent; 0 when the refused lines
+	// were the file's last.
+	NotSentFrom int `json:"not_sent_from,omitempty"`
+}
+
+// lineRange is lines From to To, both included.
+type lineRange struct {
+	From int `json:"from"`
+	To   int `json:"to"`
+}
+
+func (s *storeFullStop) refuse(line int) {
+	if n := len(s.Refused); n > 0 && s.Refused[n-1].To == line-1 {
+		s.Refused[n-1].To = line
+		return
+	}
+	s.Refused = append(s.Refused, lineRange{From: line, To: line})
+}
+
+func (s *storeFullStop) String() string {
+	parts := make([]string, 0, len(s.Refused)+1)
+	for _, r := range s.Refused {
+		if r.From == r.To {
+			parts = append(parts, fmt.Sprintf("line %d refused", r.From))
+		} else {
+			parts = append(parts, fmt.Sprintf("lines %d-%d refused", r.From, r.To))
+		}
+	}
+	if s.NotSentFrom > 0 {
+		parts = append(parts, fmt.Sprintf("lines from %d not sent", s.NotSentFrom))
+	}
+	return fmt.Sprintf("stopped at line %d, the store being full: %s", s.Line, strings.Join(parts, ", "))
 }
 
 type lineError struct {
@@ -229,6 +275,17 @@ func sendFile(c *cli.Context) error {
 	flush := func() {
 		pub.PublishBatch(c.Context, msgs, func(r stream.Result) {
 			switch {
+			case errors.Is(r.Err, stream.ErrStoreFull):
+				// Said once: the other lines of the batch in flight meet
+				// the same full store.
+				line := lines[r.Index]
+				if st.StoreFull == nil {
+					st.StoreFull = &storeFullStop{Line: line}
+					fail(line, publishError(msgs[r.Index].Subject, r.Err))
+				} else {
+					st.Failed++
+				}
+				st.StoreFull.refuse(line)
 			case r.Err != nil:
 				fail(lines[r.Index], publishError(msgs[r.Index].Subject, r.Err))
 			case r.Ack.Duplicate:
@@ -256,10 +313,23 @@ func sendFile(c *cli.Context) error {
 		msgs, lines = append(msgs, msg), append(lines, n)
 		if len(msgs) == batchSize {
 			flush()
+			if st.StoreFull != nil {
+				break
+			}
 		}
 	}
-	flush()
-	if err := sc.Err(); err != nil {
+	if st.StoreFull != nil {
+		// Stopped: is there a line after the batch in flight?
+		for sc.Scan() {
+			if n++; strings.TrimSpace(sc.Text()) != "" {
+				st.StoreFull.NotSentFrom = n
+				break
+			}
+		}
+	} else {
+		flush()
+	}
+	if err := sc.Err(); err != nil && st.StoreFull == nil {
 		if errors.Is(err, bufio.ErrTooLong) {
 			err = fmt.Errorf("longer than the server's max payload (%d bytes); stopped reading", maxPayload)
 		}
@@ -274,6 +344,9 @@ func sendFile(c *cli.Context) error {
 		}
 	} else {
 		fmt.Fprintf(c.App.Writer, "stored %s (%d duplicates, %d failed)\n", plural(uint64(st.Stored), "alert"), st.Duplicates, st.Failed)
+	}
+	if st.StoreFull != nil {
+		return partialError("%s", st.StoreFull)
 	}
 	if st.Failed > 0 {
 		return partialError("%d of %d alerts failed", st.Failed, st.Stored+st.Duplicates+st.Failed)
