@@ -60,6 +60,9 @@ var funcs = template.FuncMap{
 	"old": func(now, t time.Time, maxAgeSeconds float64) bool {
 		return maxAgeSeconds > 0 && !t.IsZero() && now.Sub(t).Seconds() > maxAgeSeconds/2
 	},
+	"percent": func(used, limit uint64) string {
+		return fmt.Sprintf("%.0f%%", 100*float64(used)/float64(max(limit, 1)))
+	},
 	"add":   func(a, b int) int { return a + b },
 	"half":  func(a int) int { return a / 2 },
 	"halfu": func(a uint64) uint64 { return a / 2 },
