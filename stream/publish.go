@@ -240,6 +240,11 @@ const (
 	// LimitServer is the server's JetStream file storage: nats-server
 	// takes 75% of the disk's free space at start unless configured.
 	LimitServer StoreLimit = "server"
+	// LimitDisk is the disk under the server's store, filled by more than
+	// JetStream: nats-server answers no publish to a stream whose write
+	// failed, until it restarts. Status reports it (StoreStatus.FullOf);
+	// a publish only times out.
+	LimitDisk StoreLimit = "disk"
 )
 
 // StoreFullError is a publish refused because the store is full. It

@@ -82,9 +82,21 @@ type StoreStatus struct {
 	Limit uint64 `json:"limit_bytes,omitempty"`
 	// LimitOf says whose limit Limit is: LimitAccount or LimitServer.
 	LimitOf StoreLimit `json:"limit_of,omitempty"`
+	// DiskFree is the space left on the filesystem of an embedded
+	// server's data dir; nil when unknown.
+	DiskFree *uint64 `json:"disk_free_bytes,omitempty"`
+	// WriteError is a stream write error an embedded server reports, such
+	// as a full disk's "no space left on device", and WriteErrorStream the
+	// stream it is of: nats-server stores nothing more in that stream, and
+	// answers no publish to it, until it restarts.
+	WriteError       string `json:"write_error,omitempty"`
+	WriteErrorStream string `json:"write_error_stream,omitempty"`
 	// Full reports that the next alert of the alert stream's average size
-	// does not fit: publishers get ErrStoreFull.
-	Full bool `json:"full"`
+	// does not fit, and FullOf what is full: LimitServer or LimitAccount
+	// (publishers get ErrStoreFull), or LimitDisk (a disk filled by more
+	// than JetStream: publishes go unanswered).
+	Full   bool       `json:"full"`
+	FullOf StoreLimit `json:"full_of,omitempty"`
 }
 
 // GroupStatus is one consumer group's progress on Alerts.
@@ -157,7 +169,7 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t Topology) (*Statu
 	if err != nil {
 		return nil, err
 	}
-	store.Full = store.Limit > 0 && store.Used+st.Alerts.averageMsg() > store.Limit
+	store.CheckRoom(st.Alerts.averageMsg())
 	st.Store = store
 	infos := alerts.ListConsumers(ctx)
 	for info := range infos.Info() {

@@ -16,6 +16,14 @@ import (
 type ServerStore struct {
 	Used  uint64 `json:"used_bytes"`
 	Limit uint64 `json:"limit_bytes"`
+	// DiskFree is the space left on the data dir's filesystem; nil when
+	// unknown.
+	DiskFree *uint64 `json:"disk_free_bytes,omitempty"`
+	// WriteError is the first stream write error the server reports, such
+	// as a full disk's "no space left on device", and WriteErrorStream
+	// the stream it is of.
+	WriteError       string `json:"write_error,omitempty"`
+	WriteErrorStream string `json:"write_error_stream,omitempty"`
 }
 
 // ServerStoreSubject is where an embedded server with the given server id
@@ -33,8 +41,8 @@ const serverStoreTimeout = time.Second
 
 // ReadStore reads the account's JetStream file storage and its limit: the
 // account's, and the server's when the server is embedded in a reactor
-// process (see ServerStoreSubject). Full is left to the caller, who knows
-// the size of the next message.
+// process (see ServerStoreSubject), with its disk. Full is left to
+// ReadStatus, which knows the size of the next alert.
 func ReadStore(ctx context.Context, js jetstream.JetStream) (StoreStatus, error) {
 	info, err := js.AccountInfo(ctx)
 	if err != nil {
@@ -48,11 +56,26 @@ func ReadStore(ctx context.Context, js jetstream.JetStream) (StoreStatus, error)
 	if err != nil {
 		return StoreStatus{}, err
 	}
-	if srv != nil && srv.Limit > 0 && (st.Limit == 0 || srv.Limit < st.Limit) {
+	if srv == nil {
+		return st, nil
+	}
+	if srv.Limit > 0 && (st.Limit == 0 || srv.Limit < st.Limit) {
 		// The server's own count is the one it enforces against its limit.
 		st.Used, st.Limit, st.LimitOf = srv.Used, srv.Limit, LimitServer
 	}
+	st.DiskFree, st.WriteError, st.WriteErrorStream = srv.DiskFree, srv.WriteError, srv.WriteErrorStream
 	return st, nil
+}
+
+// CheckRoom sets Full and FullOf for a next message of next bytes: the disk
+// of a server that failed to write, or with no room for it, or the limit.
+func (s *StoreStatus) CheckRoom(next uint64) {
+	switch {
+	case s.WriteError != "" || s.DiskFree != nil && *s.DiskFree < next:
+		s.Full, s.FullOf = true, LimitDisk
+	case s.Limit > 0 && s.Used+next > s.Limit:
+		s.Full, s.FullOf = true, s.LimitOf
+	}
 }
 
 // readServerStore asks the server nc is connected to for its ServerStore;

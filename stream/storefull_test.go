@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +107,7 @@ func TestStoreFullServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Store.Full || st.Store.LimitOf != stream.LimitServer || st.Store.Limit == 0 || st.Store.Limit > 3<<20 {
+	if !st.Store.Full || st.Store.FullOf != stream.LimitServer || st.Store.LimitOf != stream.LimitServer || st.Store.Limit == 0 || st.Store.Limit > 3<<20 {
 		t.Errorf("store of status = %+v, want full at 75%% of 4 MiB", st.Store)
 	}
 	if st.Alerts.Full {
@@ -123,5 +125,48 @@ func TestStoreFullServer(t *testing.T) {
 	}
 	if st, err = stream.ReadStatus(ctx, conn.JS, topo); err != nil || st.Store.Full {
 		t.Errorf("status after the purge: store %+v, err %v", st.Store, err)
+	}
+}
+
+// TestStoreFullDisk fills the disk under an embedded server with another
+// file: JetStream's limit is not reached, but its write fails with "no
+// space left on device", and nats-server answers no publish to that
+// stream until it restarts. Status says the disk is full, with the error.
+func TestStoreFullDisk(t *testing.T) {
+	t.Parallel()
+	dir := streamtest.Tmpfs(t, 8<<20)
+	conn := streamtest.NewServerWith(t, embedded.Config{DataDir: filepath.Join(dir, "data")})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topo := stream.Topology{}.WithDefaults()
+	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
+		t.Fatal(err)
+	}
+	st, err := stream.ReadStatus(ctx, conn.JS, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Store.Full || st.Store.DiskFree == nil || *st.Store.DiskFree < 7<<20 {
+		t.Fatalf("store of an empty server: %+v, want not full, the disk's free space known", st.Store)
+	}
+	// Another program fills the disk.
+	hog, err := os.Create(filepath.Join(dir, "hog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hog.Close()
+	if _, err := hog.Write(make([]byte, 8<<20)); err == nil {
+		t.Fatal("wrote 8 MiB on an 8 MiB tmpfs that holds a store: the disk is not full")
+	}
+	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{Attempts: 1, AttemptTimeout: 2 * time.Second})
+	if n, err := fill(ctx, pub, 10_000); err == nil {
+		t.Fatalf("stored %d alerts on a full disk", n)
+	}
+	st, err = stream.ReadStatus(ctx, conn.JS, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Store.Full || st.Store.FullOf != stream.LimitDisk || !strings.Contains(st.Store.WriteError, "no space left on device") {
+		t.Errorf("store of a server whose disk is full: %+v, want full of disk with the write error", st.Store)
 	}
 }

@@ -92,6 +92,8 @@ func storeFullHint(limit stream.StoreLimit) string {
 		return "raise the alert stream's size limit (reactor run --max-bytes), " + older
 	case stream.LimitAccount:
 		return "raise the account's JetStream storage limit (max_file in the server's account config), " + older
+	case stream.LimitDisk:
+		return "free disk space where the server keeps its data, then restart it (nats-server stores nothing more in a stream whose write failed until it restarts); keep the data dir on a filesystem of its own"
 	}
 	return "free disk space where the server keeps its data and restart it (nats-server takes 75% of the free space when it starts), " + older
 }

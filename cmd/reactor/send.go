@@ -90,8 +90,15 @@ func sendAction(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 	defer cancel()
+	alerts := topology(c).Alerts
+	if err := diskFull(ctx, conn, alerts); err != nil {
+		return fmt.Errorf("alert on %s not stored: %w", a.Subject, err)
+	}
 	ack, err := stream.NewPublisher(conn.JS, stream.PublisherConfig{}).Publish(ctx, msg)
 	if err != nil {
+		if derr := unansweredFull(ctx, conn, alerts, err); derr != nil {
+			return fmt.Errorf("alert on %s not stored: %w", a.Subject, derr)
+		}
 		return publishError(a.Subject, err)
 	}
 	res := sendResult{Subject: a.Subject, Stream: ack.Stream, Seq: ack.Sequence, ID: a.ID, Duplicate: ack.Duplicate}
@@ -177,6 +184,29 @@ func publishError(subject string, err error) error {
 	return err
 }
 
+// diskFull returns an error saying what to do when the disk under the
+// server's store is full: its write to the alert stream failed, and
+// nats-server answers no publish to that stream until it restarts. nil
+// otherwise, or when the server does not say (only an embedded one does).
+func diskFull(ctx context.Context, conn *stream.Conn, alerts string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
+	defer cancel()
+	st, err := stream.ReadStore(ctx, conn.JS)
+	if err != nil || st.WriteErrorStream != alerts {
+		return nil
+	}
+	return withHint(fmt.Errorf("the disk under the server's store is full: %s", st.WriteError), storeFullHint(stream.LimitDisk))
+}
+
+// unansweredFull is diskFull for a publish that failed unanswered (a full
+// disk's publishes time out); nil for any other failure.
+func unansweredFull(ctx context.Context, conn *stream.Conn, alerts string, err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, stream.ErrStoreFull) {
+		return nil
+	}
+	return diskFull(ctx, conn, alerts)
+}
+
 // fileStats sums up send --file.
 type fileStats struct {
 	Stored     int         `json:"stored"`
@@ -192,7 +222,9 @@ type fileStats struct {
 // was not stored: the refused lines (the batch in flight when the store
 // filled up), and every line from NotSentFrom on, never read.
 type storeFullStop struct {
-	Line    int         `json:"line"`
+	Line int `json:"line"`
+	// Disk reports the disk under the store full, not a limit reached.
+	Disk    bool        `json:"disk,omitempty"`
 	Refused []lineRange `json:"refused"`
 	// NotSentFrom is the first line not sent; 0 when the refused lines
 	// were the file's last.
@@ -225,7 +257,11 @@ func (s *storeFullStop) String() string {
 	if s.NotSentFrom > 0 {
 		parts = append(parts, fmt.Sprintf("lines from %d not sent", s.NotSentFrom))
 	}
-	return fmt.Sprintf("stopped at line %d, the store being full: %s", s.Line, strings.Join(parts, ", "))
+	what := "the store"
+	if s.Disk {
+		what = "the disk under the store"
+	}
+	return fmt.Sprintf("stopped at line %d, %s being full: %s", s.Line, what, strings.Join(parts, ", "))
 }
 
 type lineError struct {
@@ -265,20 +301,49 @@ func sendFile(c *cli.Context) error {
 	}
 	stderr := c.App.ErrWriter
 	var st fileStats
-	fail := func(line int, err error) {
-		st.Failed++
+	say := func(line int, err error) {
 		st.Errors = append(st.Errors, lineError{Line: line, Error: err.Error()})
 		fmt.Fprintf(stderr, "reactor: line %d: %v\n", line, err)
 	}
+	fail := func(line int, err error) {
+		st.Failed++
+		say(line, err)
+	}
 	var msgs []*nats.Msg
 	var lines []int
+	alerts := topology(c).Alerts
+	// A full disk's publishes go unanswered: once it is known, the batch
+	// in flight stops waiting.
+	batchCtx, stopBatch := context.WithCancelCause(c.Context)
+	defer stopBatch(nil)
+	errDiskFull := errors.New("not sent: the disk under the store is full")
 	flush := func() {
-		pub.PublishBatch(c.Context, msgs, func(r stream.Result) {
+		if st.StoreFull == nil && len(msgs) > 0 {
+			if err := diskFull(c.Context, conn, alerts); err != nil {
+				// The batch fails at once, each line counted below.
+				st.StoreFull = &storeFullStop{Line: lines[0], Disk: true}
+				say(lines[0], fmt.Errorf("alert on %s not stored: %w", msgs[0].Subject, err))
+				stopBatch(errDiskFull)
+			}
+		}
+		pub.PublishBatch(batchCtx, msgs, func(r stream.Result) {
+			line := lines[r.Index]
+			if st.StoreFull == nil && r.Err != nil {
+				if err := unansweredFull(c.Context, conn, alerts, r.Err); err != nil {
+					st.StoreFull = &storeFullStop{Line: line, Disk: true}
+					fail(line, fmt.Errorf("alert on %s not stored: %w", msgs[r.Index].Subject, err))
+					st.StoreFull.refuse(line)
+					stopBatch(errDiskFull)
+					return
+				}
+			}
 			switch {
+			case st.StoreFull != nil && st.StoreFull.Disk && r.Err != nil:
+				st.Failed++
+				st.StoreFull.refuse(line)
 			case errors.Is(r.Err, stream.ErrStoreFull):
 				// Said once: the other lines of the batch in flight meet
 				// the same full store.
-				line := lines[r.Index]
 				if st.StoreFull == nil {
 					st.StoreFull = &storeFullStop{Line: line}
 					fail(line, publishError(msgs[r.Index].Subject, r.Err))

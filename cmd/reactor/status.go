@@ -171,12 +171,20 @@ func streamLimit(s stream.StreamStatus) string {
 // storeLine says how much of the JetStream store is used, against whose
 // limit, and FULL with what to do.
 func storeLine(s stream.StoreStatus) string {
-	if s.Limit == 0 {
-		return fmt.Sprintf("%s used by JetStream (the server does not tell its limit)", humanize.IBytes(s.Used))
+	line := fmt.Sprintf("%s used by JetStream (the server does not tell its limit)", humanize.IBytes(s.Used))
+	if s.Limit > 0 {
+		line = fmt.Sprintf("%s of %s used by JetStream (%s), the %s's limit", humanize.IBytes(s.Used), humanize.IBytes(s.Limit), percent(s.Used, s.Limit), s.LimitOf)
 	}
-	line := fmt.Sprintf("%s of %s used by JetStream (%s), the %s's limit", humanize.IBytes(s.Used), humanize.IBytes(s.Limit), percent(s.Used, s.Limit), s.LimitOf)
-	if s.Full {
-		line += ": FULL, new alerts are refused: " + storeFullHint(s.LimitOf)
+	if s.DiskFree != nil {
+		line += fmt.Sprintf("; %s free on the disk", humanize.IBytes(*s.DiskFree))
+	}
+	switch {
+	case s.Full && s.FullOf == stream.LimitDisk && s.WriteError != "":
+		line += fmt.Sprintf(": the disk is FULL, the server stores nothing more (%s): %s", s.WriteError, storeFullHint(s.FullOf))
+	case s.Full && s.FullOf == stream.LimitDisk:
+		line += ": the disk is FULL, new alerts will not be stored: " + storeFullHint(s.FullOf)
+	case s.Full:
+		line += ": FULL, new alerts are refused: " + storeFullHint(s.FullOf)
 	}
 	return line
 }

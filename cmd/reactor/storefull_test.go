@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +75,39 @@ func TestStoreFullCLI(t *testing.T) {
 	mustReactor(t, "", "send", "--url", run.url, "--on", "room_again", "--id", "room-again", "stored once there is room")
 	if got := run.waitIDs(20*time.Second, st.Stored+1); got["room-again"] != 1 {
 		t.Errorf("the alert sent after the purge was not handled once: %d", got["room-again"])
+	}
+}
+
+// TestDiskFullCLI fills the disk under `reactor run`'s store with another
+// file: the server's write fails and it answers no publish to the alert
+// stream. send --file stops at the first unanswered line and says the disk
+// is full (exit 3); send then fails at once (exit 1); status says so.
+func TestDiskFullCLI(t *testing.T) {
+	t.Parallel()
+	dir := streamtest.Tmpfs(t, 8<<20)
+	run := startRun(t, filepath.Join(dir, "data"))
+	hog, err := os.Create(filepath.Join(dir, "hog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hog.Close()
+	if _, err := hog.Write(make([]byte, 8<<20)); err == nil {
+		t.Fatal("wrote 8 MiB on an 8 MiB tmpfs that holds a store: the disk is not full")
+	}
+	var file strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&file, `{"name":"fill","summary":"%d %s"}`+"\n", i, strings.Repeat("x", 500))
+	}
+	r := reactor(t, file.String(), "send", "--url", run.url, "--file", "-")
+	if r.code != exitPartial || !strings.Contains(r.stderr, "no space left on device") ||
+		!strings.HasSuffix(r.stderr, "reactor: stopped at line 1, the disk under the store being full: lines 1-20 refused\n") {
+		t.Errorf("send --file on a full disk: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	r = reactor(t, "", "send", "--url", run.url, "--on", "one_more", "no room")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "the disk under the server's store is full") || !strings.Contains(r.stderr, "restart") {
+		t.Errorf("send on a full disk: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if out := mustReactor(t, "", "status", "--url", run.url).stdout; !strings.Contains(out, "the disk is FULL, the server stores nothing more") {
+		t.Errorf("status does not say the disk is full:\n%s", out)
 	}
 }

@@ -19,7 +19,7 @@ type streamCollector struct {
 	up, history, historyBytes, dlq                *prometheus.Desc
 	backlog, oldest, pending, ackPending, redeliv *prometheus.Desc
 	historyMax, historyFull                       *prometheus.Desc
-	storeUsed, storeLimit, storeFull              *prometheus.Desc
+	storeUsed, storeLimit, storeFull, diskFree    *prometheus.Desc
 }
 
 // WatchStreams adds gauges read from JetStream at each scrape: the alert
@@ -46,13 +46,14 @@ func (m *Metrics) WatchStreams(js jetstream.JetStream, topo stream.Topology) {
 		historyFull:  prometheus.NewDesc("reactor_history_full", "1 when the alert stream is at its size limit: new alerts are refused.", nil, nil),
 		storeUsed:    prometheus.NewDesc("reactor_store_used_bytes", "JetStream file storage in use, as the server counts it.", nil, nil),
 		storeLimit:   prometheus.NewDesc("reactor_store_limit_bytes", "JetStream file storage limit, the account's or the embedded server's; absent when the server does not tell it.", nil, nil),
-		storeFull:    prometheus.NewDesc("reactor_store_full", "1 when the JetStream store is full: new alerts are refused.", nil, nil),
+		storeFull:    prometheus.NewDesc("reactor_store_full", "1 when the JetStream store or the disk under it is full: new alerts are refused, or not answered.", nil, nil),
+		diskFree:     prometheus.NewDesc("reactor_store_disk_free_bytes", "Space left on the disk under an embedded server's store; absent for another server.", nil, nil),
 	})
 }
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.history, c.historyBytes, c.dlq, c.backlog, c.oldest, c.pending, c.ackPending, c.redeliv,
-		c.historyMax, c.historyFull, c.storeUsed, c.storeLimit, c.storeFull} {
+		c.historyMax, c.historyFull, c.storeUsed, c.storeLimit, c.storeFull, c.diskFree} {
 		ch <- d
 	}
 }
@@ -81,6 +82,9 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.storeLimit, float64(st.Store.Limit))
 	}
 	gauge(c.storeFull, flag(st.Store.Full))
+	if st.Store.DiskFree != nil {
+		gauge(c.diskFree, float64(*st.Store.DiskFree))
+	}
 	for _, g := range st.Groups {
 		gauge(c.backlog, float64(g.Backlog), g.Name)
 		age := 0.0

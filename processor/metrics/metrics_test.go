@@ -167,8 +167,8 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	if age := value("reactor_oldest_unsettled_seconds", map[string]string{"group": "idle"}); age <= 0 || age > 60 {
 		t.Errorf("oldest unsettled alert of group idle is %vs old, want the age of the first ok alert", age)
 	}
-	if used, limit := value("reactor_store_used_bytes", nil), value("reactor_store_limit_bytes", nil); used <= 0 || limit <= used {
-		t.Errorf("store: %v bytes used of %v, want some used below the embedded server's limit", used, limit)
+	if used, limit, free := value("reactor_store_used_bytes", nil), value("reactor_store_limit_bytes", nil), value("reactor_store_disk_free_bytes", nil); used <= 0 || limit <= used || free <= 0 {
+		t.Errorf("store: %v bytes used of %v, %v free on the disk; want some used below the embedded server's limit, the disk's free space", used, limit, free)
 	}
 	if _, ok := families["go_goroutines"]; !ok {
 		t.Error("Go runtime metrics missing")

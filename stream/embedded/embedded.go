@@ -266,15 +266,25 @@ func Open(ctx context.Context, cfg Config, scfg stream.Config) (*stream.Conn, er
 	return conn, nil
 }
 
-// Store is the server's JetStream file storage, used against its limit:
-// 75% of the disk's free space when it started, plus 75% of the store it
-// found there.
+// Store is the server's JetStream file storage, used against its limit
+// (75% of the disk's free space when it started, plus 75% of the store it
+// found there), the disk's free space, and the first stream write error
+// the server reports.
 func (s *Server) Store() stream.ServerStore {
-	info, err := s.ns.Jsz(nil)
-	if err != nil || info.Disabled {
-		return stream.ServerStore{}
+	var st stream.ServerStore
+	if info, err := s.ns.Jsz(nil); err == nil && !info.Disabled {
+		st.Used, st.Limit = info.Store, uint64(max(info.Config.MaxStore, 0))
 	}
-	return stream.ServerStore{Used: info.Store, Limit: uint64(max(info.Config.MaxStore, 0))}
+	st.DiskFree = diskFree(s.cfg.DataDir)
+	if h := s.ns.Healthz(&server.HealthzOptions{Details: true}); h != nil {
+		for _, e := range h.Errors {
+			if e.Type == server.HealthzErrorStream && strings.Contains(e.Error, "write error") {
+				st.WriteError, st.WriteErrorStream = e.Error, e.Stream
+				break
+			}
+		}
+	}
+	return st
 }
 
 // answerStore answers requests on stream.ServerStoreSubject with Store,
