@@ -317,8 +317,14 @@ func sendFile(c *cli.Context) error {
 	batchCtx, stopBatch := context.WithCancelCause(c.Context)
 	defer stopBatch(nil)
 	errDiskFull := errors.New("not sent: the disk under the store is full")
+	batches := 0
 	flush := func() {
-		if st.StoreFull == nil && len(msgs) > 0 {
+		// The disk is asked about before the first batch, and after the
+		// first unanswered publish of each: once, as a server that does not
+		// answer may be slow to say so.
+		batches++
+		asked := false
+		if batches == 1 && len(msgs) > 0 {
 			if err := diskFull(c.Context, conn, alerts); err != nil {
 				// The batch fails at once, each line counted below.
 				st.StoreFull = &storeFullStop{Line: lines[0], Disk: true}
@@ -328,7 +334,8 @@ func sendFile(c *cli.Context) error {
 		}
 		pub.PublishBatch(batchCtx, msgs, func(r stream.Result) {
 			line := lines[r.Index]
-			if st.StoreFull == nil && r.Err != nil {
+			if st.StoreFull == nil && r.Err != nil && !asked && errors.Is(r.Err, context.DeadlineExceeded) {
+				asked = true
 				if err := unansweredFull(c.Context, conn, alerts, r.Err); err != nil {
 					st.StoreFull = &storeFullStop{Line: line, Disk: true}
 					fail(line, fmt.Errorf("alert on %s not stored: %w", msgs[r.Index].Subject, err))
