@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/reactor-alerts/reactor/stream"
 )
 
 // Exit codes scripts can rely on; the README lists them.
@@ -82,28 +80,4 @@ func report(w io.Writer, err error) int {
 	}
 	fmt.Fprintln(w, msg)
 	return code
-}
-
-// storeFullHint says what to do about a full store, by the limit reached.
-func storeFullHint(limit stream.StoreLimit) string {
-	const older = "keep alerts for less time (reactor run --history-max-age), or purge old alerts or dead letters (reactor dlq purge --all)"
-	switch limit {
-	case stream.LimitStream:
-		return "raise the alert stream's size limit (reactor run --max-bytes), " + older
-	case stream.LimitAccount:
-		return "raise the account's JetStream storage limit (max_file in the server's account config), " + older
-	case stream.LimitDisk:
-		return "free disk space where the server keeps its data, then restart it (nats-server stores nothing more in a stream whose write failed until it restarts); keep the data dir on a filesystem of its own"
-	}
-	return "free disk space where the server keeps its data and restart it (nats-server takes 75% of the free space when it starts), " + older
-}
-
-// storeFullError explains a publish refused by a full store, with what to do;
-// nil when err is another error.
-func storeFullError(err error) error {
-	var full *stream.StoreFullError
-	if !errors.As(err, &full) {
-		return nil
-	}
-	return withHint(full, storeFullHint(full.Limit))
 }
