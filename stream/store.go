@@ -11,6 +11,57 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// ErrStoreFull matches (errors.Is) every *StoreFullError: a publish the
+// server refused because the store has no room for it.
+var ErrStoreFull = errors.New("stream: store full")
+
+// StoreLimit names the limit a full store reached.
+type StoreLimit string
+
+// The limits a publish can hit.
+const (
+	// LimitStream is the stream's own size limit (Topology.MaxBytes, or a
+	// message count an operator set), with new messages discarded.
+	LimitStream StoreLimit = "stream"
+	// LimitAccount is the JetStream storage the server grants the account.
+	LimitAccount StoreLimit = "account"
+	// LimitServer is the server's JetStream file storage: nats-server
+	// takes 75% of the disk's free space at start unless configured.
+	LimitServer StoreLimit = "server"
+	// LimitDisk is the disk under the server's store, filled by more than
+	// JetStream: nats-server answers no publish to a stream whose write
+	// failed, until it restarts. Status reports it (StoreStatus.FullOf);
+	// a publish only times out.
+	LimitDisk StoreLimit = "disk"
+)
+
+// StoreFullError is a publish refused because the store is full. It
+// matches ErrStoreFull. Nothing was stored; the same publish succeeds once
+// room is made (older messages age out or are purged, the limit is raised).
+type StoreFullError struct {
+	// Limit is the limit reached.
+	Limit StoreLimit
+	// Reason is the server's own words, e.g. "insufficient resources".
+	Reason string
+	// Err is the server's answer.
+	Err error
+}
+
+func (e *StoreFullError) Error() string {
+	switch e.Limit {
+	case LimitStream:
+		return "store full: the stream is at its size limit (" + e.Reason + ")"
+	case LimitAccount:
+		return "store full: the account's JetStream storage is used up (" + e.Reason + ")"
+	}
+	return "store full: the server's JetStream file storage is used up (" + e.Reason + ")"
+}
+
+// Is reports whether target is ErrStoreFull.
+func (e *StoreFullError) Is(target error) bool { return target == ErrStoreFull }
+
+func (e *StoreFullError) Unwrap() error { return e.Err }
+
 // ServerStore is a server's JetStream file storage, used against its limit,
 // as an embedded server answers on ServerStoreSubject.
 type ServerStore struct {
