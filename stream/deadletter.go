@@ -175,7 +175,7 @@ func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, t Topology, 
 	fitPayload(out, js.Conn().MaxPayload())
 	id := fmt.Sprintf("%s-%d", d.Stream, d.Sequence)
 	if _, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id), jetstream.WithExpectStream(t.DLQ)); err != nil {
-		return fmt.Errorf("publish dead letter %s: %w", id, err)
+		return fmt.Errorf("publish dead letter %s: %w", id, classify(err))
 	}
 	return nil
 }

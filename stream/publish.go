@@ -129,7 +129,7 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 				err = r.err // a timeout says less than what failed before it
 			}
 			if ctx.Err() == nil && !retryable(r.err) {
-				return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, r.err)
+				return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, classify(r.err))
 			}
 			if waiting == 0 {
 				if sent >= p.cfg.Attempts {
@@ -162,7 +162,8 @@ const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
 
 // retryable reports whether a publish error may succeed when tried again with
 // the same id. Errors the server gave an answer for (payload too large, no
-// stream for the subject, wrong expectations) will not.
+// stream for the subject, wrong expectations, a full store) will not: a full
+// store stays full for longer than a publish waits.
 func retryable(err error) bool {
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload),
@@ -172,9 +173,54 @@ func retryable(err error) bool {
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
+		if storeFull(apiErr) != "" {
+			return false
+		}
 		return apiErr.ErrorCode == errCodeMsgIDInProcess || apiErr.Code >= 500 || apiErr.Code == 408 || apiErr.Code == 503
 	}
 	return true
+}
+
+// classify returns err as a *StoreFullError when the server refused the
+// publish for want of space, else err itself.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	if limit := storeFull(apiErr); limit != "" {
+		return &StoreFullError{Limit: limit, Reason: apiErr.Description, Err: err}
+	}
+	return err
+}
+
+// The server's answers to a publish that does not fit (nats-server's
+// JSInsufficientResourcesErr, JSAccountResourcesExceededErr and
+// JSStreamStoreFailedF).
+const (
+	errCodeInsufficientResources jetstream.ErrorCode = 10023
+	errCodeAccountResources      jetstream.ErrorCode = 10002
+	errCodeStreamStoreFailed     jetstream.ErrorCode = 10077
+)
+
+// storeFull says which limit a publish error hit: LimitServer, LimitAccount
+// or LimitStream, or "" when the error is no full store. A stream's store
+// failure is a full stream only for the limits of a stream that discards
+// new messages; its other failures (an I/O error, a message too large)
+// are not.
+func storeFull(apiErr *jetstream.APIError) StoreLimit {
+	switch apiErr.ErrorCode {
+	case errCodeInsufficientResources:
+		return LimitServer
+	case errCodeAccountResources:
+		return LimitAccount
+	case errCodeStreamStoreFailed:
+		switch apiErr.Description {
+		case "maximum bytes exceeded", "maximum messages exceeded", "maximum messages per subject exceeded":
+			return LimitStream
+		}
+	}
+	return ""
 }
 
 // Result is the outcome of one message of a batch.

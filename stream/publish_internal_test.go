@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -18,6 +19,9 @@ func TestRetryable(t *testing.T) {
 	api := func(code int, errCode jetstream.ErrorCode) error {
 		return fmt.Errorf("nats: %w", &jetstream.APIError{Code: code, ErrorCode: errCode})
 	}
+	apiDesc := func(code int, errCode jetstream.ErrorCode, desc string) error {
+		return fmt.Errorf("nats: %w", &jetstream.APIError{Code: code, ErrorCode: errCode, Description: desc})
+	}
 	tests := []struct {
 		name string
 		err  error
@@ -31,10 +35,46 @@ func TestRetryable(t *testing.T) {
 		{"wrong last sequence", api(400, jetstream.JSErrCodeStreamWrongLastSequence), false},
 		{"payload too large", nats.ErrMaxPayload, false},
 		{"connection closed", nats.ErrConnectionClosed, false},
+		{"server store full", api(503, errCodeInsufficientResources), false},
+		{"account store full", api(400, errCodeAccountResources), false},
+		{"stream full", apiDesc(503, errCodeStreamStoreFailed, "maximum bytes exceeded"), false},
+		{"stream store failed otherwise", apiDesc(503, errCodeStreamStoreFailed, "input/output error"), true},
 	}
 	for _, tt := range tests {
 		if got := retryable(tt.err); got != tt.want {
 			t.Errorf("%s: retryable(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestClassify: a full store, whichever limit, becomes a *StoreFullError
+// that says which; any other error is left as it is.
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	api := func(code int, errCode jetstream.ErrorCode, desc string) error {
+		return fmt.Errorf("nats: %w", &jetstream.APIError{Code: code, ErrorCode: errCode, Description: desc})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want StoreLimit // "" for an error left alone
+	}{
+		{"server", api(503, errCodeInsufficientResources, "insufficient resources"), LimitServer},
+		{"account", api(400, errCodeAccountResources, "resource limits exceeded for account"), LimitAccount},
+		{"stream bytes", api(503, errCodeStreamStoreFailed, "maximum bytes exceeded"), LimitStream},
+		{"stream messages", api(503, errCodeStreamStoreFailed, "maximum messages exceeded"), LimitStream},
+		{"stream I/O", api(503, errCodeStreamStoreFailed, "input/output error"), ""},
+		{"too large", api(400, jetstream.JSErrCodeStreamMessageExceedsMaximum, "message size exceeds maximum allowed"), ""},
+		{"timeout", context.DeadlineExceeded, ""},
+	}
+	for _, tt := range tests {
+		err := classify(tt.err)
+		var full *StoreFullError
+		switch {
+		case tt.want == "" && (err != tt.err || errors.Is(err, ErrStoreFull)):
+			t.Errorf("%s: classify(%v) = %v, want it unchanged", tt.name, tt.err, err)
+		case tt.want != "" && (!errors.As(err, &full) || full.Limit != tt.want || !errors.Is(err, ErrStoreFull) || !errors.Is(err, tt.err)):
+			t.Errorf("%s: classify(%v) = %#v, want a *StoreFullError of the %s wrapping it", tt.name, tt.err, err, tt.want)
 		}
 	}
 }

@@ -21,6 +21,8 @@ type Status struct {
 	// Alerts is the alert stream: every alert, once.
 	Alerts StreamStatus `json:"alerts"`
 	DLQ    StreamStatus `json:"dlq"`
+	// Store is the JetStream file storage the streams share.
+	Store StoreStatus `json:"store"`
 	// Groups are the durable consumers on Alerts, by name.
 	Groups []GroupStatus `json:"groups"`
 }
@@ -58,10 +60,46 @@ type StreamStatus struct {
 	// does not deduplicate.
 	DuplicateWindowSeconds float64 `json:"duplicate_window_seconds"`
 	Replicas               int     `json:"replicas"`
+	// MaxBytes is the stream's size limit; 0 is none.
+	MaxBytes uint64 `json:"max_bytes,omitempty"`
+	// Full reports a stream at MaxBytes that discards new messages: the
+	// next message of the stream's average size does not fit, and
+	// publishers get ErrStoreFull.
+	Full bool `json:"full"`
 	// LastMinute and LastHour count the messages stored in the last minute
 	// and hour: the inbound rate.
 	LastMinute *uint64 `json:"last_minute,omitempty"`
 	LastHour   *uint64 `json:"last_hour,omitempty"`
+}
+
+// StoreStatus is the JetStream file storage of the account, used against its
+// limit.
+type StoreStatus struct {
+	// Used is what the account's file streams take, reactor's and any
+	// other, as the server counts it.
+	Used uint64 `json:"used_bytes"`
+	// Limit is the most they may take: the smaller of the account's limit
+	// and the server's when they are known; 0 when the server does not
+	// say. An embedded server says its own (see ServerStoreSubject);
+	// another server tells a client only its account's limit.
+	Limit uint64 `json:"limit_bytes,omitempty"`
+	// LimitOf says whose limit Limit is: LimitAccount or LimitServer.
+	LimitOf StoreLimit `json:"limit_of,omitempty"`
+	// DiskFree is the space left on the filesystem of an embedded
+	// server's data dir; nil when unknown.
+	DiskFree *uint64 `json:"disk_free_bytes,omitempty"`
+	// WriteError is a stream write error an embedded server reports, such
+	// as a full disk's "no space left on device", and WriteErrorStream the
+	// stream it is of: nats-server stores nothing more in that stream, and
+	// answers no publish to it, until it restarts.
+	WriteError       string `json:"write_error,omitempty"`
+	WriteErrorStream string `json:"write_error_stream,omitempty"`
+	// Full reports that the next alert of the alert stream's average size
+	// does not fit, and FullOf what is full: LimitServer or LimitAccount
+	// (publishers get ErrStoreFull), or LimitDisk (a disk filled by more
+	// than JetStream: publishes go unanswered).
+	Full   bool       `json:"full"`
+	FullOf StoreLimit `json:"full_of,omitempty"`
 }
 
 // GroupStatus is one consumer group's progress on Alerts.
@@ -134,6 +172,12 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t Topology) (*Statu
 			alerts = s
 		}
 	}
+	store, err := ReadStore(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	store.CheckRoom(st.Alerts.averageMsg())
+	st.Store = store
 	infos := alerts.ListConsumers(ctx)
 	for info := range infos.Info() {
 		if info.Config.Durable == "" {
@@ -208,6 +252,10 @@ func streamStatus(info *jetstream.StreamInfo) StreamStatus {
 		MaxAgeSeconds:          info.Config.MaxAge.Seconds(),
 		DuplicateWindowSeconds: info.Config.Duplicates.Seconds(),
 		Replicas:               info.Config.Replicas,
+	}
+	if info.Config.MaxBytes > 0 {
+		s.MaxBytes = uint64(info.Config.MaxBytes)
+		s.Full = info.Config.Discard == jetstream.DiscardNew && s.Bytes+s.averageMsg() > s.MaxBytes
 	}
 	if info.State.Msgs > 0 {
 		s.FirstTime = info.State.FirstTime.UTC()

@@ -90,8 +90,15 @@ func sendAction(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 	defer cancel()
+	alerts := topology(c).Alerts
+	if err := diskFull(ctx, conn, alerts); err != nil {
+		return fmt.Errorf("alert on %s not stored: %w", a.Subject, err)
+	}
 	ack, err := stream.NewPublisher(conn.JS, stream.PublisherConfig{}).Publish(ctx, msg)
 	if err != nil {
+		if derr := unansweredFull(ctx, conn, alerts, err); derr != nil {
+			return fmt.Errorf("alert on %s not stored: %w", a.Subject, derr)
+		}
 		return publishError(a.Subject, err)
 	}
 	res := sendResult{Subject: a.Subject, Stream: ack.Stream, Seq: ack.Sequence, ID: a.ID, Duplicate: ack.Duplicate}
@@ -164,6 +171,9 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 
 // publishError explains the publish failures people meet.
 func publishError(subject string, err error) error {
+	if full := storeFullError(err); full != nil {
+		return fmt.Errorf("alert on %s not stored: %w", subject, full)
+	}
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
 		return fmt.Errorf("alert on %s too large for the server's max payload: %w", subject, err)
@@ -180,6 +190,9 @@ type fileStats struct {
 	Duplicates int         `json:"duplicates"`
 	Failed     int         `json:"failed"`
 	Errors     []lineError `json:"errors,omitempty"`
+	// StoreFull is set when a full store refused alerts: send stopped
+	// reading there.
+	StoreFull *storeFullStop `json:"store_full,omitempty"`
 }
 
 type lineError struct {
@@ -219,16 +232,63 @@ func sendFile(c *cli.Context) error {
 	}
 	stderr := c.App.ErrWriter
 	var st fileStats
-	fail := func(line int, err error) {
-		st.Failed++
+	say := func(line int, err error) {
 		st.Errors = append(st.Errors, lineError{Line: line, Error: err.Error()})
 		fmt.Fprintf(stderr, "reactor: line %d: %v\n", line, err)
 	}
+	fail := func(line int, err error) {
+		st.Failed++
+		say(line, err)
+	}
 	var msgs []*nats.Msg
 	var lines []int
+	alerts := topology(c).Alerts
+	// A full disk's publishes go unanswered: once it is known, the batch
+	// in flight stops waiting.
+	batchCtx, stopBatch := context.WithCancelCause(c.Context)
+	defer stopBatch(nil)
+	errDiskFull := errors.New("not sent: the disk under the store is full")
+	batches := 0
 	flush := func() {
-		pub.PublishBatch(c.Context, msgs, func(r stream.Result) {
+		// The disk is asked about before the first batch, and after the
+		// first unanswered publish of each: once, as a server that does not
+		// answer may be slow to say so.
+		batches++
+		asked := false
+		if batches == 1 && len(msgs) > 0 {
+			if err := diskFull(c.Context, conn, alerts); err != nil {
+				// The batch fails at once, each line counted below.
+				st.StoreFull = &storeFullStop{Line: lines[0], Disk: true}
+				say(lines[0], fmt.Errorf("alert on %s not stored: %w", msgs[0].Subject, err))
+				stopBatch(errDiskFull)
+			}
+		}
+		pub.PublishBatch(batchCtx, msgs, func(r stream.Result) {
+			line := lines[r.Index]
+			if st.StoreFull == nil && r.Err != nil && !asked && errors.Is(r.Err, context.DeadlineExceeded) {
+				asked = true
+				if err := unansweredFull(c.Context, conn, alerts, r.Err); err != nil {
+					st.StoreFull = &storeFullStop{Line: line, Disk: true}
+					fail(line, fmt.Errorf("alert on %s not stored: %w", msgs[r.Index].Subject, err))
+					st.StoreFull.refuse(line)
+					stopBatch(errDiskFull)
+					return
+				}
+			}
 			switch {
+			case st.StoreFull != nil && st.StoreFull.Disk && r.Err != nil:
+				st.Failed++
+				st.StoreFull.refuse(line)
+			case errors.Is(r.Err, stream.ErrStoreFull):
+				// Said once: the other lines of the batch in flight meet
+				// the same full store.
+				if st.StoreFull == nil {
+					st.StoreFull = &storeFullStop{Line: line}
+					fail(line, publishError(msgs[r.Index].Subject, r.Err))
+				} else {
+					st.Failed++
+				}
+				st.StoreFull.refuse(line)
 			case r.Err != nil:
 				fail(lines[r.Index], publishError(msgs[r.Index].Subject, r.Err))
 			case r.Ack.Duplicate:
@@ -256,10 +316,23 @@ func sendFile(c *cli.Context) error {
 		msgs, lines = append(msgs, msg), append(lines, n)
 		if len(msgs) == batchSize {
 			flush()
+			if st.StoreFull != nil {
+				break
+			}
 		}
 	}
-	flush()
-	if err := sc.Err(); err != nil {
+	if st.StoreFull != nil {
+		// Stopped: is there a line after the batch in flight?
+		for sc.Scan() {
+			if n++; strings.TrimSpace(sc.Text()) != "" {
+				st.StoreFull.NotSentFrom = n
+				break
+			}
+		}
+	} else {
+		flush()
+	}
+	if err := sc.Err(); err != nil && st.StoreFull == nil {
 		if errors.Is(err, bufio.ErrTooLong) {
 			err = fmt.Errorf("longer than the server's max payload (%d bytes); stopped reading", maxPayload)
 		}
@@ -274,6 +347,9 @@ func sendFile(c *cli.Context) error {
 		}
 	} else {
 		fmt.Fprintf(c.App.Writer, "stored %s (%d duplicates, %d failed)\n", plural(uint64(st.Stored), "alert"), st.Duplicates, st.Failed)
+	}
+	if st.StoreFull != nil {
+		return partialError("%s", st.StoreFull)
 	}
 	if st.Failed > 0 {
 		return partialError("%d of %d alerts failed", st.Failed, st.Stored+st.Duplicates+st.Failed)

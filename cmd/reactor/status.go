@@ -21,7 +21,9 @@ func statusCommand() *cli.Command {
 		Usage:     "show the streams and consumer groups at a glance",
 		UsageText: "reactor status [--json] [options]",
 		Description: `Shows the alert stream (every alert once, kept for the groups and for replay:
-size, age, how many came in the last minute and hour), the dead letters, and
+size, age, how many came in the last minute and hour, its size limit), the
+JetStream store's use against its limit (FULL once new alerts are refused,
+with what to do), the dead letters, and
 each consumer group's progress: its backlog (alerts not settled yet: pending
 plus in flight), the age of its oldest unsettled alert (alerts older than the
 stream's max age leave it, settled or not), redeliveries, idle pull requests,
@@ -84,8 +86,9 @@ func writeStatus(w io.Writer, st *stream.Status) error {
 
 	a := st.Alerts
 	maxAge := time.Duration(a.MaxAgeSeconds * float64(time.Second))
-	fmt.Fprintf(w, "Alerts   %s: %s, %s, oldest %s, newest %s; %s in the last minute, %s in the last hour; kept %s\n",
-		a.Name, plural(a.Messages, "alert"), humanize.IBytes(a.Bytes), ago(now, a.FirstTime), ago(now, a.LastTime), orUnknown(a.LastMinute), orUnknown(a.LastHour), keptFor(maxAge))
+	fmt.Fprintf(w, "Alerts   %s: %s, %s, oldest %s, newest %s; %s in the last minute, %s in the last hour; kept %s%s\n",
+		a.Name, plural(a.Messages, "alert"), humanize.IBytes(a.Bytes), ago(now, a.FirstTime), ago(now, a.LastTime), orUnknown(a.LastMinute), orUnknown(a.LastHour), keptFor(maxAge), streamLimit(a))
+	fmt.Fprintf(w, "Store    %s\n", storeLine(st.Store))
 	d := st.DLQ
 	fmt.Fprintf(w, "DLQ      %s: %s", d.Name, plural(d.Messages, "dead letter"))
 	if d.Messages > 0 {
@@ -155,4 +158,41 @@ func ago(now, t time.Time) string {
 		return "-"
 	}
 	return humanize.RelTime(t, now, "ago", "from now")
+}
+
+// streamLimit says how full a stream with a size limit is: "; max 16 KiB,
+// 97% used", or FULL with what to do.
+func streamLimit(s stream.StreamStatus) string {
+	if s.MaxBytes == 0 {
+		return ""
+	}
+	if s.Full {
+		return fmt.Sprintf("; max %s: FULL, new alerts are refused: %s", humanize.IBytes(s.MaxBytes), storeFullHint(stream.LimitStream))
+	}
+	return fmt.Sprintf("; max %s, %s used", humanize.IBytes(s.MaxBytes), percent(s.Bytes, s.MaxBytes))
+}
+
+// storeLine says how much of the JetStream store is used, against whose
+// limit, and FULL with what to do.
+func storeLine(s stream.StoreStatus) string {
+	line := fmt.Sprintf("%s used by JetStream (the server does not tell its limit)", humanize.IBytes(s.Used))
+	if s.Limit > 0 {
+		line = fmt.Sprintf("%s of %s used by JetStream (%s), the %s's limit", humanize.IBytes(s.Used), humanize.IBytes(s.Limit), percent(s.Used, s.Limit), s.LimitOf)
+	}
+	if s.DiskFree != nil {
+		line += fmt.Sprintf("; %s free on the disk", humanize.IBytes(*s.DiskFree))
+	}
+	switch {
+	case s.Full && s.FullOf == stream.LimitDisk && s.WriteError != "":
+		line += fmt.Sprintf(": the disk is FULL, the server stores nothing more (%s): %s", s.WriteError, storeFullHint(s.FullOf))
+	case s.Full && s.FullOf == stream.LimitDisk:
+		line += ": the disk is FULL, new alerts will not be stored: " + storeFullHint(s.FullOf)
+	case s.Full:
+		line += ": FULL, new alerts are refused: " + storeFullHint(s.FullOf)
+	}
+	return line
+}
+
+func percent(used, limit uint64) string {
+	return fmt.Sprintf("%.0f%%", 100*float64(used)/float64(limit))
 }

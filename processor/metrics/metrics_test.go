@@ -155,6 +155,9 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		{"reactor_history_alerts", nil, 12},
 		{"reactor_dead_letters", nil, 1},
 		{"reactor_group_ack_pending_alerts", map[string]string{"group": "reactor"}, 0},
+		{"reactor_history_full", nil, 0},
+		{"reactor_history_max_bytes", nil, -1}, // no size limit: absent
+		{"reactor_store_full", nil, 0},
 	}
 	for _, tt := range tests {
 		if got := value(tt.name, tt.labels); got != tt.want {
@@ -163,6 +166,9 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	}
 	if age := value("reactor_oldest_unsettled_seconds", map[string]string{"group": "idle"}); age <= 0 || age > 60 {
 		t.Errorf("oldest unsettled alert of group idle is %vs old, want the age of the first ok alert", age)
+	}
+	if used, limit, free := value("reactor_store_used_bytes", nil), value("reactor_store_limit_bytes", nil), value("reactor_store_disk_free_bytes", nil); used <= 0 || limit <= used || free <= 0 {
+		t.Errorf("store: %v bytes used of %v, %v free on the disk; want some used below the embedded server's limit, the disk's free space", used, limit, free)
 	}
 	if _, ok := families["go_goroutines"]; !ok {
 		t.Error("Go runtime metrics missing")

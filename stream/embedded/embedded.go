@@ -6,6 +6,7 @@ package embedded
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/reactor-alerts/reactor/stream"
 )
@@ -261,7 +263,45 @@ func Open(ctx context.Context, cfg Config, scfg stream.Config) (*stream.Conn, er
 		_ = conn.Close()
 		return nil, err
 	}
+	if err := srv.answerStore(conn.NC); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	return conn, nil
+}
+
+// Store is the server's JetStream file storage, used against its limit
+// (75% of the disk's free space when it started, plus 75% of the store it
+// found there), the disk's free space, and the first stream write error
+// the server reports.
+func (s *Server) Store() stream.ServerStore {
+	var st stream.ServerStore
+	if info, err := s.ns.Jsz(nil); err == nil && !info.Disabled {
+		st.Used, st.Limit = info.Store, uint64(max(info.Config.MaxStore, 0))
+	}
+	st.DiskFree = diskFree(s.cfg.DataDir)
+	if h := s.ns.Healthz(&server.HealthzOptions{Details: true}); h != nil {
+		for _, e := range h.Errors {
+			if e.Type == server.HealthzErrorStream && strings.Contains(e.Error, "write error") {
+				st.WriteError, st.WriteErrorStream = e.Error, e.Stream
+				break
+			}
+		}
+	}
+	return st
+}
+
+// answerStore answers requests on stream.ServerStoreSubject with Store,
+// on nc, until nc closes: clients of the server read its limit there.
+func (s *Server) answerStore(nc *nats.Conn) error {
+	_, err := nc.Subscribe(stream.ServerStoreSubject(s.ns.ID()), func(m *nats.Msg) {
+		data, _ := json.Marshal(s.Store()) // a struct of two numbers
+		_ = m.Respond(data)                // the requester went away
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: answer store requests: %w", err)
+	}
+	return nil
 }
 
 // NATS returns the underlying nats-server, for tests and diagnostics.

@@ -11,7 +11,8 @@
 // Every alert of a request becomes one message on "alerts.<name>" with its
 // id as Nats-Msg-Id. The answer is 200 only once every alert of the request
 // is stored (PubAck received); 503 when storing fails, so that the sender
-// retries (Alertmanager retries 5xx and network errors, never 4xx); 400 with
+// retries (Alertmanager retries 5xx and network errors, never 4xx), at once
+// and with a Retry-After of RetryAfterStoreFull when the store is full; 400 with
 // a JSON error for a malformed body, of which nothing is stored; 413 above
 // the body limit; 415 for a body that is not JSON.
 //
@@ -32,6 +33,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -261,12 +263,33 @@ type storeError struct{ err error }
 
 func (e *storeError) Error() string {
 	err := e.err
+	var full *stream.StoreFullError
 	switch {
+	case errors.As(err, &full):
+		return "store alerts: " + full.Error() + ": nothing of this request was stored; retry once the store has room (older alerts aged out or purged, a higher limit, more disk)"
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		return fmt.Sprintf("store alerts: no stream stores them yet (is `reactor run` started?): %v", err)
 	}
 	return "store alerts: " + err.Error()
 }
+
+// retryAfter is the Retry-After of a 503 for err, in seconds: a full store
+// frees room slowly (alerts age out, an operator purges), so its senders
+// are asked to wait longer.
+func (e *storeError) retryAfter() string {
+	if errors.Is(e.err, stream.ErrStoreFull) {
+		return strconv.Itoa(int(RetryAfterStoreFull / time.Second))
+	}
+	return strconv.Itoa(int(RetryAfterUnavailable / time.Second))
+}
+
+// The Retry-After of a 503 answer.
+const (
+	// RetryAfterUnavailable follows a failure to reach the stream.
+	RetryAfterUnavailable = 5 * time.Second
+	// RetryAfterStoreFull follows a refusal by a full store.
+	RetryAfterStoreFull = 60 * time.Second
+)
 
 func (e *storeError) Unwrap() error { return e.err }
 
@@ -282,7 +305,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, err error) {
 		code = re.code
 	case errors.As(err, &se):
 		code = http.StatusServiceUnavailable
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", se.retryAfter())
 	}
 	level := slog.LevelWarn
 	if code >= 500 {

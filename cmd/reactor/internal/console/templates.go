@@ -69,6 +69,9 @@ var funcs = template.FuncMap{
 		}
 		return s.To - s.From + 1
 	},
+	"percent": func(used, limit uint64) string {
+		return fmt.Sprintf("%.0f%%", 100*float64(used)/float64(max(limit, 1)))
+	},
 	"half":  func(a int) int { return a / 2 },
 	"halfu": func(a uint64) uint64 { return a / 2 },
 	// span names a duration of whole minutes: "minute", "15 minutes",

@@ -1,0 +1,73 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reactor-alerts/reactor/processor/metrics"
+	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
+)
+
+// TestStoreFullGauges: an alert stream at its size limit shows as
+// reactor_history_full 1 with its limit, and 0 again once room is made.
+func TestStoreFullGauges(t *testing.T) {
+	t.Parallel()
+	conn := streamtest.NewServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topo := stream.Topology{MaxBytes: 16 << 10}.WithDefaults()
+	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	metrics.New(reg).WatchStreams(conn.JS, topo)
+	gauge := func(name string) float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == name {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	if full, max := gauge("reactor_history_full"), gauge("reactor_history_max_bytes"); full != 0 || max != 16<<10 {
+		t.Errorf("empty stream: reactor_history_full %v, reactor_history_max_bytes %v; want 0 and 16384", full, max)
+	}
+	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{})
+	for i := 0; ; i++ {
+		msg := nats.NewMsg("alerts.fill")
+		msg.Data = []byte(strings.Repeat("x", 100))
+		msg.Header.Set(nats.MsgIdHdr, fmt.Sprint("fill-", i))
+		_, err := pub.Publish(ctx, msg)
+		if errors.Is(err, stream.ErrStoreFull) {
+			break
+		}
+		if err != nil || i > 1000 {
+			t.Fatalf("fill the stream: %d alerts, %v", i, err)
+		}
+	}
+	if full := gauge("reactor_history_full"); full != 1 {
+		t.Errorf("full stream: reactor_history_full %v, want 1", full)
+	}
+	s, err := conn.JS.Stream(ctx, topo.Alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if full := gauge("reactor_history_full"); full != 0 {
+		t.Errorf("after the purge: reactor_history_full %v, want 0", full)
+	}
+}
