@@ -3,13 +3,11 @@ package stream
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -36,7 +34,7 @@ type ServerStatus struct {
 	Version string `json:"version,omitempty"`
 	Cluster string `json:"cluster,omitempty"`
 	// Embedded reports a server embedded in a reactor process (this one,
-	// or the one that answered for it, see AnswerServerStatus), whose
+	// or the one that answered for it, see EmbeddedServer), whose
 	// store is DataDir.
 	Embedded bool   `json:"embedded"`
 	DataDir  string `json:"data_dir,omitempty"`
@@ -80,7 +78,7 @@ type StoreStatus struct {
 	Used uint64 `json:"used_bytes"`
 	// Limit is the most they may take: the smaller of the account's limit
 	// and the server's when they are known; 0 when the server does not
-	// say. An embedded server says its own (see ServerStoreSubject);
+	// say. An embedded server says its own (see EmbeddedServer);
 	// another server tells a client only its account's limit.
 	Limit uint64 `json:"limit_bytes,omitempty"`
 	// LimitOf says whose limit Limit is: LimitAccount or LimitServer.
@@ -345,7 +343,7 @@ type embeddedServer interface {
 
 // ServerStatus describes the server c is connected to, without credentials.
 // A server in another process is asked whether a reactor process embeds it
-// (see AnswerServerStatus), for up to serverStatusTimeout.
+// (see EmbeddedServer), for up to a second.
 func (c *Conn) ServerStatus() ServerStatus {
 	s := ServerStatus{
 		Name:    c.NC.ConnectedServerName(),
@@ -359,46 +357,8 @@ func (c *Conn) ServerStatus() ServerStatus {
 		return s
 	}
 	s.URL = redactURL(c.NC.ConnectedUrl())
-	m, err := c.NC.Request(serverStatusSubject(c.NC.ConnectedServerId()), nil, serverStatusTimeout)
-	if err != nil {
-		return s // no answer: a server of its own, or one we may not ask
-	}
-	var e embeddedStatus
-	if json.Unmarshal(m.Data, &e) == nil {
-		s.Embedded, s.DataDir = e.Embedded, e.DataDir
+	if e, err := askEmbedded(context.Background(), c.NC); err == nil && e != nil {
+		s.Embedded, s.DataDir = true, e.DataDir
 	}
 	return s
-}
-
-// embeddedStatus is what the process that embeds a server answers.
-type embeddedStatus struct {
-	Embedded bool   `json:"embedded"`
-	DataDir  string `json:"data_dir,omitempty"`
-}
-
-// serverStatusTimeout bounds the question of ServerStatus. A server that
-// nobody embeds answers at once (no responders).
-const serverStatusTimeout = time.Second
-
-// serverStatusSubject is where the process that embeds the server with id
-// answers.
-func serverStatusSubject(id string) string { return "_REACTOR.SERVER." + id }
-
-// AnswerServerStatus makes c, the in-process connection of a process that
-// embeds its server, tell other clients of the server what it is: that it
-// is embedded, and where its store is, so that `reactor status` can say so.
-// embedded.Open calls it. It holds no credentials.
-func (c *Conn) AnswerServerStatus() error {
-	st := c.ServerStatus()
-	if !st.Embedded {
-		return nil
-	}
-	data, err := json.Marshal(embeddedStatus{Embedded: true, DataDir: st.DataDir})
-	if err != nil {
-		return err
-	}
-	if _, err := c.NC.Subscribe(serverStatusSubject(c.NC.ConnectedServerId()), func(m *nats.Msg) { _ = m.Respond(data) }); err != nil {
-		return fmt.Errorf("answer server status: %w", err)
-	}
-	return nil
 }

@@ -63,7 +63,7 @@ func (e *StoreFullError) Is(target error) bool { return target == ErrStoreFull }
 func (e *StoreFullError) Unwrap() error { return e.Err }
 
 // ServerStore is a server's JetStream file storage, used against its limit,
-// as an embedded server answers on ServerStoreSubject.
+// as the process embedding it answers (see EmbeddedServer).
 type ServerStore struct {
 	Used  uint64 `json:"used_bytes"`
 	Limit uint64 `json:"limit_bytes"`
@@ -77,22 +77,57 @@ type ServerStore struct {
 	WriteErrorStream string `json:"write_error_stream,omitempty"`
 }
 
-// ServerStoreSubject is where an embedded server with the given server id
-// answers a request with its ServerStore as JSON. nats-server tells a
-// client its account's limit (jetstream.AccountInfo) but not its own, which
-// only the system account may read; the process that embeds the server
-// reads it in process and answers here.
-func ServerStoreSubject(serverID string) string {
-	return "$REACTOR.STORE." + serverID
+// EmbeddedServer is what the process that embeds a server says of it, on
+// EmbeddedServerSubject: nats-server tells a client its account's storage
+// limit (jetstream.AccountInfo) but not its own, which only the system
+// account may read, nor whether a process embeds it; the process that
+// embeds it reads both in process and answers.
+type EmbeddedServer struct {
+	// DataDir is the server's store.
+	DataDir string `json:"data_dir"`
+	// Store is its JetStream file storage.
+	Store ServerStore `json:"store"`
 }
 
-// serverStoreTimeout bounds the wait for an embedded server's answer; a
-// server that embeds none has no responder, and the request fails at once.
-const serverStoreTimeout = time.Second
+// EmbeddedServerSubject is where the process embedding the server with the
+// given id answers a request with its EmbeddedServer as JSON (package
+// stream/embedded does). It holds no credential.
+func EmbeddedServerSubject(serverID string) string {
+	return "$REACTOR.SERVER." + serverID
+}
+
+// embeddedTimeout bounds the wait for the answer of an embedding process;
+// a server that none embeds has no responder, and the request fails at
+// once.
+const embeddedTimeout = time.Second
+
+// askEmbedded asks the process embedding the server nc is connected to
+// what it is; nil when no process answers: a server of its own, or one the
+// connection may not ask.
+func askEmbedded(ctx context.Context, nc *nats.Conn) (*EmbeddedServer, error) {
+	id := nc.ConnectedServerId()
+	if id == "" {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, embeddedTimeout)
+	defer cancel()
+	reply, err := nc.RequestWithContext(ctx, EmbeddedServerSubject(id), nil)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("ask the embedding process: %w", err)
+	}
+	var e EmbeddedServer
+	if err := json.Unmarshal(reply.Data, &e); err != nil {
+		return nil, fmt.Errorf("ask the embedding process: %w", err)
+	}
+	return &e, nil
+}
 
 // ReadStore reads the account's JetStream file storage and its limit: the
 // account's, and the server's when the server is embedded in a reactor
-// process (see ServerStoreSubject), with its disk. Full is left to
+// process (see EmbeddedServer), with its disk. Full is left to
 // ReadStatus, which knows the size of the next alert.
 func ReadStore(ctx context.Context, js jetstream.JetStream) (StoreStatus, error) {
 	info, err := js.AccountInfo(ctx)
@@ -103,13 +138,14 @@ func ReadStore(ctx context.Context, js jetstream.JetStream) (StoreStatus, error)
 	if info.Limits.MaxStore > 0 {
 		st.Limit, st.LimitOf = uint64(info.Limits.MaxStore), LimitAccount
 	}
-	srv, err := readServerStore(ctx, js.Conn())
+	e, err := askEmbedded(ctx, js.Conn())
 	if err != nil {
 		return StoreStatus{}, err
 	}
-	if srv == nil {
+	if e == nil {
 		return st, nil
 	}
+	srv := e.Store
 	if srv.Limit > 0 && (st.Limit == 0 || srv.Limit < st.Limit) {
 		// The server's own count is the one it enforces against its limit.
 		st.Used, st.Limit, st.LimitOf = srv.Used, srv.Limit, LimitServer
@@ -127,29 +163,6 @@ func (s *StoreStatus) CheckRoom(next uint64) {
 	case s.Limit > 0 && s.Used+next > s.Limit:
 		s.Full, s.FullOf = true, s.LimitOf
 	}
-}
-
-// readServerStore asks the server nc is connected to for its ServerStore;
-// nil when no embedding process answers.
-func readServerStore(ctx context.Context, nc *nats.Conn) (*ServerStore, error) {
-	id := nc.ConnectedServerId()
-	if id == "" {
-		return nil, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, serverStoreTimeout)
-	defer cancel()
-	reply, err := nc.RequestWithContext(ctx, ServerStoreSubject(id), nil)
-	switch {
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("server store: %w", err)
-	}
-	var s ServerStore
-	if err := json.Unmarshal(reply.Data, &s); err != nil {
-		return nil, fmt.Errorf("server store: %w", err)
-	}
-	return &s, nil
 }
 
 // averageMsg is the average size of the stream's messages as stored, at

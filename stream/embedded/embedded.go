@@ -259,11 +259,7 @@ func Open(ctx context.Context, cfg Config, scfg stream.Config) (*stream.Conn, er
 		srv.Shutdown()
 		return nil, err
 	}
-	if err := conn.AnswerServerStatus(); err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	if err := srv.answerStore(conn.NC); err != nil {
+	if err := srv.answer(conn.NC); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
@@ -291,15 +287,16 @@ func (s *Server) Store() stream.ServerStore {
 	return st
 }
 
-// answerStore answers requests on stream.ServerStoreSubject with Store,
+// answer answers requests on stream.EmbeddedServerSubject with the data
+// dir and Store,
 // on nc, until nc closes: clients of the server read its limit there.
-func (s *Server) answerStore(nc *nats.Conn) error {
-	_, err := nc.Subscribe(stream.ServerStoreSubject(s.ns.ID()), func(m *nats.Msg) {
-		data, _ := json.Marshal(s.Store()) // a struct of two numbers
-		_ = m.Respond(data)                // the requester went away
+func (s *Server) answer(nc *nats.Conn) error {
+	_, err := nc.Subscribe(stream.EmbeddedServerSubject(s.ns.ID()), func(m *nats.Msg) {
+		data, _ := json.Marshal(stream.EmbeddedServer{DataDir: s.cfg.DataDir, Store: s.Store()}) // plain fields
+		_ = m.Respond(data)                                                                      // the requester went away
 	})
 	if err != nil {
-		return fmt.Errorf("embedded: answer store requests: %w", err)
+		return fmt.Errorf("embedded: answer questions about the server: %w", err)
 	}
 	return nil
 }
