@@ -6,10 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
-	"text/template"
-	"text/template/parse"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,7 +39,7 @@ const suppressMarkerTTL = time.Minute
 type suppressor struct {
 	entry  string
 	key    string // as written
-	tmpl   *template.Template
+	tmpl   *alertTemplate
 	window time.Duration
 }
 
@@ -51,99 +48,17 @@ func (x SuppressConfig) parse() (*suppressor, error) {
 	if key == "" {
 		key = SuppressKeyDefault
 	}
-	tmpl, err := template.New("key").Option("missingkey=zero").Parse(key)
+	tmpl, err := parseTemplate("key", key)
+	if err == nil {
+		_, err = tmpl.checkSample(tmpl.sampleAlert(false), maxKeyLen)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("key %q is not a Go template: %v", key, strings.TrimPrefix(err.Error(), "template: key:"))
-	}
-	if err := checkRanges(tmpl.Tree.Root); err != nil {
-		return nil, fmt.Errorf("key %q: %v", key, err)
-	}
-	if _, err := render(tmpl, stream.Alert{Subject: "alerts.x", Name: "x", Severity: stream.SeverityWarning, Labels: map[string]string{"x": "x"}}); err != nil {
 		return nil, fmt.Errorf("key %q: %v", key, err)
 	}
 	if x.For < MinSuppressFor {
 		return nil, fmt.Errorf(`for: want a window of at least %s, e.g. "10m"`, MinSuppressFor)
 	}
 	return &suppressor{key: key, tmpl: tmpl, window: x.For}, nil
-}
-
-// maxKeyLen bounds a rendered key: it is hashed, so its length does not
-// matter, but a template must not be able to make it unbounded.
-const maxKeyLen = 4096
-
-func render(tmpl *template.Template, a stream.Alert) (string, error) {
-	b := &boundedBuilder{max: maxKeyLen}
-	if err := tmpl.Execute(b, a); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
-
-// boundedBuilder fails writes past max bytes, which stops the template.
-type boundedBuilder struct {
-	strings.Builder
-	max int
-}
-
-func (b *boundedBuilder) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > b.max {
-		return 0, fmt.Errorf("key longer than %d bytes", b.max)
-	}
-	return b.Builder.Write(p)
-}
-
-// checkRanges keeps a key's rendering bounded by the alert: {{range}} only
-// over a field (.Labels, .Annotations, $.Labels: Go 1.22 templates count to
-// a number, from a literal, a variable or dot), and no {{template}} (which
-// may call itself).
-func checkRanges(n parse.Node) error {
-	switch x := n.(type) {
-	case *parse.ListNode:
-		if x == nil {
-			return nil
-		}
-		for _, c := range x.Nodes {
-			if err := checkRanges(c); err != nil {
-				return err
-			}
-		}
-	case *parse.TemplateNode:
-		return fmt.Errorf("{{template}} is not allowed in a key")
-	case *parse.RangeNode:
-		if !overField(x.Pipe) {
-			return fmt.Errorf("range over %s: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}", x.Pipe)
-		}
-		if err := checkRanges(x.List); err != nil {
-			return err
-		}
-		return checkRanges(x.ElseList)
-	case *parse.IfNode:
-		if err := checkRanges(x.List); err != nil {
-			return err
-		}
-		return checkRanges(x.ElseList)
-	case *parse.WithNode:
-		if err := checkRanges(x.List); err != nil {
-			return err
-		}
-		return checkRanges(x.ElseList)
-	}
-	return nil
-}
-
-// overField reports whether pipe is one field of the alert: .Labels or
-// $.Labels.
-func overField(pipe *parse.PipeNode) bool {
-	if len(pipe.Cmds) != 1 || len(pipe.Cmds[0].Args) != 1 {
-		return false
-	}
-	switch a := pipe.Cmds[0].Args[0].(type) {
-	case *parse.FieldNode:
-		return true
-	case *parse.VariableNode:
-		return len(a.Ident) > 1 && a.Ident[0] == "$"
-	}
-	return false
 }
 
 // window is one alert's window of one entry: its rendered key and its key
@@ -154,7 +69,7 @@ type window struct {
 }
 
 func (s *suppressor) windowOf(group string, a stream.Alert) (window, error) {
-	r, err := render(s.tmpl, a)
+	r, err := s.tmpl.render(a, maxKeyLen)
 	if err != nil {
 		// The template cannot hold for this alert: retrying will not help.
 		return window{}, processor.Permanent(fmt.Errorf("suppress key of entry %q: %w", s.entry, err))
