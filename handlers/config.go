@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,9 +164,11 @@ type PrintConfig struct {
 
 // ExecConfig is an entry's exec action: the fields of Exec.
 type ExecConfig struct {
-	// Command is the program and its arguments, no shell. Required.
+	// Command is the program and its arguments, no shell; each a template
+	// over the alert (see TemplateData). Required.
 	Command []string `yaml:"command"`
-	// Env adds variables to the command's environment; ${VAR} is expanded.
+	// Env adds variables to the command's environment; ${VAR} is expanded,
+	// and each value is a template.
 	Env map[string]string `yaml:"env"`
 	// Dir is the working directory. Defaults to reactor's.
 	Dir string `yaml:"dir"`
@@ -177,10 +180,15 @@ type ExecConfig struct {
 
 // WebhookConfig is an entry's webhook action: the fields of Webhook.
 type WebhookConfig struct {
-	// URL is the http(s) URL to POST to; ${VAR} is expanded. Required.
+	// URL is the http(s) URL to POST to, a template; ${VAR} is expanded.
+	// Required.
 	URL string `yaml:"url"`
-	// Headers are added to each request; ${VAR} in values is expanded.
+	// Headers are added to each request; ${VAR} in values is expanded, and
+	// each value is a template.
 	Headers map[string]string `yaml:"headers"`
+	// Body is the request's body, a template (JSON unless Headers sets
+	// another Content-Type). Defaults to the alert as JSON.
+	Body string `yaml:"body"`
 	// Timeout bounds each request. Defaults to 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -340,13 +348,13 @@ func (e Entry) validate() error {
 		return fmt.Errorf("handler %q has suppress or limit but no action to apply them to: set print, exec or webhook", e.On)
 	}
 	if x := e.Exec; x != nil {
-		ex := Exec{Command: x.Command, Timeout: x.Timeout}
+		ex := Exec{Command: x.Command, Env: x.Env, Timeout: x.Timeout}
 		if err := ex.validate(); err != nil {
 			return fmt.Errorf("handler %q: %w", e.On, err)
 		}
 	}
 	if x := e.Webhook; x != nil {
-		wh := Webhook{URL: x.URL, Headers: x.Headers, Timeout: x.Timeout}
+		wh := Webhook{URL: x.URL, Headers: x.Headers, Body: x.Body, Timeout: x.Timeout}
 		if err := wh.validate(); err != nil {
 			return fmt.Errorf("handler %q: %w", e.On, err)
 		}
@@ -359,7 +367,21 @@ func (e Entry) hasAction() bool { return e.Print || e.Exec != nil || e.Webhook !
 // expandEnv replaces ${VAR} in s with the environment variable VAR and $${
 // with a literal ${. An unset variable is an error; the error never holds a
 // value.
-func expandEnv(s string) (string, error) {
+func expandEnv(s string) (string, error) { return expand(s, nil) }
+
+// expandTemplateEnv is expandEnv for a template: a value holding "{{" goes
+// in as a quoted literal, {{"..."}}, so that a secret is never parsed as a
+// template.
+func expandTemplateEnv(s string) (string, error) {
+	return expand(s, func(v string) string {
+		if !strings.Contains(v, "{{") {
+			return v
+		}
+		return "{{" + strconv.Quote(v) + "}}"
+	})
+}
+
+func expand(s string, quote func(string) string) (string, error) {
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "${")
@@ -383,6 +405,9 @@ func expandEnv(s string) (string, error) {
 		v, ok := os.LookupEnv(name)
 		if !ok {
 			return "", fmt.Errorf("environment variable %s is not set", name)
+		}
+		if quote != nil {
+			v = quote(v)
 		}
 		b.WriteString(s[:i] + v)
 		s = s[i+2+end+1:]

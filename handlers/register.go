@@ -27,6 +27,11 @@ type Deps struct {
 	// with connect, TLS and idle timeouts (each request is bounded by its
 	// webhook's timeout as well).
 	HTTPClient *http.Client
+	// ConsoleURL is the web console's URL as people reach it, e.g.
+	// https://reactor.example.com: Slack and PagerDuty messages link to the
+	// alert's page there, and templates see it as .ConsoleURL. Defaults to
+	// none: no link.
+	ConsoleURL string
 }
 
 func (d Deps) withDefaults() Deps {
@@ -82,13 +87,13 @@ func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
 	if x := e.Exec; x != nil {
 		c = append(c, &Exec{
 			Command: x.Command, Env: x.Env, Dir: x.Dir, Timeout: x.Timeout,
-			PermanentExitCodes: x.PermanentExitCodes, Logger: deps.Logger,
+			PermanentExitCodes: x.PermanentExitCodes, ConsoleURL: deps.ConsoleURL, Logger: deps.Logger,
 		})
 	}
 	if x := e.Webhook; x != nil {
 		c = append(c, &Webhook{
-			URL: x.URL, Headers: x.Headers, Timeout: x.Timeout,
-			Client: deps.HTTPClient, Logger: deps.Logger,
+			URL: x.URL, Headers: x.Headers, Body: x.Body, Timeout: x.Timeout,
+			ConsoleURL: deps.ConsoleURL, Client: deps.HTTPClient, Logger: deps.Logger,
 		})
 	}
 	return c

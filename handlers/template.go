@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"text/template/parse"
 	"time"
@@ -439,4 +440,17 @@ func trunc(n int, s string) (string, error) {
 		i++
 	}
 	return s, nil
+}
+
+// compiled is what an action parses from its fields once, on first use: the
+// action types are built as struct literals, so they parse lazily.
+type compiled[T any] struct {
+	once sync.Once
+	v    *T
+	err  error
+}
+
+func (c *compiled[T]) get(compile func() (*T, error)) (*T, error) {
+	c.once.Do(func() { c.v, c.err = compile() })
+	return c.v, c.err
 }
