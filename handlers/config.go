@@ -29,11 +29,14 @@ const PatternDefault = "alerts.>"
 //	      labels_match: {instance: "db-.*"}  # regular expression, anchored
 //	      status: firing                   # firing | resolved; an alert without a status is firing
 //	    suppress: {key: "{{.Labels.instance}}", for: 10m}  # Go template over the alert
-//	    limit: {rate: 10/m, concurrent: 2}
-//	    exec: {command: ["/usr/local/bin/page", "--team", "db"], timeout: 30s, permanent_exit_codes: [2]}
+//	    limit: {rate: 10/m, concurrent: 1, per: "{{.Labels.host}}"}  # one run at once per host, group-wide
+//	    exec: {command: ["/usr/local/bin/restart", "{{.Labels.service}}"], timeout: 30s, permanent_exit_codes: [2]}
 //	  - on: "alerts.terminator_detected"
 //	    print: true
-//	    webhook: {url: "https://hooks.example.com/x", timeout: 10s, headers: {Authorization: "Bearer ${HOOK_TOKEN}"}}
+//	    webhook: {url: "https://hooks.example.com/x", timeout: 10s, headers: {Authorization: "Bearer ${HOOK_TOKEN}"},
+//	              body: '{"text": {{json .Summary}}}'}
+//	    slack: {webhook_url: "${SLACK_WEBHOOK}"}
+//	    pagerduty: {routing_key: "${PD_KEY}"}
 //	  - on: "alerts.>"
 //	    when: {severity: [info]}           # no action: drop on purpose (filtered)
 //	  - on: "alerts.>"
@@ -49,17 +52,24 @@ const PatternDefault = "alerts.>"
 // purpose: it is acknowledged and counted as filtered.
 //
 // The entry that takes an alert runs its actions in the order print, exec,
-// webhook and stops at the first that fails; the alert is then retried and
-// every action runs again, so actions should be idempotent (exec sees
-// REACTOR_DELIVERED, a webhook gets an Idempotency-Key). Before that,
+// webhook, slack, pagerduty and stops at the first that fails; the alert is
+// then retried and every action runs again, so actions should be
+// idempotent (exec sees REACTOR_DELIVERED, a webhook gets an
+// Idempotency-Key, PagerDuty deduplicates by dedup_key). Exec's command and
+// env, a webhook's url, headers and body, Slack's text and PagerDuty's
+// dedup_key and source are Go templates over the alert (see TemplateData
+// for what they see, and Exec and Webhook for how they are checked).
+// Before that,
 // suppress acknowledges a repeat of an alert that acted within the window
 // (see SuppressConfig), and limit makes the alert wait while the entry's
 // rate or concurrency is used up (see LimitConfig).
 //
-// ${VAR} in a webhook's url and headers and in an exec's env is replaced by
-// the environment variable VAR when the file is loaded, which keeps secrets
-// out of the file; an unset variable is an error, and $${ stands for a
-// literal ${. Durations are Go durations: "500ms", "30s", "2m".
+// ${VAR} in a webhook's url and headers, in an exec's env, in Slack's
+// webhook_url and in PagerDuty's routing_key and url is replaced by the
+// environment variable VAR when the file is loaded, which keeps secrets
+// out of the file (before a template is parsed: the value is taken as
+// written); an unset variable is an error, and $${ stands for a literal
+// ${. Durations are Go durations: "500ms", "30s", "2m".
 //
 // The zero Config prints every alert on PatternDefault.
 type Config struct {
@@ -94,6 +104,10 @@ type Entry struct {
 	Exec *ExecConfig `yaml:"exec"`
 	// Webhook posts the alert (see Webhook).
 	Webhook *WebhookConfig `yaml:"webhook"`
+	// Slack posts a message to a Slack incoming webhook (see Slack).
+	Slack *SlackConfig `yaml:"slack"`
+	// PagerDuty triggers and resolves a PagerDuty incident (see PagerDuty).
+	PagerDuty *PagerDutyConfig `yaml:"pagerduty"`
 
 	line int // in the file it was read from; 0 if built in Go
 }
@@ -345,7 +359,7 @@ func (e Entry) validate() error {
 		}
 	}
 	if !e.hasAction() && (e.Suppress != nil || e.Limit != nil) {
-		return fmt.Errorf("handler %q has suppress or limit but no action to apply them to: set print, exec or webhook", e.On)
+		return fmt.Errorf("handler %q has suppress or limit but no action to apply them to: set print, exec, webhook, slack or pagerduty", e.On)
 	}
 	if x := e.Exec; x != nil {
 		ex := Exec{Command: x.Command, Env: x.Env, Timeout: x.Timeout}
@@ -359,10 +373,12 @@ func (e Entry) validate() error {
 			return fmt.Errorf("handler %q: %w", e.On, err)
 		}
 	}
-	return nil
+	return e.validateNotifiers()
 }
 
-func (e Entry) hasAction() bool { return e.Print || e.Exec != nil || e.Webhook != nil }
+func (e Entry) hasAction() bool {
+	return e.Print || e.Exec != nil || e.Webhook != nil || e.Slack != nil || e.PagerDuty != nil
+}
 
 // expandEnv replaces ${VAR} in s with the environment variable VAR and $${
 // with a literal ${. An unset variable is an error; the error never holds a

@@ -70,6 +70,14 @@ func (e *Entry) UnmarshalYAML(n *yaml.Node) error {
 			e.Webhook = new(WebhookConfig)
 			return e.Webhook.UnmarshalYAML(v)
 		},
+		"slack": func(v *yaml.Node) error {
+			e.Slack = new(SlackConfig)
+			return e.Slack.UnmarshalYAML(v)
+		},
+		"pagerduty": func(v *yaml.Node) error {
+			e.PagerDuty = new(PagerDutyConfig)
+			return e.PagerDuty.UnmarshalYAML(v)
+		},
 	})
 }
 

@@ -84,7 +84,7 @@ func (rs *Rules) Explain(ctx context.Context, a stream.Alert) (Explanation, erro
 	}
 	ex.Outcome = OutcomeAct
 	for _, act := range taken.actions {
-		ex.Actions = append(ex.Actions, describeAction(act))
+		ex.Actions = append(ex.Actions, describeAction(act, a))
 	}
 	if s := taken.suppress; s != nil && a.Status != stream.StatusResolved {
 		store := rs.store.Load()
@@ -103,18 +103,52 @@ func (rs *Rules) Explain(ctx context.Context, a stream.Alert) (Explanation, erro
 	return ex, nil
 }
 
-func describeAction(act action) string {
+// describeAction says what act would do with a: the command line as it
+// would run, the host a request would go to.
+func describeAction(act action, a stream.Alert) string {
+	d := TemplateData{Alert: a, Delivered: 1}
 	switch x := act.(type) {
 	case *Print:
 		return "print"
 	case *Exec:
-		return "exec " + strings.Join(x.Command, " ")
+		t, err := x.compiled.get(x.compile)
+		if err != nil {
+			return "exec " + strings.Join(x.Command, " ")
+		}
+		argv, _, err := t.render(x.Command[0], d)
+		if err != nil {
+			return fmt.Sprintf("exec %s (%v)", strings.Join(x.Command, " "), err)
+		}
+		return "exec " + strings.Join(argv, " ")
 	case *Webhook:
 		// The URL may hold a secret in its path or query: the host only.
-		if u, err := url.Parse(x.URL); err == nil {
+		t, err := x.compiled.get(x.compile)
+		if err != nil {
+			return "webhook"
+		}
+		raw, err := t.url.render(d, maxFieldLen)
+		if err != nil {
+			return fmt.Sprintf("webhook (url: %v)", err)
+		}
+		if u, err := url.Parse(raw); err == nil {
 			return fmt.Sprintf("webhook POST %s://%s/...", u.Scheme, u.Host)
 		}
 		return "webhook"
+	case *Slack:
+		if u, err := checkURL(x.WebhookURL); err == nil {
+			return "slack POST " + hostURL(u)
+		}
+		return "slack"
+	case *PagerDuty:
+		t, err := x.compiled.get(x.compile)
+		if err != nil {
+			return "pagerduty"
+		}
+		ev, err := x.event(t, d)
+		if err != nil {
+			return fmt.Sprintf("pagerduty (%v)", err)
+		}
+		return fmt.Sprintf("pagerduty %s dedup_key %s POST %s", ev.EventAction, ev.DedupKey, t.url)
 	}
 	return fmt.Sprintf("%T", act)
 }

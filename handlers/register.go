@@ -67,7 +67,7 @@ func newHTTPClient() *http.Client {
 // action is one step of an entry, given the alert decoded once.
 type action interface {
 	// kind names the action in run records, logs and metrics: print,
-	// exec, webhook.
+	// exec, webhook, slack, pagerduty.
 	kind() string
 	// run acts on the alert a of m and notes in r what it ran and what came
 	// back (the command line or URL, the exit code or HTTP status, the end
@@ -79,7 +79,9 @@ type action interface {
 // failure.
 type chain []action
 
-func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
+// newChain builds the actions of e, the entry called name, in the order
+// print, exec, webhook, slack, pagerduty.
+func newChain(name string, e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
 	var c chain
 	if e.Print {
 		c = append(c, &Print{Out: out, Format: pc.Format})
@@ -96,7 +98,26 @@ func newChain(e Entry, pc PrintConfig, deps Deps, out io.Writer) chain {
 			ConsoleURL: deps.ConsoleURL, Client: deps.HTTPClient, Logger: deps.Logger,
 		})
 	}
+	if x := e.Slack; x != nil {
+		s := x.action()
+		s.ConsoleURL, s.Client, s.Logger = deps.ConsoleURL, deps.HTTPClient, deps.Logger
+		c = append(c, s)
+	}
+	if x := e.PagerDuty; x != nil {
+		p := x.action()
+		p.ConsoleURL, p.Client, p.Logger, p.entry = deps.ConsoleURL, deps.HTTPClient, deps.Logger, name
+		c = append(c, p)
+	}
 	return c
+}
+
+// bindGroup tells the actions that need it which group runs them.
+func (c chain) bindGroup(name string) {
+	for _, act := range c {
+		if b, ok := act.(interface{ bindGroup(string) }); ok {
+			b.bindGroup(name)
+		}
+	}
 }
 
 // run runs the actions on the alert a decoded from m.

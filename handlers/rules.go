@@ -63,7 +63,7 @@ func NewRules(cfg Config, deps Deps) (*Rules, error) {
 		cond, _ := e.When.compile()
 		ru := &rule{
 			name: names[i], pattern: pattern, where: e.where(i), cond: cond,
-			actions: newChain(e, cfg.Print, deps, out),
+			actions: newChain(names[i], e, cfg.Print, deps, out),
 			counts:  rs.counts.entry(names[i]),
 		}
 		if x := e.Suppress; x != nil {
@@ -104,6 +104,9 @@ func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err
 	}
 	st := &suppressStore{js: g.JetStream, group: g.Name, replicas: g.Topology.Replicas}
 	rs.store.Store(st)
+	for _, ru := range rs.rules {
+		ru.actions.bindGroup(g.Name)
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {

@@ -248,7 +248,7 @@ func TestLoadRulesErrors(t *testing.T) {
 		{"bad_rules_suppress_for.yaml", `line 5: suppress: for: want a window of at least 1s, e.g. "10m"`},
 		{"bad_rules_shadowed.yaml", `line 4: handler "alerts.>" is never reached: the entry at line 2 takes every alert on "alerts.>" first (give it conditions, or merge the two)`},
 		{"bad_rules_unknown.yaml", `line 5: unknown field "label" in when (did you mean "labels"?)`},
-		{"bad_rules_suppress_no_action.yaml", `line 2: handler "alerts.>" has suppress or limit but no action to apply them to: set print, exec or webhook`},
+		{"bad_rules_suppress_no_action.yaml", `line 2: handler "alerts.>" has suppress or limit but no action to apply them to: set print, exec, webhook, slack or pagerduty`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -440,6 +440,16 @@ func newRedactor(u *url.URL, headers map[string]string) redactor {
 	return redactor{secrets: s}
 }
 
+// add adds secrets to r.
+func (r *redactor) add(secrets ...string) {
+	for _, v := range secrets {
+		if len(v) >= minSecret {
+			r.secrets = append(r.secrets, v)
+		}
+	}
+	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
+}
+
 func (r redactor) redact(s string) string {
 	for _, v := range r.secrets {
 		s = strings.ReplaceAll(s, v, "REDACTED")
