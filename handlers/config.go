@@ -154,10 +154,11 @@ type SuppressConfig struct {
 	For time.Duration `yaml:"for"`
 }
 
-// LimitConfig bounds how often and how many at once an entry's actions run,
-// in each process. An alert over a limit waits: it is redelivered after the
-// limiter's delay (processor.Defer), never failed, dropped or
-// dead-lettered for it, and counted as limited.
+// LimitConfig bounds how often an entry's actions run, in each process, and
+// how many runs at once, across every process of the group (per key with
+// Per). An alert over a limit waits: it is redelivered after the limiter's
+// delay (processor.Defer), never failed, dropped or dead-lettered for it,
+// and counted as limited.
 type LimitConfig struct {
 	// Rate is at most N runs per period: "10/s", "10/m", "100/h" or
 	// "5/30s". Defaults to no rate limit.
@@ -165,9 +166,19 @@ type LimitConfig struct {
 	// Burst is how many runs may start at once before Rate spaces them.
 	// Defaults to 1: runs at least period/N apart.
 	Burst int `yaml:"burst"`
-	// Concurrent is the most runs at once. Defaults to no limit (the
-	// workers bound it).
+	// Concurrent is the most runs at once over every process of the group
+	// (each holds a slot in LeaseBucket while it runs). Defaults to no
+	// limit (the workers bound it).
 	Concurrent int `yaml:"concurrent"`
+	// Per is a Go template over the Alert, like a suppression key: the
+	// concurrent limit holds for each key apart ("{{.Labels.host}}": at
+	// most Concurrent runs at once on each host). Defaults to one key for
+	// the entry.
+	Per string `yaml:"per"`
+	// Lease is how long the slot of a run whose process died (killed, its
+	// host lost) stays taken: the running process renews it every third of
+	// it. Whole seconds, at least MinLease. Defaults to LeaseDefault (15s).
+	Lease time.Duration `yaml:"lease"`
 }
 
 // PrintConfig configures the print action of every entry.

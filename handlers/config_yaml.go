@@ -148,6 +148,8 @@ func (x *LimitConfig) UnmarshalYAML(n *yaml.Node) error {
 		"rate":       str(&x.Rate, "limit.rate"),
 		"burst":      integer(&x.Burst, "limit.burst"),
 		"concurrent": integer(&x.Concurrent, "limit.concurrent"),
+		"per":        str(&x.Per, "limit.per"),
+		"lease":      duration(&x.Lease, "limit.lease"),
 	}); err != nil {
 		return err
 	}

@@ -30,6 +30,9 @@ type Explanation struct {
 	Suppress *SuppressState `json:"suppress,omitempty"`
 	// Limit describes the entry's limits, if any.
 	Limit string `json:"limit,omitempty"`
+	// Concurrency is the state of the slots of the alert's key, if the
+	// entry limits its runs at once.
+	Concurrency *ConcurrencyState `json:"concurrency,omitempty"`
 	// EndsWindows names the entries whose suppression window a resolved
 	// alert ends.
 	EndsWindows []string `json:"ends_windows,omitempty"`
@@ -99,6 +102,14 @@ func (rs *Rules) Explain(ctx context.Context, a stream.Alert) (Explanation, erro
 	}
 	if l := taken.limit; l != nil {
 		ex.Limit = l.describe()
+		if c := l.conc; c != nil {
+			store := rs.leases.Load()
+			st, err := c.peek(ctx, store, a)
+			if err != nil {
+				return ex, err
+			}
+			ex.Concurrency = &st
+		}
 	}
 	return ex, nil
 }
@@ -160,9 +171,14 @@ func (l *limiter) describe() string {
 		if l.burst > 1 {
 			parts[0] += fmt.Sprintf(" after a burst of %d", l.burst)
 		}
+		parts[0] += " in each process"
 	}
-	if l.slots != nil {
-		parts = append(parts, fmt.Sprintf("at most %d at once", cap(l.slots)))
+	if c := l.conc; c != nil {
+		p := fmt.Sprintf("at most %d at once across the group", c.slots)
+		if c.per != nil {
+			p = fmt.Sprintf("at most %d at once per key %s across the group", c.slots, c.per.text)
+		}
+		parts = append(parts, p+fmt.Sprintf(" (lease %s)", c.lease))
 	}
-	return strings.Join(parts, ", ") + " in each process"
+	return strings.Join(parts, ", ")
 }

@@ -32,7 +32,8 @@ type Rules struct {
 	log    *slog.Logger
 	counts *Counts
 
-	store   atomic.Pointer[suppressStore] // set by Start; nil: suppression off
+	store   atomic.Pointer[groupBucket] // set by Start; nil: suppression off
+	leases  atomic.Pointer[groupBucket] // set by Start; nil: limits of this process alone
 	started atomic.Bool
 }
 
@@ -72,6 +73,9 @@ func NewRules(cfg Config, deps Deps) (*Rules, error) {
 		}
 		if x := e.Limit; x != nil {
 			ru.limit, _ = x.parse()
+			if c := ru.limit.conc; c != nil {
+				c.entry = ru.name
+			}
 		}
 		rs.rules = append(rs.rules, ru)
 	}
@@ -102,8 +106,9 @@ func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err
 	if !rs.started.CompareAndSwap(false, true) {
 		return nil, errors.New("handlers: rules started twice: a Rules serves one group")
 	}
-	st := &suppressStore{js: g.JetStream, group: g.Name, replicas: g.Topology.Replicas}
+	st := newSuppressStore(g)
 	rs.store.Store(st)
+	rs.leases.Store(newLeaseStore(g))
 	for _, ru := range rs.rules {
 		ru.actions.bindGroup(g.Name)
 	}
@@ -200,7 +205,7 @@ func (t *taken) Process(ctx context.Context, m *processor.Message) error {
 			return err
 		}
 	}
-	return t.d.taker.apply(ctx, t.rs.log, store, m, t.a)
+	return t.d.taker.apply(ctx, t.rs.log, store, t.rs.leases.Load(), m, t.a)
 }
 
 // failure is the handler of a message no entry takes: it returns why.
@@ -210,7 +215,7 @@ func (f failure) Process(context.Context, *processor.Message) error { return f.e
 
 // apply runs ru's part for the alert a it took: filter, suppress, wait for
 // the limit, run the actions.
-func (ru *rule) apply(ctx context.Context, log *slog.Logger, store *suppressStore, m *processor.Message, a stream.Alert) error {
+func (ru *rule) apply(ctx context.Context, log *slog.Logger, store, leases *groupBucket, m *processor.Message, a stream.Alert) error {
 	if len(ru.actions) == 0 {
 		ru.counts.filtered.Add(1)
 		log.Debug("alert filtered", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name)
@@ -230,13 +235,23 @@ func (ru *rule) apply(ctx context.Context, log *slog.Logger, store *suppressStor
 		held = c
 	}
 	if ru.limit != nil {
-		done, wait := ru.limit.acquire(holderOf(m))
+		// The window the alert holds stays its own while it waits: its next
+		// delivery finds it (see suppressor.claim).
+		run, wait, err := ru.limit.acquire(ctx, leases, m, a)
+		if err != nil {
+			return err
+		}
 		if wait > 0 {
 			ru.counts.limited.Add(1)
 			log.Debug("alert limited", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name, "wait", wait)
 			return processor.Defer(wait, "limit of entry "+ru.name)
 		}
-		defer done()
+		defer func() {
+			if err := run.done(); err != nil {
+				log.Warn("concurrency slot not freed", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name, "err", err)
+			}
+		}()
+		ctx = run.ctx
 	}
 	err := ru.actions.run(ctx, m, a)
 	if err != nil && held != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -89,7 +88,7 @@ type claim struct {
 // by m (a redelivery of the alert that opened it: its actions have not
 // succeeded yet). It returns nil if another alert holds it: m is a repeat.
 // Without a store (rules not started), every alert acts.
-func (s *suppressor) claim(ctx context.Context, store *suppressStore, m *processor.Message, a stream.Alert) (*claim, error) {
+func (s *suppressor) claim(ctx context.Context, store *groupBucket, m *processor.Message, a stream.Alert) (*claim, error) {
 	if store == nil {
 		return &claim{}, nil
 	}
@@ -99,7 +98,7 @@ func (s *suppressor) claim(ctx context.Context, store *suppressStore, m *process
 	}
 	kv, err := store.bucket(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("suppress: %w", err)
 	}
 	holder := holderOf(m)
 	for range 3 { // the window may expire or end between the read and the create
@@ -142,7 +141,7 @@ func (c *claim) release(ctx context.Context) error {
 }
 
 // end ends the window of a, if one is open.
-func (s *suppressor) end(ctx context.Context, store *suppressStore, a stream.Alert) error {
+func (s *suppressor) end(ctx context.Context, store *groupBucket, a stream.Alert) error {
 	if store == nil {
 		return nil
 	}
@@ -152,7 +151,7 @@ func (s *suppressor) end(ctx context.Context, store *suppressStore, a stream.Ale
 	}
 	kv, err := store.bucket(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("suppress: %w", err)
 	}
 	if _, err := kv.Get(ctx, w.kvKey); errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil // nothing to end: no marker written
@@ -178,7 +177,7 @@ type Window struct {
 
 // peek reads the window of a in store without changing it; without a
 // store, it renders the key alone.
-func (s *suppressor) peek(ctx context.Context, store *suppressStore, a stream.Alert) (Window, error) {
+func (s *suppressor) peek(ctx context.Context, store *groupBucket, a stream.Alert) (Window, error) {
 	group := processor.GroupDefault
 	if store != nil {
 		group = store.group
@@ -192,8 +191,11 @@ func (s *suppressor) peek(ctx context.Context, store *suppressStore, a stream.Al
 		return out, nil
 	}
 	kv, err := store.open(ctx)
-	if err != nil || kv == nil {
-		return out, err
+	if err != nil {
+		return out, fmt.Errorf("suppress: %w", err)
+	}
+	if kv == nil {
+		return out, nil
 	}
 	e, err := kv.Get(ctx, w.kvKey)
 	switch {
@@ -204,58 +206,6 @@ func (s *suppressor) peek(ctx context.Context, store *suppressStore, a stream.Al
 	}
 	out.Open, out.Holder, out.Until = true, string(e.Value()), e.Created().Add(s.window)
 	return out, nil
-}
-
-// suppressStore opens SuppressBucket once.
-type suppressStore struct {
-	js       jetstream.JetStream
-	group    string
-	replicas int
-
-	mu sync.Mutex
-	kv jetstream.KeyValue
-}
-
-// open returns the bucket, or nil if it does not exist yet.
-func (st *suppressStore) open(ctx context.Context) (jetstream.KeyValue, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.kv != nil {
-		return st.kv, nil
-	}
-	kv, err := st.js.KeyValue(ctx, SuppressBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("suppress: open bucket %q: %w", SuppressBucket, err)
-	}
-	st.kv = kv
-	return kv, nil
-}
-
-// bucket returns the bucket, creating it if needed.
-func (st *suppressStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	if kv, err := st.open(ctx); kv != nil || err != nil {
-		return kv, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	kv, err := st.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         SuppressBucket,
-		Description:    "reactor: open suppression windows, one key per window with its TTL",
-		LimitMarkerTTL: suppressMarkerTTL,
-		Replicas:       max(st.replicas, 1),
-		Storage:        jetstream.FileStorage,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = st.js.KeyValue(ctx, SuppressBucket) // another process was first
-	}
-	if err != nil {
-		return nil, fmt.Errorf("suppress: create bucket %q: %w", SuppressBucket, err)
-	}
-	st.kv = kv
-	return kv, nil
 }
 
 // kvToken returns s if it is a valid key token, else its hex encoding.
