@@ -214,6 +214,8 @@ type WebhookConfig struct {
 	// Body is the request's body, a template (JSON unless Headers sets
 	// another Content-Type). Defaults to the alert as JSON.
 	Body string `yaml:"body"`
+
+	urlSecrets []string // what ${VAR} put in URL: redacted like header values
 	// Timeout bounds each request. Defaults to 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -399,13 +401,14 @@ func expandEnv(s string) (string, error) { return expand(s, nil) }
 // expandTemplateEnv is expandEnv for a template: a value holding "{{" goes
 // in as a quoted literal, {{"..."}}, so that a secret is never parsed as a
 // template.
-func expandTemplateEnv(s string) (string, error) {
-	return expand(s, func(v string) string {
-		if !strings.Contains(v, "{{") {
-			return v
-		}
-		return "{{" + strconv.Quote(v) + "}}"
-	})
+func expandTemplateEnv(s string) (string, error) { return expand(s, quoteTemplate) }
+
+// quoteTemplate makes v a template that renders v.
+func quoteTemplate(v string) string {
+	if !strings.Contains(v, "{{") {
+		return v
+	}
+	return "{{" + strconv.Quote(v) + "}}"
 }
 
 func expand(s string, quote func(string) string) (string, error) {

@@ -198,9 +198,17 @@ func (w *WebhookConfig) UnmarshalYAML(n *yaml.Node) error {
 			if err := str(&w.URL, "webhook.url")(v); err != nil {
 				return err
 			}
-			if err := expandAt(v, &w.URL, "webhook.url", expandTemplateEnv); err != nil {
+			var values []string
+			err := expandAt(v, &w.URL, "webhook.url", func(s string) (string, error) {
+				return expand(s, func(val string) string {
+					values = append(values, val)
+					return quoteTemplate(val)
+				})
+			})
+			if err != nil {
 				return err
 			}
+			w.urlSecrets = urlSecrets(values)
 			if _, err := parseURLTemplate(w.URL); err != nil {
 				return lineErrorf(v, "%v", err) // never the URL: it may hold a secret
 			}

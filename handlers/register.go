@@ -96,6 +96,7 @@ func newChain(name string, e Entry, pc PrintConfig, deps Deps, out io.Writer) ch
 		c = append(c, &Webhook{
 			URL: x.URL, Headers: x.Headers, Body: x.Body, Timeout: x.Timeout,
 			ConsoleURL: deps.ConsoleURL, Client: deps.HTTPClient, Logger: deps.Logger,
+			secrets: x.urlSecrets,
 		})
 	}
 	if x := e.Slack; x != nil {

@@ -194,3 +194,31 @@ func mustDecode(t *testing.T, subject string, data []byte) stream.Alert {
 	}
 	return a
 }
+
+// TestWebhookURLFromEnvRedacted: a chat webhook's URL from the environment
+// carries its token in the path: errors and run records show the host only.
+func TestWebhookURLFromEnvRedacted(t *testing.T) {
+	srv, _ := hookServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("unknown webhook " + r.URL.Path))
+	})
+	t.Setenv("REACTOR_TEST_CHAT_URL", srv.URL+"/api/webhooks/1234567890/T0KEN-s3cret-abcdef")
+	cfg, err := ParseConfig([]byte("handlers:\n  - on: alerts.>\n    webhook: {url: \"${REACTOR_TEST_CHAT_URL}?wait=true\", body: '{\"content\": {{json .Summary}}}'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := NewRules(cfg, Deps{HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &Run{}
+	m := message("alerts.x", `{"summary":"x"}`)
+	err = rs.rules[0].actions[0].run(context.Background(), m, mustDecode(t, "alerts.x", m.Data()), rec)
+	var perm *processor.PermanentError
+	if !errors.As(err, &perm) || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "1234567890") {
+		t.Errorf("error %v: want a permanent one without the token", err)
+	}
+	if want := srv.URL + "/REDACTED?wait=REDACTED"; rec.URL != want || (rec.Body != nil && strings.Contains(rec.Body.Text, "s3cret")) {
+		t.Errorf("run record url %q body %+v, want %s and no token", rec.URL, rec.Body, want)
+	}
+}

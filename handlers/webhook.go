@@ -78,6 +78,7 @@ type Webhook struct {
 	// Logger receives a debug record per request. Defaults to discarding.
 	Logger *slog.Logger
 
+	secrets  []string // besides header values: what ${VAR} put in URL
 	compiled compiled[webhookTemplates]
 }
 
@@ -242,13 +243,14 @@ func (w *Webhook) run(ctx context.Context, m *processor.Message, a stream.Alert,
 	for _, h := range t.headers {
 		v, err := h.t.render(data, maxFieldLen)
 		if err != nil {
-			return processor.Permanent(fmt.Errorf("webhook %s: headers.%s: %w", redactURL(u), h.name, err))
+			return processor.Permanent(fmt.Errorf("webhook: headers.%s: %w", h.name, err))
 		}
 		headers[h.name] = headerValue(v)
 	}
 	q := post{url: u, headers: headers, timeout: w.Timeout, client: w.Client, logger: w.Logger, what: "webhook"}
 	q.red = newRedactor(u, headers)
-	rec.URL = redactURL(u)
+	q.red.add(w.secrets...)
+	rec.URL = q.red.redact(redactURL(u))
 	where := "webhook " + rec.URL
 	switch {
 	case t.body == nil:
@@ -404,6 +406,27 @@ func redactURL(u *url.URL) string {
 		c.RawQuery = q.Encode()
 	}
 	return c.String()
+}
+
+// urlSecrets are the parts of values put in a URL from the environment
+// that are secrets: the path of a whole URL (a chat webhook's token), or
+// the value itself. A host is not a secret.
+func urlSecrets(values []string) []string {
+	var out []string
+	for _, v := range values {
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			out = append(out, v)
+			continue
+		}
+		out = append(out, strings.TrimPrefix(u.Path, "/"))
+		for _, seg := range strings.Split(u.Path, "/") {
+			if len(seg) >= 8 {
+				out = append(out, seg)
+			}
+		}
+	}
+	return out
 }
 
 // redactor replaces secrets (header values, URL user information and query
