@@ -23,10 +23,10 @@ import (
 // Rules is a processor.Mux: the processor asks it which entry takes each
 // alert, and that entry's name is the one its logs, metrics and dead
 // letters give. It is a processor.Starter too: while a Processor runs it,
-// its suppression windows are the group's (shared with the group's other
-// processes, in SuppressBucket) and its counts are added up in
-// CountsStream. Without Start, as in a replay, nothing is suppressed and
-// the counts stay in the process.
+// its suppression windows and concurrency slots are the group's (shared
+// with the group's other processes, in SuppressBucket and LeaseBucket) and
+// its counts are added up in CountsStream. Without Start, as in a replay,
+// nothing is suppressed, and the slots and the counts stay in the process.
 type Rules struct {
 	rules  []*rule // in evaluation order
 	log    *slog.Logger
@@ -97,9 +97,9 @@ func (rs *Rules) Entries() []string {
 // entries, counted by this process.
 func (rs *Rules) Counts() *Counts { return rs.counts }
 
-// Start binds rs to the group g: from now on its suppression windows are
-// the group's, and every countsFlushEvery (and once more when stopped) it
-// adds what it counted to CountsStream. A Rules serves one group: a second
+// Start binds rs to the group g: from now on its suppression windows and
+// concurrency slots are the group's, and every countsFlushEvery (and once
+// more when stopped) it adds what it counted to CountsStream. A Rules serves one group: a second
 // Start fails. A Processor calls Start itself (processor.Starter); call it
 // by hand to read a group's windows with Explain.
 func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err error) {
