@@ -295,3 +295,37 @@ func TestRulesLimitedAcrossGroup(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSlotTakeFree is what a concurrency slot costs a run: taken and
+// freed in this process alone (local), or in JetStream (group), a create
+// and a purge on an embedded server.
+func BenchmarkSlotTakeFree(b *testing.B) {
+	conn := streamtest.NewServer(b)
+	for _, bc := range []struct {
+		name  string
+		store *groupBucket
+	}{
+		{"local", nil},
+		{"group", newLeaseStore(processor.Group{Name: "g1", JetStream: conn.JS})},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c, err := newConcurrency(1, "{{.Labels.host}}", LeaseDefault)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.entry = "restart"
+			ctx := context.Background()
+			a := hostAlert("db-3")
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				l, err := c.acquire(ctx, bc.store, seqMessage(uint64(i+1)), a)
+				if err != nil || l == nil {
+					b.Fatalf("slot %d: %v, %v", i, l, err)
+				}
+				if err := l.release(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
