@@ -112,15 +112,6 @@ func parseTemplate(name, text string) (*alertTemplate, error) {
 	return t, nil
 }
 
-// mustParseTemplate is parseTemplate for the templates reactor defines.
-func mustParseTemplate(name, text string) *alertTemplate {
-	t, err := parseTemplate(name, text)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
 // render executes t on data, failing past max bytes.
 func (t *alertTemplate) render(data any, max int) (string, error) {
 	if t.tmpl == nil {
