@@ -297,8 +297,12 @@ func (t *alertTemplate) sampleAlert(hostile bool) stream.Alert {
 		}
 		return m
 	}
+	name := "sample_alert"
+	if hostile {
+		name = `sample_"alert"\` // a subject token may hold quotes and backslashes
+	}
 	return stream.Alert{
-		ID: text("sample-id"), Name: "sample_alert", Subject: "alerts.sample_alert",
+		ID: text("sample-id"), Name: name, Subject: "alerts." + name,
 		Severity: stream.SeverityWarning, Summary: text("sample summary"),
 		Labels: fill(t.labels), Annotations: fill(t.annotations),
 		Source: text("sample-source"), Timestamp: sampleTime, Status: stream.StatusFiring,

@@ -143,6 +143,8 @@ func TestWebhookTemplateErrors(t *testing.T) {
 		want string
 	}{
 		{"hand-quoted JSON", &Webhook{URL: "https://h/x", Body: `{"text": "{{.Summary}}"}`}, "webhook: body: not valid JSON"},
+		{"hand-quoted name", &Webhook{URL: "https://h/x", Body: `{"name": "{{.Name}}"}`}, "webhook: body: not valid JSON"},
+		{"hand-quoted label", &Webhook{URL: "https://h/x", Body: `{"host": "{{index .Labels "host"}}"}`}, "webhook: body: not valid JSON"},
 		{"body typo", &Webhook{URL: "https://h/x", Body: `{"text": {{json .Sumary}}}`}, "webhook: body: fails on a sample alert"},
 		{"url not absolute", &Webhook{URL: "{{.Labels.host}}/x?token=s3cret"}, "webhook: URL must be an absolute http:// or https:// URL (rendered on a sample alert)"},
 		{"header template", &Webhook{URL: "https://h/x", Headers: map[string]string{"X-Token": "s3cret{{.Nope}}"}}, "webhook: headers.X-Token: fails on a sample alert"},
