@@ -129,11 +129,12 @@ func (l *limiter) acquire(ctx context.Context, store *groupBucket, m *processor.
 	}
 	if l.interval > 0 {
 		if wait := l.reserve(holderOf(m)); wait > 0 {
-			var err error
 			if held != nil {
-				err = held.release(ctx)
+				// Waiting is the outcome whatever this says: a slot that
+				// cannot be freed frees itself within its lease.
+				_ = held.release(ctx)
 			}
-			return limitRun{}, wait, err
+			return limitRun{}, wait, nil
 		}
 	}
 	start := l.now()

@@ -99,9 +99,10 @@ func (rs *Rules) Counts() *Counts { return rs.counts }
 
 // Start binds rs to the group g: from now on its suppression windows and
 // concurrency slots are the group's, and every countsFlushEvery (and once
-// more when stopped) it adds what it counted to CountsStream. A Rules serves one group: a second
-// Start fails. A Processor calls Start itself (processor.Starter); call it
-// by hand to read a group's windows with Explain.
+// more when stopped) it adds what it counted to CountsStream. A Rules
+// serves one group: a second Start fails. A Processor calls Start itself
+// (processor.Starter); call it by hand to read a group's windows and slots
+// with Explain.
 func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err error) {
 	if !rs.started.CompareAndSwap(false, true) {
 		return nil, errors.New("handlers: rules started twice: a Rules serves one group")
