@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,11 +29,14 @@ const PatternDefault = "alerts.>"
 //	      labels_match: {instance: "db-.*"}  # regular expression, anchored
 //	      status: firing                   # firing | resolved; an alert without a status is firing
 //	    suppress: {key: "{{.Labels.instance}}", for: 10m}  # Go template over the alert
-//	    limit: {rate: 10/m, concurrent: 2}
-//	    exec: {command: ["/usr/local/bin/page", "--team", "db"], timeout: 30s, permanent_exit_codes: [2]}
+//	    limit: {rate: 10/m, concurrent: 1, per: "{{.Labels.host}}"}  # one run at once per host, group-wide
+//	    exec: {command: ["/usr/local/bin/restart", "{{.Labels.service}}"], timeout: 30s, permanent_exit_codes: [2]}
 //	  - on: "alerts.terminator_detected"
 //	    print: true
-//	    webhook: {url: "https://hooks.example.com/x", timeout: 10s, headers: {Authorization: "Bearer ${HOOK_TOKEN}"}}
+//	    webhook: {url: "https://hooks.example.com/x", timeout: 10s, headers: {Authorization: "Bearer ${HOOK_TOKEN}"},
+//	              body: '{"text": {{json .Summary}}}'}
+//	    slack: {webhook_url: "${SLACK_WEBHOOK}"}
+//	    pagerduty: {routing_key: "${PD_KEY}"}
 //	  - on: "alerts.>"
 //	    when: {severity: [info]}           # no action: drop on purpose (filtered)
 //	  - on: "alerts.>"
@@ -49,17 +53,24 @@ const PatternDefault = "alerts.>"
 // purpose: it is acknowledged and counted as filtered.
 //
 // The entry that takes an alert runs its actions in the order print, exec,
-// webhook and stops at the first that fails; the alert is then retried and
-// every action runs again, so actions should be idempotent (exec sees
-// REACTOR_DELIVERED, a webhook gets an Idempotency-Key). Before that,
+// webhook, slack, pagerduty and stops at the first that fails; the alert is
+// then retried and every action runs again, so actions should be
+// idempotent (exec sees REACTOR_DELIVERED, a webhook gets an
+// Idempotency-Key, PagerDuty deduplicates by dedup_key). Exec's command and
+// env, a webhook's url, headers and body, Slack's text and PagerDuty's
+// dedup_key and source are Go templates over the alert (see TemplateData
+// for what they see, and Exec and Webhook for how they are checked).
+// Before that,
 // suppress acknowledges a repeat of an alert that acted within the window
 // (see SuppressConfig), and limit makes the alert wait while the entry's
 // rate or concurrency is used up (see LimitConfig).
 //
-// ${VAR} in a webhook's url and headers and in an exec's env is replaced by
-// the environment variable VAR when the file is loaded, which keeps secrets
-// out of the file; an unset variable is an error, and $${ stands for a
-// literal ${. Durations are Go durations: "500ms", "30s", "2m".
+// ${VAR} in a webhook's url and headers, in an exec's env, in Slack's
+// webhook_url and in PagerDuty's routing_key and url is replaced by the
+// environment variable VAR when the file is loaded, which keeps secrets
+// out of the file (before a template is parsed: the value is taken as
+// written); an unset variable is an error, and $${ stands for a literal
+// ${. Durations are Go durations: "500ms", "30s", "2m".
 //
 // The zero Config prints every alert on PatternDefault.
 type Config struct {
@@ -96,6 +107,10 @@ type Entry struct {
 	Exec *ExecConfig `yaml:"exec"`
 	// Webhook posts the alert (see Webhook).
 	Webhook *WebhookConfig `yaml:"webhook"`
+	// Slack posts a message to a Slack incoming webhook (see Slack).
+	Slack *SlackConfig `yaml:"slack"`
+	// PagerDuty triggers and resolves a PagerDuty incident (see PagerDuty).
+	PagerDuty *PagerDutyConfig `yaml:"pagerduty"`
 
 	line int // in the file it was read from; 0 if built in Go
 }
@@ -142,10 +157,11 @@ type SuppressConfig struct {
 	For time.Duration `yaml:"for"`
 }
 
-// LimitConfig bounds how often and how many at once an entry's actions run,
-// in each process. An alert over a limit waits: it is redelivered after the
-// limiter's delay (processor.Defer), never failed, dropped or
-// dead-lettered for it, and counted as limited.
+// LimitConfig bounds how often an entry's actions run, in each process, and
+// how many runs at once, across every process of the group (per key with
+// Per). An alert over a limit waits: it is redelivered after the limiter's
+// delay (processor.Defer), never failed, dropped or dead-lettered for it,
+// and counted as limited.
 type LimitConfig struct {
 	// Rate is at most N runs per period: "10/s", "10/m", "100/h" or
 	// "5/30s". Defaults to no rate limit.
@@ -153,9 +169,19 @@ type LimitConfig struct {
 	// Burst is how many runs may start at once before Rate spaces them.
 	// Defaults to 1: runs at least period/N apart.
 	Burst int `yaml:"burst"`
-	// Concurrent is the most runs at once. Defaults to no limit (the
-	// workers bound it).
+	// Concurrent is the most runs at once over every process of the group
+	// (each holds a slot in LeaseBucket while it runs). Defaults to no
+	// limit (the workers bound it).
 	Concurrent int `yaml:"concurrent"`
+	// Per is a Go template over the Alert, like a suppression key: the
+	// concurrent limit holds for each key apart ("{{.Labels.host}}": at
+	// most Concurrent runs at once on each host). Defaults to one key for
+	// the entry.
+	Per string `yaml:"per"`
+	// Lease is how long the slot of a run whose process died (killed, its
+	// host lost) stays taken: the running process renews it every third of
+	// it. Whole seconds, at least MinLease. Defaults to LeaseDefault (15s).
+	Lease time.Duration `yaml:"lease"`
 }
 
 // PrintConfig configures the print action of every entry.
@@ -166,9 +192,11 @@ type PrintConfig struct {
 
 // ExecConfig is an entry's exec action: the fields of Exec.
 type ExecConfig struct {
-	// Command is the program and its arguments, no shell. Required.
+	// Command is the program and its arguments, no shell; each a template
+	// over the alert (see TemplateData). Required.
 	Command []string `yaml:"command"`
-	// Env adds variables to the command's environment; ${VAR} is expanded.
+	// Env adds variables to the command's environment; ${VAR} is expanded,
+	// and each value is a template.
 	Env map[string]string `yaml:"env"`
 	// Dir is the working directory. Defaults to reactor's.
 	Dir string `yaml:"dir"`
@@ -180,10 +208,17 @@ type ExecConfig struct {
 
 // WebhookConfig is an entry's webhook action: the fields of Webhook.
 type WebhookConfig struct {
-	// URL is the http(s) URL to POST to; ${VAR} is expanded. Required.
+	// URL is the http(s) URL to POST to, a template; ${VAR} is expanded.
+	// Required.
 	URL string `yaml:"url"`
-	// Headers are added to each request; ${VAR} in values is expanded.
+	// Headers are added to each request; ${VAR} in values is expanded, and
+	// each value is a template.
 	Headers map[string]string `yaml:"headers"`
+	// Body is the request's body, a template (JSON unless Headers sets
+	// another Content-Type). Defaults to the alert as JSON.
+	Body string `yaml:"body"`
+
+	urlSecrets []string // what ${VAR} put in URL: redacted like header values
 	// Timeout bounds each request. Defaults to 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -343,29 +378,46 @@ func (e Entry) validate() error {
 		}
 	}
 	if !e.hasAction() && (e.Suppress != nil || e.Limit != nil) {
-		return fmt.Errorf("handler %q has suppress or limit but no action to apply them to: set print, exec or webhook", e.On)
+		return fmt.Errorf("handler %q has suppress or limit but no action to apply them to: set print, exec, webhook, slack or pagerduty", e.On)
 	}
 	if x := e.Exec; x != nil {
-		ex := Exec{Command: x.Command, Timeout: x.Timeout}
+		ex := Exec{Command: x.Command, Env: x.Env, Timeout: x.Timeout}
 		if err := ex.validate(); err != nil {
 			return fmt.Errorf("handler %q: %w", e.On, err)
 		}
 	}
 	if x := e.Webhook; x != nil {
-		wh := Webhook{URL: x.URL, Headers: x.Headers, Timeout: x.Timeout}
+		wh := Webhook{URL: x.URL, Headers: x.Headers, Body: x.Body, Timeout: x.Timeout}
 		if err := wh.validate(); err != nil {
 			return fmt.Errorf("handler %q: %w", e.On, err)
 		}
 	}
-	return nil
+	return e.validateNotifiers()
 }
 
-func (e Entry) hasAction() bool { return e.Print || e.Exec != nil || e.Webhook != nil }
+func (e Entry) hasAction() bool {
+	return e.Print || e.Exec != nil || e.Webhook != nil || e.Slack != nil || e.PagerDuty != nil
+}
 
 // expandEnv replaces ${VAR} in s with the environment variable VAR and $${
 // with a literal ${. An unset variable is an error; the error never holds a
 // value.
-func expandEnv(s string) (string, error) {
+func expandEnv(s string) (string, error) { return expand(s, nil) }
+
+// expandTemplateEnv is expandEnv for a template: a value holding "{{" goes
+// in as a quoted literal, {{"..."}}, so that a secret is never parsed as a
+// template.
+func expandTemplateEnv(s string) (string, error) { return expand(s, quoteTemplate) }
+
+// quoteTemplate makes v a template that renders v.
+func quoteTemplate(v string) string {
+	if !strings.Contains(v, "{{") {
+		return v
+	}
+	return "{{" + strconv.Quote(v) + "}}"
+}
+
+func expand(s string, quote func(string) string) (string, error) {
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "${")
@@ -389,6 +441,9 @@ func expandEnv(s string) (string, error) {
 		v, ok := os.LookupEnv(name)
 		if !ok {
 			return "", fmt.Errorf("environment variable %s is not set", name)
+		}
+		if quote != nil {
+			v = quote(v)
 		}
 		b.WriteString(s[:i] + v)
 		s = s[i+2+end+1:]

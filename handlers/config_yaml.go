@@ -85,6 +85,14 @@ func (e *Entry) UnmarshalYAML(n *yaml.Node) error {
 			e.Webhook = new(WebhookConfig)
 			return e.Webhook.UnmarshalYAML(v)
 		},
+		"slack": func(v *yaml.Node) error {
+			e.Slack = new(SlackConfig)
+			return e.Slack.UnmarshalYAML(v)
+		},
+		"pagerduty": func(v *yaml.Node) error {
+			e.PagerDuty = new(PagerDutyConfig)
+			return e.PagerDuty.UnmarshalYAML(v)
+		},
 	})
 }
 
@@ -105,13 +113,13 @@ func (w *When) decode(n *yaml.Node) error {
 			return checkAt(v, When{Severity: w.Severity, MinSeverity: w.MinSeverity})
 		},
 		"labels": func(v *yaml.Node) error {
-			if err := strMap(&w.Labels, "when.labels", false)(v); err != nil {
+			if err := strMap(&w.Labels, "when.labels", nil, nil)(v); err != nil {
 				return err
 			}
 			return checkAt(v, When{Labels: w.Labels})
 		},
 		"labels_match": func(v *yaml.Node) error {
-			if err := strMap(&w.LabelsMatch, "when.labels_match", false)(v); err != nil {
+			if err := strMap(&w.LabelsMatch, "when.labels_match", nil, nil)(v); err != nil {
 				return err
 			}
 			return checkAt(v, When{LabelsMatch: w.LabelsMatch})
@@ -155,6 +163,8 @@ func (x *LimitConfig) UnmarshalYAML(n *yaml.Node) error {
 		"rate":       str(&x.Rate, "limit.rate"),
 		"burst":      integer(&x.Burst, "limit.burst"),
 		"concurrent": integer(&x.Concurrent, "limit.concurrent"),
+		"per":        str(&x.Per, "limit.per"),
+		"lease":      duration(&x.Lease, "limit.lease"),
 	}); err != nil {
 		return err
 	}
@@ -164,16 +174,30 @@ func (x *LimitConfig) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// UnmarshalYAML decodes an exec action, expanding ${VAR} in env.
+// UnmarshalYAML decodes an exec action, expanding ${VAR} in env, and
+// checks each template where its line is known.
 func (x *ExecConfig) UnmarshalYAML(n *yaml.Node) error {
 	return decodeMapping(n, "exec", fields{
 		"command": func(v *yaml.Node) error {
 			if v.Kind == yaml.ScalarNode {
 				return lineErrorf(v, `exec.command must be a list: the program and its arguments, e.g. ["/usr/local/bin/page", "--team", "ops"] (no shell; use ["sh", "-c", "..."] for one)`)
 			}
-			return strList(&x.Command, "exec.command")(v)
+			if err := strList(&x.Command, "exec.command")(v); err != nil {
+				return err
+			}
+			for i, item := range v.Content {
+				if _, err := parseExecArg(i, x.Command[i]); err != nil {
+					return lineErrorf(resolve(item), "exec.%v", err)
+				}
+			}
+			return nil
 		},
-		"env":                  strMap(&x.Env, "exec.env", true),
+		"env": strMap(&x.Env, "exec.env", expandTemplateEnv, func(k, v string) error {
+			if _, err := parseExecEnv(k, v); err != nil {
+				return fmt.Errorf("exec.%w", err)
+			}
+			return nil
+		}),
 		"dir":                  str(&x.Dir, "exec.dir"),
 		"timeout":              duration(&x.Timeout, "exec.timeout"),
 		"permanent_exit_codes": intList(&x.PermanentExitCodes, "exec.permanent_exit_codes"),
@@ -181,24 +205,50 @@ func (x *ExecConfig) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // UnmarshalYAML decodes a webhook action, expanding ${VAR} in url and
-// headers.
+// headers, and checks each template where its line is known.
 func (w *WebhookConfig) UnmarshalYAML(n *yaml.Node) error {
-	return decodeMapping(n, "webhook", fields{
+	var body *yaml.Node
+	err := decodeMapping(n, "webhook", fields{
 		"url": func(v *yaml.Node) error {
 			if err := str(&w.URL, "webhook.url")(v); err != nil {
 				return err
 			}
-			if err := expandAt(v, &w.URL, "webhook.url"); err != nil {
+			var values []string
+			err := expandAt(v, &w.URL, "webhook.url", func(s string) (string, error) {
+				return expand(s, func(val string) string {
+					values = append(values, val)
+					return quoteTemplate(val)
+				})
+			})
+			if err != nil {
 				return err
 			}
-			if _, err := parseURL(w.URL); err != nil {
+			w.urlSecrets = urlSecrets(values)
+			if _, err := parseURLTemplate(w.URL); err != nil {
 				return lineErrorf(v, "%v", err) // never the URL: it may hold a secret
 			}
 			return nil
 		},
-		"headers": strMap(&w.Headers, "webhook.headers", true),
+		"headers": strMap(&w.Headers, "webhook.headers", expandTemplateEnv, func(k, v string) error {
+			_, err := parseHeaderTemplate(k, v)
+			return err
+		}),
+		"body": func(v *yaml.Node) error {
+			body = v
+			return str(&w.Body, "webhook.body")(v)
+		},
 		"timeout": duration(&w.Timeout, "webhook.timeout"),
 	})
+	if err != nil || body == nil {
+		return err
+	}
+	// The body's check depends on the headers' Content-Type, which may
+	// come after it.
+	wh := Webhook{URL: w.URL, Headers: w.Headers, Body: w.Body}
+	if _, err := wh.compile(); err != nil {
+		return lineErrorf(body, "%v", err)
+	}
+	return nil
 }
 
 // fields maps the keys of a mapping to their decoders.
@@ -325,8 +375,9 @@ func intList(dst *[]int, what string) func(*yaml.Node) error {
 }
 
 // strMap decodes a mapping of strings; numbers and booleans are taken as
-// written. With expand, ${VAR} in values is expanded.
-func strMap(dst *map[string]string, what string, expand bool) func(*yaml.Node) error {
+// written. With expand, ${VAR} in values is expanded; check, if not nil,
+// checks each value where its line is known.
+func strMap(dst *map[string]string, what string, expand func(string) (string, error), check func(k, v string) error) func(*yaml.Node) error {
 	return func(v *yaml.Node) error {
 		if v.Kind != yaml.MappingNode {
 			return typeError(v, what, "a mapping of names to strings")
@@ -345,9 +396,14 @@ func strMap(dst *map[string]string, what string, expand bool) func(*yaml.Node) e
 				return typeError(val, key, "a string")
 			}
 			s := val.Value
-			if expand {
-				if err := expandAt(val, &s, key); err != nil {
+			if expand != nil {
+				if err := expandAt(val, &s, key, expand); err != nil {
 					return err
+				}
+			}
+			if check != nil {
+				if err := check(k.Value, s); err != nil {
+					return lineErrorf(val, "%v", err)
 				}
 			}
 			out[k.Value] = s
@@ -357,9 +413,9 @@ func strMap(dst *map[string]string, what string, expand bool) func(*yaml.Node) e
 	}
 }
 
-// expandAt expands ${VAR} in *s, read from node v, in place.
-func expandAt(v *yaml.Node, s *string, what string) error {
-	x, err := expandEnv(*s)
+// expandAt expands ${VAR} in *s, read from node v, in place, with expand.
+func expandAt(v *yaml.Node, s *string, what string, expand func(string) (string, error)) error {
+	x, err := expand(*s)
 	if err != nil {
 		return lineErrorf(v, "%s: %v", what, err)
 	}

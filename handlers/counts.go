@@ -92,7 +92,7 @@ func (c *Counts) Snapshot() []EntryCount {
 // publishCounts adds rs's counts to CountsStream, in st's group, every
 // interval until ctx is done, then once more. Failures are logged and
 // retried at the next tick.
-func (rs *Rules) publishCounts(ctx context.Context, st *suppressStore, every time.Duration) {
+func (rs *Rules) publishCounts(ctx context.Context, st *groupBucket, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

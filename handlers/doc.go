@@ -11,7 +11,9 @@
 //	})
 //	p, err := processor.New(js, r, processor.Config{})
 //
-// The built-in actions are handlers too: Print, Exec and Webhook. From YAML,
+// The built-in actions are handlers too: Print, Exec, Webhook, Slack and
+// PagerDuty; their commands, requests and messages are templates over the
+// alert (see TemplateData). From YAML,
 // LoadConfig reads a config and NewRules compiles it into Rules, a
 // processor.Mux whose entries (a pattern, conditions, suppression, limits,
 // actions) decide what each alert gets; see Config.

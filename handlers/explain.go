@@ -30,6 +30,9 @@ type Explanation struct {
 	Suppress *SuppressState `json:"suppress,omitempty"`
 	// Limit describes the entry's limits, if any.
 	Limit string `json:"limit,omitempty"`
+	// Concurrency is the state of the slots of the alert's key, if the
+	// entry limits its runs at once.
+	Concurrency *ConcurrencyState `json:"concurrency,omitempty"`
 	// EndsWindows names the entries whose suppression window a resolved
 	// alert ends.
 	EndsWindows []string `json:"ends_windows,omitempty"`
@@ -84,7 +87,7 @@ func (rs *Rules) Explain(ctx context.Context, a stream.Alert) (Explanation, erro
 	}
 	ex.Outcome = OutcomeAct
 	for _, act := range taken.actions {
-		ex.Actions = append(ex.Actions, describeAction(act))
+		ex.Actions = append(ex.Actions, describeAction(act, a))
 	}
 	if s := taken.suppress; s != nil && a.Status != stream.StatusResolved {
 		store := rs.store.Load()
@@ -99,22 +102,64 @@ func (rs *Rules) Explain(ctx context.Context, a stream.Alert) (Explanation, erro
 	}
 	if l := taken.limit; l != nil {
 		ex.Limit = l.describe()
+		if c := l.conc; c != nil {
+			store := rs.leases.Load()
+			st, err := c.peek(ctx, store, a)
+			if err != nil {
+				return ex, err
+			}
+			ex.Concurrency = &st
+		}
 	}
 	return ex, nil
 }
 
-func describeAction(act action) string {
+// describeAction says what act would do with a: the command line as it
+// would run, the host a request would go to.
+func describeAction(act action, a stream.Alert) string {
+	d := TemplateData{Alert: a, Delivered: 1}
 	switch x := act.(type) {
 	case *Print:
 		return "print"
 	case *Exec:
-		return "exec " + strings.Join(x.Command, " ")
+		t, err := x.compiled.get(x.compile)
+		if err != nil {
+			return "exec " + strings.Join(x.Command, " ")
+		}
+		argv, _, err := t.render(x.Command[0], d)
+		if err != nil {
+			return fmt.Sprintf("exec %s (%v)", strings.Join(x.Command, " "), err)
+		}
+		return "exec " + strings.Join(argv, " ")
 	case *Webhook:
 		// The URL may hold a secret in its path or query: the host only.
-		if u, err := url.Parse(x.URL); err == nil {
+		t, err := x.compiled.get(x.compile)
+		if err != nil {
+			return "webhook"
+		}
+		raw, err := t.url.render(d, maxFieldLen)
+		if err != nil {
+			return fmt.Sprintf("webhook (url: %v)", err)
+		}
+		if u, err := url.Parse(raw); err == nil {
 			return fmt.Sprintf("webhook POST %s://%s/...", u.Scheme, u.Host)
 		}
 		return "webhook"
+	case *Slack:
+		if u, err := checkURL(x.WebhookURL); err == nil {
+			return "slack POST " + hostURL(u)
+		}
+		return "slack"
+	case *PagerDuty:
+		t, err := x.compiled.get(x.compile)
+		if err != nil {
+			return "pagerduty"
+		}
+		ev, err := x.event(t, d)
+		if err != nil {
+			return fmt.Sprintf("pagerduty (%v)", err)
+		}
+		return fmt.Sprintf("pagerduty %s dedup_key %s POST %s", ev.EventAction, ev.DedupKey, t.url)
 	}
 	return fmt.Sprintf("%T", act)
 }
@@ -126,9 +171,14 @@ func (l *limiter) describe() string {
 		if l.burst > 1 {
 			parts[0] += fmt.Sprintf(" after a burst of %d", l.burst)
 		}
+		parts[0] += " in each process"
 	}
-	if l.slots != nil {
-		parts = append(parts, fmt.Sprintf("at most %d at once", cap(l.slots)))
+	if c := l.conc; c != nil {
+		p := fmt.Sprintf("at most %d at once across the group", c.slots)
+		if c.per != nil {
+			p = fmt.Sprintf("at most %d at once per key %s across the group", c.slots, c.per.text)
+		}
+		parts = append(parts, p+fmt.Sprintf(" (lease %s)", c.lease))
 	}
-	return strings.Join(parts, ", ") + " in each process"
+	return strings.Join(parts, ", ")
 }

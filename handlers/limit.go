@@ -1,20 +1,25 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/reactor-alerts/reactor/processor"
+	"github.com/reactor-alerts/reactor/stream"
 )
 
-// Limits are per process: each `reactor run` of a group enforces an entry's
-// rate and concurrency on its own runs, without asking the others. A group
-// of N processes runs an entry at most N times its rate and N times its
-// concurrency. A limit shared by the group would cost a JetStream round trip
-// (a compare-and-set) per alert and a contended key per entry, and a
-// crashed process would hold its concurrency slots until they time out.
+// Rates are per process: each `reactor run` of a group enforces an entry's
+// rate on its own runs, without asking the others, so a group of N
+// processes runs an entry at most N times its rate. A rate shared by the
+// group would cost a JetStream round trip (a compare-and-set) per alert on
+// a key every process contends for. Concurrency is the group's (see
+// lease.go): a limit of runs at once protects what the runs act on (a
+// host, an API), which does not care how many processes there are.
 
 // limitWaitMin and limitWaitMax bound how long an alert over the
 // concurrency limit waits before it is delivered again; limitWaitFirst is
@@ -33,7 +38,7 @@ const (
 type limiter struct {
 	interval time.Duration // 0: no rate limit
 	burst    int
-	slots    chan struct{} // nil: no concurrency limit
+	conc     *concurrency // nil: no concurrency limit
 	now      func() time.Time
 
 	mu       sync.Mutex
@@ -63,8 +68,15 @@ func (x LimitConfig) parse() (*limiter, error) {
 	if x.Concurrent < 0 {
 		return nil, fmt.Errorf("concurrent %d: want a positive number", x.Concurrent)
 	}
+	if x.Concurrent == 0 && (x.Per != "" || x.Lease != 0) {
+		return nil, errors.New("per and lease go with concurrent: give the most runs at once, e.g. concurrent: 1")
+	}
 	if x.Concurrent > 0 {
-		l.slots = make(chan struct{}, x.Concurrent)
+		c, err := newConcurrency(x.Concurrent, x.Per, x.Lease)
+		if err != nil {
+			return nil, err
+		}
+		l.conc = c
 	}
 	return l, nil
 }
@@ -94,31 +106,50 @@ func parseRate(s string) (int, time.Duration, error) {
 	return n, per, nil
 }
 
-// acquire takes a run for holder. It returns the function to call when the
-// run is over, or how long holder must wait before it asks again.
-func (l *limiter) acquire(holder string) (done func(), wait time.Duration) {
-	if l.slots != nil {
-		select {
-		case l.slots <- struct{}{}:
-		default:
-			return nil, l.concurrencyWait()
+// limitRun is a run the limits let through: ctx to run it with (cancelled
+// if its concurrency slot is lost), and done to call when it is over.
+type limitRun struct {
+	ctx  context.Context
+	done func() error
+}
+
+// acquire takes a run for the alert a of m: a concurrency slot of its key
+// (the group's with a store), then a rate slot. It returns the run, or how
+// long the alert must wait before it asks again.
+func (l *limiter) acquire(ctx context.Context, store *groupBucket, m *processor.Message, a stream.Alert) (limitRun, time.Duration, error) {
+	var held *lease
+	if l.conc != nil {
+		var err error
+		if held, err = l.conc.acquire(ctx, store, m, a); err != nil {
+			return limitRun{}, 0, err
+		}
+		if held == nil {
+			return limitRun{}, l.concurrencyWait(), nil
 		}
 	}
 	if l.interval > 0 {
-		if wait = l.reserve(holder); wait > 0 {
-			if l.slots != nil {
-				<-l.slots
+		if wait := l.reserve(holderOf(m)); wait > 0 {
+			if held != nil {
+				// Waiting is the outcome whatever this says: a slot that
+				// cannot be freed frees itself within its lease.
+				_ = held.release(ctx)
 			}
-			return nil, wait
+			return limitRun{}, wait, nil
 		}
 	}
 	start := l.now()
-	return func() {
+	run := limitRun{ctx: ctx, done: func() error {
 		l.finished(l.now().Sub(start))
-		if l.slots != nil {
-			<-l.slots
+		return nil
+	}}
+	if held != nil {
+		run.ctx = held.hold(ctx)
+		run.done = func() error {
+			l.finished(l.now().Sub(start))
+			return held.release(ctx)
 		}
-	}, 0
+	}
+	return run, 0, nil
 }
 
 // reserve returns 0 if holder may run now (its reserved slot has come, or
@@ -189,5 +220,5 @@ func (l *limiter) concurrencyWait() time.Duration {
 	if l.avgRun == 0 {
 		return limitWaitFirst
 	}
-	return min(max(l.avgRun/time.Duration(cap(l.slots)), limitWaitMin), limitWaitMax)
+	return min(max(l.avgRun/time.Duration(l.conc.slots), limitWaitMin), limitWaitMax)
 }

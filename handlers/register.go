@@ -31,6 +31,11 @@ type Deps struct {
 	// (see Run), stored or not, from the worker that ran it: for metrics.
 	// It must be fast and safe for concurrent use.
 	OnRun func(Run)
+	// ConsoleURL is the web console's URL as people reach it, e.g.
+	// https://reactor.example.com: Slack and PagerDuty messages link to the
+	// alert's page there, and templates see it as .ConsoleURL. Defaults to
+	// none: no link.
+	ConsoleURL string
 }
 
 func (d Deps) withDefaults() Deps {
@@ -66,7 +71,7 @@ func newHTTPClient() *http.Client {
 // action is one step of an entry, given the alert decoded once.
 type action interface {
 	// kind names the action in run records, logs and metrics: print,
-	// exec, webhook.
+	// exec, webhook, slack, pagerduty.
 	kind() string
 	// run acts on the alert a of m and notes in r what it ran and what came
 	// back (the command line or URL, the exit code or HTTP status, the end
@@ -74,8 +79,9 @@ type action interface {
 	run(ctx context.Context, m *processor.Message, a stream.Alert, r *Run) error
 }
 
-// newActions builds the actions of e, in the order they run.
-func newActions(e Entry, pc PrintConfig, deps Deps, out io.Writer) []action {
+// newActions builds the actions of e, the entry called name, in the order
+// they run: print, exec, webhook, slack, pagerduty.
+func newActions(name string, e Entry, pc PrintConfig, deps Deps, out io.Writer) []action {
 	var c []action
 	if e.Print {
 		c = append(c, &Print{Out: out, Format: pc.Format})
@@ -83,14 +89,34 @@ func newActions(e Entry, pc PrintConfig, deps Deps, out io.Writer) []action {
 	if x := e.Exec; x != nil {
 		c = append(c, &Exec{
 			Command: x.Command, Env: x.Env, Dir: x.Dir, Timeout: x.Timeout,
-			PermanentExitCodes: x.PermanentExitCodes, Logger: deps.Logger,
+			PermanentExitCodes: x.PermanentExitCodes, ConsoleURL: deps.ConsoleURL, Logger: deps.Logger,
 		})
 	}
 	if x := e.Webhook; x != nil {
 		c = append(c, &Webhook{
-			URL: x.URL, Headers: x.Headers, Timeout: x.Timeout,
-			Client: deps.HTTPClient, Logger: deps.Logger,
+			URL: x.URL, Headers: x.Headers, Body: x.Body, Timeout: x.Timeout,
+			ConsoleURL: deps.ConsoleURL, Client: deps.HTTPClient, Logger: deps.Logger,
+			secrets: x.urlSecrets,
 		})
 	}
+	if x := e.Slack; x != nil {
+		s := x.action()
+		s.ConsoleURL, s.Client, s.Logger = deps.ConsoleURL, deps.HTTPClient, deps.Logger
+		c = append(c, s)
+	}
+	if x := e.PagerDuty; x != nil {
+		p := x.action()
+		p.ConsoleURL, p.Client, p.Logger, p.entry = deps.ConsoleURL, deps.HTTPClient, deps.Logger, name
+		c = append(c, p)
+	}
 	return c
+}
+
+// bindGroup tells the actions that need it which group runs them.
+func bindGroup(actions []action, name string) {
+	for _, act := range actions {
+		if b, ok := act.(interface{ bindGroup(string) }); ok {
+			b.bindGroup(name)
+		}
+	}
 }

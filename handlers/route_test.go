@@ -150,7 +150,7 @@ func TestNewRulesErrors(t *testing.T) {
 	}{
 		{
 			cfg:  Config{Handlers: []Entry{{On: "alerts.>", Print: true}, {On: "alerts.x", Limit: &LimitConfig{Concurrent: 1}}}},
-			want: `handlers: handlers[1]: handler "alerts.x" has suppress or limit but no action to apply them to: set print, exec or webhook`,
+			want: `handlers: handlers[1]: handler "alerts.x" has suppress or limit but no action to apply them to: set print, exec, webhook, slack or pagerduty`,
 		},
 		{
 			cfg:  Config{Handlers: []Entry{{On: "alerts.>", Print: true}, {On: "alerts..x", Print: true}}},

@@ -25,10 +25,10 @@ import (
 // Rules is a processor.Mux: the processor asks it which entry takes each
 // alert, and that entry's name is the one its logs, metrics and dead
 // letters give. It is a processor.Starter too: while a Processor runs it,
-// its suppression windows are the group's (shared with the group's other
-// processes, in SuppressBucket) and its counts are added up in
-// CountsStream. Without Start, as in a replay, nothing is suppressed and
-// the counts stay in the process.
+// its suppression windows and concurrency slots are the group's (shared
+// with the group's other processes, in SuppressBucket and LeaseBucket) and
+// its counts are added up in CountsStream. Without Start, as in a replay,
+// nothing is suppressed, and the slots and the counts stay in the process.
 type Rules struct {
 	rules  []*rule // in evaluation order
 	log    *slog.Logger
@@ -36,8 +36,9 @@ type Rules struct {
 	runs   RunsConfig
 	onRun  func(Run)
 
-	store    atomic.Pointer[suppressStore] // set by Start; nil: suppression off
-	recorder atomic.Pointer[recorder]      // set by Start when an action is recorded
+	store    atomic.Pointer[groupBucket] // set by Start; nil: suppression off
+	leases   atomic.Pointer[groupBucket] // set by Start; nil: limits of this process alone
+	recorder atomic.Pointer[recorder]    // set by Start when an action is recorded
 	started  atomic.Bool
 }
 
@@ -69,7 +70,7 @@ func NewRules(cfg Config, deps Deps) (*Rules, error) {
 		cond, _ := e.When.compile()
 		ru := &rule{
 			name: names[i], pattern: pattern, where: e.where(i), cond: cond,
-			actions: newActions(e, cfg.Print, deps, out),
+			actions: newActions(names[i], e, cfg.Print, deps, out),
 			counts:  rs.counts.entry(names[i]),
 		}
 		ru.recorded = slices.ContainsFunc(ru.actions, func(a action) bool { return a.kind() != "print" })
@@ -79,6 +80,9 @@ func NewRules(cfg Config, deps Deps) (*Rules, error) {
 		}
 		if x := e.Limit; x != nil {
 			ru.limit, _ = x.parse()
+			if c := ru.limit.conc; c != nil {
+				c.entry = ru.name
+			}
 		}
 		rs.rules = append(rs.rules, ru)
 	}
@@ -100,18 +104,23 @@ func (rs *Rules) Entries() []string {
 // entries, counted by this process.
 func (rs *Rules) Counts() *Counts { return rs.counts }
 
-// Start binds rs to the group g: from now on its suppression windows are
-// the group's, every run of an action is recorded in RunsStream (created or
-// updated to rs's RunsConfig), and every countsFlushEvery (and once more
-// when stopped) it adds what it counted to CountsStream. A Rules serves one group: a second
-// Start fails. A Processor calls Start itself (processor.Starter); call it
-// by hand to read a group's windows with Explain.
+// Start binds rs to the group g: from now on its suppression windows and
+// concurrency slots are the group's, every run of an action is recorded in
+// RunsStream (created or updated to rs's RunsConfig), and every
+// countsFlushEvery (and once more when stopped) it adds what it counted to
+// CountsStream. A Rules serves one group: a second Start fails. A
+// Processor calls Start itself (processor.Starter); call it by hand to read
+// a group's windows and slots with Explain.
 func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err error) {
 	if !rs.started.CompareAndSwap(false, true) {
 		return nil, errors.New("handlers: rules started twice: a Rules serves one group")
 	}
-	st := &suppressStore{js: g.JetStream, group: g.Name, replicas: g.Topology.Replicas}
+	st := newSuppressStore(g)
 	rs.store.Store(st)
+	rs.leases.Store(newLeaseStore(g))
+	for _, ru := range rs.rules {
+		bindGroup(ru.actions, g.Name)
+	}
 	if slices.ContainsFunc(rs.rules, func(ru *rule) bool { return ru.recorded }) {
 		if err := ensureRunsStream(ctx, g.JetStream, runsStreamConfig(rs.runs, g.Topology)); err != nil {
 			return nil, fmt.Errorf("handlers: run records: %w", err)
@@ -222,7 +231,7 @@ func (t *taken) Process(ctx context.Context, m *processor.Message) error {
 			return err
 		}
 	}
-	return t.rs.apply(ctx, t.d.taker, store, m, t.a)
+	return t.rs.apply(ctx, t.d.taker, store, t.rs.leases.Load(), m, t.a)
 }
 
 // failure is the handler of a message no entry takes: it returns why.
@@ -232,7 +241,7 @@ func (f failure) Process(context.Context, *processor.Message) error { return f.e
 
 // apply runs ru's part for the alert a it took: filter, suppress, wait for
 // the limit, run the actions.
-func (rs *Rules) apply(ctx context.Context, ru *rule, store *suppressStore, m *processor.Message, a stream.Alert) error {
+func (rs *Rules) apply(ctx context.Context, ru *rule, store, leases *groupBucket, m *processor.Message, a stream.Alert) error {
 	if len(ru.actions) == 0 {
 		ru.counts.filtered.Add(1)
 		rs.log.Debug("alert filtered", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name)
@@ -259,13 +268,23 @@ func (rs *Rules) apply(ctx context.Context, ru *rule, store *suppressStore, m *p
 		held = c
 	}
 	if ru.limit != nil {
-		done, wait := ru.limit.acquire(holderOf(m))
+		// The window the alert holds stays its own while it waits: its next
+		// delivery finds it (see suppressor.claim).
+		run, wait, err := ru.limit.acquire(ctx, leases, m, a)
+		if err != nil {
+			return err
+		}
 		if wait > 0 {
 			ru.counts.limited.Add(1)
 			rs.log.Debug("alert limited", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name, "wait", wait)
 			return processor.Defer(wait, "limit of entry "+ru.name)
 		}
-		defer done()
+		defer func() {
+			if err := run.done(); err != nil {
+				rs.log.Warn("concurrency slot not freed", "subject", m.Subject(), "seq", m.Sequence(), "entry", ru.name, "err", err)
+			}
+		}()
+		ctx = run.ctx
 	}
 	err := rs.runActions(ctx, ru, m, a)
 	if err != nil && held != nil {

@@ -245,11 +245,11 @@ func TestLoadRulesErrors(t *testing.T) {
 		{"bad_rules_severity.yaml", `line 3: when: severity "urgent": want info, warning, error or critical`},
 		{"bad_rules_status.yaml", `line 4: when: status "open": want "firing" or "resolved"`},
 		{"bad_rules_rate.yaml", `line 3: limit: rate "10/fortnight": want runs per period, e.g. "10/s", "10/m", "100/h" or "5/30s"`},
-		{"bad_rules_suppress.yaml", `line 4: suppress: key "{{.Labels.instance" is not a Go template: 1: unclosed action`},
+		{"bad_rules_suppress.yaml", `line 4: suppress: key "{{.Labels.instance": not a valid template: 1: unclosed action`},
 		{"bad_rules_suppress_for.yaml", `line 5: suppress: for: want a window of at least 1s, e.g. "10m"`},
 		{"bad_rules_shadowed.yaml", `line 4: handler "alerts.>" is never reached: the entry at line 2 takes every alert on "alerts.>" first (give it conditions, or merge the two)`},
 		{"bad_rules_unknown.yaml", `line 5: unknown field "label" in when (did you mean "labels"?)`},
-		{"bad_rules_suppress_no_action.yaml", `line 2: handler "alerts.>" has suppress or limit but no action to apply them to: set print, exec or webhook`},
+		{"bad_rules_suppress_no_action.yaml", `line 2: handler "alerts.>" has suppress or limit but no action to apply them to: set print, exec, webhook, slack or pagerduty`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -292,15 +292,15 @@ func TestParseRules(t *testing.T) {
 		{name: "labels not a mapping", yaml: "handlers:\n  - on: a\n    when: {labels: [team]}\n    print: true\n",
 			wantErr: `line 3: when.labels must be a mapping of names to strings, got a list`},
 		{name: "range over a number", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{range 300000000}}{{end}}\", for: 1m}\n    print: true\n",
-			wantErr: `line 3: suppress: key "{{range 300000000}}{{end}}": range over 300000000: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
+			wantErr: `line 3: suppress: key "{{range 300000000}}{{end}}": range over 300000000: range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
 		{name: "nested range over a number", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{if .Labels}}{{range $i := 9}}{{end}}{{end}}\", for: 1m}\n    print: true\n",
-			wantErr: `line 3: suppress: key "{{if .Labels}}{{range $i := 9}}{{end}}{{end}}": range over $i := 9: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
+			wantErr: `line 3: suppress: key "{{if .Labels}}{{range $i := 9}}{{end}}{{end}}": range over $i := 9: range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
 		{name: "range over dot", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{with 9}}{{range .}}{{end}}{{end}}\", for: 1m}\n    print: true\n",
-			wantErr: `line 3: suppress: key "{{with 9}}{{range .}}{{end}}{{end}}": range over .: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
+			wantErr: `line 3: suppress: key "{{with 9}}{{range .}}{{end}}{{end}}": range over .: range over the alert's fields only, e.g. {{range $k, $v := .Labels}}`},
 		{name: "template", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{define \\\"x\\\"}}{{template \\\"x\\\"}}{{end}}{{template \\\"x\\\"}}\", for: 1m}\n    print: true\n",
-			wantErr: `line 3: suppress: key "{{define \"x\"}}{{template \"x\"}}{{end}}{{template \"x\"}}": {{template}} is not allowed in a key`},
+			wantErr: `line 3: suppress: key "{{define \"x\"}}{{template \"x\"}}{{end}}{{template \"x\"}}": {{template}} is not allowed`},
 		{name: "template fails on an alert", yaml: "handlers:\n  - on: a\n    suppress: {key: \"{{.Labels.x.y}}\", for: 1m}\n    print: true\n",
-			wantErr: `line 3: suppress: key "{{.Labels.x.y}}": template: key:1:9: executing "key" at <.Labels.x.y>: can't evaluate field y in type string`},
+			wantErr: `line 3: suppress: key "{{.Labels.x.y}}": fails on a sample alert: 1:9: executing "key" at <.Labels.x.y>: can't evaluate field y in type string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,8 +328,8 @@ func TestSuppressKeyBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = render(s.tmpl, stream.Alert{Labels: map[string]string{"a": strings.Repeat("x", 2000), "b": "y"}})
-	if err == nil || !strings.Contains(err.Error(), "key longer than 4096 bytes") {
+	_, err = s.tmpl.render(stream.Alert{Labels: map[string]string{"a": strings.Repeat("x", 2000), "b": "y"}}, maxKeyLen)
+	if err == nil || !strings.Contains(err.Error(), "longer than 4096 bytes") {
 		t.Errorf("error %v, want the key's bound", err)
 	}
 }

@@ -6,10 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
-	"text/template"
-	"text/template/parse"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,7 +38,7 @@ const suppressMarkerTTL = time.Minute
 type suppressor struct {
 	entry  string
 	key    string // as written
-	tmpl   *template.Template
+	tmpl   *alertTemplate
 	window time.Duration
 }
 
@@ -51,99 +47,17 @@ func (x SuppressConfig) parse() (*suppressor, error) {
 	if key == "" {
 		key = SuppressKeyDefault
 	}
-	tmpl, err := template.New("key").Option("missingkey=zero").Parse(key)
+	tmpl, err := parseTemplate("key", key)
+	if err == nil {
+		_, err = tmpl.checkSample(tmpl.sampleAlert(false), maxKeyLen)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("key %q is not a Go template: %v", key, strings.TrimPrefix(err.Error(), "template: key:"))
-	}
-	if err := checkRanges(tmpl.Tree.Root); err != nil {
-		return nil, fmt.Errorf("key %q: %v", key, err)
-	}
-	if _, err := render(tmpl, stream.Alert{Subject: "alerts.x", Name: "x", Severity: stream.SeverityWarning, Labels: map[string]string{"x": "x"}}); err != nil {
 		return nil, fmt.Errorf("key %q: %v", key, err)
 	}
 	if x.For < MinSuppressFor {
 		return nil, fmt.Errorf(`for: want a window of at least %s, e.g. "10m"`, MinSuppressFor)
 	}
 	return &suppressor{key: key, tmpl: tmpl, window: x.For}, nil
-}
-
-// maxKeyLen bounds a rendered key: it is hashed, so its length does not
-// matter, but a template must not be able to make it unbounded.
-const maxKeyLen = 4096
-
-func render(tmpl *template.Template, a stream.Alert) (string, error) {
-	b := &boundedBuilder{max: maxKeyLen}
-	if err := tmpl.Execute(b, a); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
-
-// boundedBuilder fails writes past max bytes, which stops the template.
-type boundedBuilder struct {
-	strings.Builder
-	max int
-}
-
-func (b *boundedBuilder) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > b.max {
-		return 0, fmt.Errorf("key longer than %d bytes", b.max)
-	}
-	return b.Builder.Write(p)
-}
-
-// checkRanges keeps a key's rendering bounded by the alert: {{range}} only
-// over a field (.Labels, .Annotations, $.Labels: Go 1.22 templates count to
-// a number, from a literal, a variable or dot), and no {{template}} (which
-// may call itself).
-func checkRanges(n parse.Node) error {
-	switch x := n.(type) {
-	case *parse.ListNode:
-		if x == nil {
-			return nil
-		}
-		for _, c := range x.Nodes {
-			if err := checkRanges(c); err != nil {
-				return err
-			}
-		}
-	case *parse.TemplateNode:
-		return fmt.Errorf("{{template}} is not allowed in a key")
-	case *parse.RangeNode:
-		if !overField(x.Pipe) {
-			return fmt.Errorf("range over %s: a key may range over the alert's fields only, e.g. {{range $k, $v := .Labels}}", x.Pipe)
-		}
-		if err := checkRanges(x.List); err != nil {
-			return err
-		}
-		return checkRanges(x.ElseList)
-	case *parse.IfNode:
-		if err := checkRanges(x.List); err != nil {
-			return err
-		}
-		return checkRanges(x.ElseList)
-	case *parse.WithNode:
-		if err := checkRanges(x.List); err != nil {
-			return err
-		}
-		return checkRanges(x.ElseList)
-	}
-	return nil
-}
-
-// overField reports whether pipe is one field of the alert: .Labels or
-// $.Labels.
-func overField(pipe *parse.PipeNode) bool {
-	if len(pipe.Cmds) != 1 || len(pipe.Cmds[0].Args) != 1 {
-		return false
-	}
-	switch a := pipe.Cmds[0].Args[0].(type) {
-	case *parse.FieldNode:
-		return true
-	case *parse.VariableNode:
-		return len(a.Ident) > 1 && a.Ident[0] == "$"
-	}
-	return false
 }
 
 // window is one alert's window of one entry: its rendered key and its key
@@ -154,7 +68,7 @@ type window struct {
 }
 
 func (s *suppressor) windowOf(group string, a stream.Alert) (window, error) {
-	r, err := render(s.tmpl, a)
+	r, err := s.tmpl.render(a, maxKeyLen)
 	if err != nil {
 		// The template cannot hold for this alert: retrying will not help.
 		return window{}, processor.Permanent(fmt.Errorf("suppress key of entry %q: %w", s.entry, err))
@@ -179,7 +93,7 @@ type claim struct {
 // succeeded yet). When another alert holds it, m is a repeat: the claim
 // says of which alert. Without a store (rules not started), every alert
 // acts.
-func (s *suppressor) claim(ctx context.Context, store *suppressStore, m *processor.Message, a stream.Alert) (*claim, error) {
+func (s *suppressor) claim(ctx context.Context, store *groupBucket, m *processor.Message, a stream.Alert) (*claim, error) {
 	if store == nil {
 		return &claim{}, nil
 	}
@@ -189,7 +103,7 @@ func (s *suppressor) claim(ctx context.Context, store *suppressStore, m *process
 	}
 	kv, err := store.bucket(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("suppress: %w", err)
 	}
 	holder := holderOf(m)
 	for range 3 { // the window may expire or end between the read and the create
@@ -232,7 +146,7 @@ func (c *claim) release(ctx context.Context) error {
 }
 
 // end ends the window of a, if one is open.
-func (s *suppressor) end(ctx context.Context, store *suppressStore, a stream.Alert) error {
+func (s *suppressor) end(ctx context.Context, store *groupBucket, a stream.Alert) error {
 	if store == nil {
 		return nil
 	}
@@ -242,7 +156,7 @@ func (s *suppressor) end(ctx context.Context, store *suppressStore, a stream.Ale
 	}
 	kv, err := store.bucket(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("suppress: %w", err)
 	}
 	if _, err := kv.Get(ctx, w.kvKey); errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil // nothing to end: no marker written
@@ -268,7 +182,7 @@ type Window struct {
 
 // peek reads the window of a in store without changing it; without a
 // store, it renders the key alone.
-func (s *suppressor) peek(ctx context.Context, store *suppressStore, a stream.Alert) (Window, error) {
+func (s *suppressor) peek(ctx context.Context, store *groupBucket, a stream.Alert) (Window, error) {
 	group := processor.GroupDefault
 	if store != nil {
 		group = store.group
@@ -282,8 +196,11 @@ func (s *suppressor) peek(ctx context.Context, store *suppressStore, a stream.Al
 		return out, nil
 	}
 	kv, err := store.open(ctx)
-	if err != nil || kv == nil {
-		return out, err
+	if err != nil {
+		return out, fmt.Errorf("suppress: %w", err)
+	}
+	if kv == nil {
+		return out, nil
 	}
 	e, err := kv.Get(ctx, w.kvKey)
 	switch {
@@ -294,58 +211,6 @@ func (s *suppressor) peek(ctx context.Context, store *suppressStore, a stream.Al
 	}
 	out.Open, out.Holder, out.Until = true, string(e.Value()), e.Created().Add(s.window)
 	return out, nil
-}
-
-// suppressStore opens SuppressBucket once.
-type suppressStore struct {
-	js       jetstream.JetStream
-	group    string
-	replicas int
-
-	mu sync.Mutex
-	kv jetstream.KeyValue
-}
-
-// open returns the bucket, or nil if it does not exist yet.
-func (st *suppressStore) open(ctx context.Context) (jetstream.KeyValue, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.kv != nil {
-		return st.kv, nil
-	}
-	kv, err := st.js.KeyValue(ctx, SuppressBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("suppress: open bucket %q: %w", SuppressBucket, err)
-	}
-	st.kv = kv
-	return kv, nil
-}
-
-// bucket returns the bucket, creating it if needed.
-func (st *suppressStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	if kv, err := st.open(ctx); kv != nil || err != nil {
-		return kv, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	kv, err := st.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         SuppressBucket,
-		Description:    "reactor: open suppression windows, one key per window with its TTL",
-		LimitMarkerTTL: suppressMarkerTTL,
-		Replicas:       max(st.replicas, 1),
-		Storage:        jetstream.FileStorage,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = st.js.KeyValue(ctx, SuppressBucket) // another process was first
-	}
-	if err != nil {
-		return nil, fmt.Errorf("suppress: create bucket %q: %w", SuppressBucket, err)
-	}
-	st.kv = kv
-	return kv, nil
 }
 
 // kvToken returns s if it is a valid key token, else its hex encoding.

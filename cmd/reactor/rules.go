@@ -47,10 +47,11 @@ func rulesExplainCommand() *cli.Command {
 alert stream with --seq, and evaluates the handler entries of --config on it
 as reactor run would: the entries whose pattern matches, in evaluation order,
 each condition with the alert's value, the entry that takes it, the actions
-that would run, and whether the alert falls in an open suppression window of
---group now. Limits are kept by each reactor run process: explain shows them,
-and how often the group's processes made alerts wait. Nothing runs and nothing
-changes. The windows are read from the server at --url; without one, explain
+that would run (commands and requests rendered for the alert), whether the
+alert falls in an open suppression window of --group now, and for a limit of
+runs at once its key and which runs hold its slots now. Rates are kept by
+each reactor run process: explain shows them, and how often the group's
+processes made alerts wait. Nothing runs and nothing changes. The windows are read from the server at --url; without one, explain
 says what it could not read.
 
 Examples:
@@ -110,7 +111,7 @@ func rulesExplainAction(c *cli.Context) error {
 	if cerr == nil {
 		defer conn.Close()
 	} else {
-		out.Unknown = "suppression windows and counts: " + firstLine(cerr.Error(), 200)
+		out.Unknown = "suppression windows, concurrency slots and counts: " + firstLine(cerr.Error(), 200)
 	}
 	if seq != 0 {
 		if subject, data, header, err = storedAlert(c.Context, conn.JS, topo.Alerts, seq); err != nil {
@@ -281,11 +282,30 @@ func writeExplanation(w io.Writer, out explainOutput, group string) error {
 		}
 	}
 	if ex.Limit != "" {
-		fmt.Fprintf(w, "Limit    %s (kept by each reactor run: whether it is full now is known there only)", ex.Limit)
+		fmt.Fprintf(w, "Limit    %s", ex.Limit)
 		if out.Limited != nil {
 			fmt.Fprintf(w, "; alerts made to wait so far in group %s: %d", group, *out.Limited)
 		}
 		fmt.Fprintln(w)
+	}
+	if c := ex.Concurrency; c != nil {
+		fmt.Fprintf(w, "Slots    key %q (group %s): ", c.Key, group)
+		switch {
+		case !c.Known:
+			fmt.Fprintln(w, "state unknown")
+		case len(c.Taken) == 0:
+			fmt.Fprintf(w, "0 of %d taken: this alert would run now\n", c.Slots)
+		default:
+			fmt.Fprintf(w, "%d of %d taken", len(c.Taken), c.Slots)
+			if len(c.Taken) == c.Slots {
+				fmt.Fprint(w, ": this alert would wait")
+			}
+			fmt.Fprintln(w)
+			for _, l := range c.Taken {
+				fmt.Fprintf(w, "  slot %d: %s on %s (pid %d), renewed %s, frees itself by %s unless renewed\n",
+					l.Slot, l.Alert, l.Host, l.PID, humanTime(l.Renewed), humanTime(l.Until))
+			}
+		}
 	}
 	if out.Unknown != "" {
 		fmt.Fprintf(w, "Unknown  %s\n", out.Unknown)

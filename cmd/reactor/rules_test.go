@@ -289,8 +289,9 @@ func TestRulesExplain(t *testing.T) {
 		`ok   label instance =~ "db-.*": got "db-3"`,
 		"Outcome  alerts.disk.> runs exec /usr/local/bin/page --team db",
 		`Suppress key "db-3", window 10m0s (group reactor): state unknown`,
-		"Limit    one run every 6s, at most 2 at once in each process",
-		"Unknown  suppression windows and counts: no NATS server",
+		"Limit    one run every 6s in each process, at most 2 at once across the group (lease 15s)",
+		`Slots    key "" (group reactor): state unknown`,
+		"Unknown  suppression windows, concurrency slots and counts: no NATS server",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("explain lacks %q:\n%s", want, r.stdout)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -63,6 +64,7 @@ func runCommand() *cli.Command {
 	flags = append(flags, logFlags()...)
 	flags = append(flags, &cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on host:port (/metrics, /healthz, /readyz), e.g. 127.0.0.1:9464; default: off", EnvVars: env("METRICS"), Category: catOutput})
 	flags = append(flags, httpFlags("")...)
+	flags = append(flags, &cli.StringFlag{Name: "public-url", Usage: "the web console's URL as people reach it, e.g. https://reactor.example.com: Slack and PagerDuty messages link to the alert's page there, and action templates see it as .ConsoleURL; default: no links", EnvVars: env("PUBLIC_URL"), Category: catHTTP})
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "process alerts with the configured handlers",
@@ -108,6 +110,7 @@ func runAction(c *cli.Context) error {
 type runConfig struct {
 	logger    *slog.Logger
 	handlers  handlers.Config
+	publicURL string // the console's, for links; empty: none
 	processor processor.Config
 	http      httpConfig // addr empty: no HTTP listener
 	metrics   string     // empty: no metrics listener
@@ -125,6 +128,9 @@ func newRunConfig(c *cli.Context) (runConfig, error) {
 	}
 	rc.logger = logger
 	if rc.handlers, err = loadHandlersConfig(c); err != nil {
+		return rc, err
+	}
+	if rc.publicURL, err = publicURL(c.String("public-url")); err != nil {
 		return rc, err
 	}
 	topo := topology(c)
@@ -202,7 +208,7 @@ func (rc *runConfig) open(c *cli.Context) (*stream.Conn, error) {
 // or SIGTERM; then it drains.
 func (rc *runConfig) serve(c *cli.Context, conn *stream.Conn) error {
 	stderr := c.App.ErrWriter
-	deps := handlers.Deps{Out: c.App.Writer, Logger: rc.logger}
+	deps := handlers.Deps{Out: c.App.Writer, Logger: rc.logger, ConsoleURL: rc.publicURL}
 	var m *metrics.Metrics
 	if rc.metrics != "" {
 		m = metrics.New(prometheus.NewRegistry())
@@ -379,6 +385,18 @@ func newRules(c *cli.Context, out io.Writer, logger *slog.Logger) (*handlers.Rul
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	return rules, nil
+}
+
+// publicURL checks --public-url: empty, or an absolute http(s) URL.
+func publicURL(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", usageErrorf("bad --public-url %q: want the console's absolute http:// or https:// URL, e.g. https://reactor.example.com", raw)
+	}
+	return raw, nil
 }
 
 // waitReady waits until p is bound to its consumer, or ctx is done.

@@ -12,9 +12,9 @@ import (
 	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
-// runsOf lists, through the real command, every run recorded for an alert
+// recordedRuns lists, through the real command, every run recorded for an alert
 // (or all with seq 0).
-func runsOf(t *testing.T, url string, seq uint64) []handlers.Run {
+func recordedRuns(t *testing.T, url string, seq uint64) []handlers.Run {
 	t.Helper()
 	args := []string{"runs", "ls", "--url", url, "--json", "--limit", "10000"}
 	if seq > 0 {
@@ -43,7 +43,7 @@ func TestRunsCommands(t *testing.T) {
 	mustReactor(t, "", "send", "--url", p.url, "--on", "web", "down")
 	var runs []handlers.Run
 	streamtest.Eventually(t, 10*time.Second, func() error {
-		if runs = runsOf(t, p.url, 1); len(runs) != 1 {
+		if runs = recordedRuns(t, p.url, 1); len(runs) != 1 {
 			return fmt.Errorf("%d runs for alert 1", len(runs))
 		}
 		return nil
@@ -71,7 +71,7 @@ func TestRunsCommands(t *testing.T) {
 		t.Errorf("rerun said %q", out)
 	}
 	streamtest.Eventually(t, 10*time.Second, func() error {
-		if runs = runsOf(t, p.url, 1); len(runs) != 2 {
+		if runs = recordedRuns(t, p.url, 1); len(runs) != 2 {
 			return fmt.Errorf("%d runs for alert 1", len(runs))
 		}
 		return nil
@@ -107,7 +107,7 @@ func TestKill9LosesNoRunRecord(t *testing.T) {
 	first := startRun(t, dataDir, args...)
 	mustReactor(t, alerts.String(), "send", "--url", first.url, "--file", "-")
 	streamtest.Eventually(t, 20*time.Second, func() error {
-		if got := len(runsOf(t, first.url, 0)); got < n/4 {
+		if got := len(recordedRuns(t, first.url, 0)); got < n/4 {
 			return fmt.Errorf("%d runs recorded", got)
 		}
 		return nil
@@ -117,7 +117,7 @@ func TestKill9LosesNoRunRecord(t *testing.T) {
 	second := startRun(t, dataDir, args...)
 	streamtest.Eventually(t, 60*time.Second, func() error {
 		ok := map[uint64]bool{}
-		for _, r := range runsOf(t, second.url, 0) {
+		for _, r := range recordedRuns(t, second.url, 0) {
 			if r.Outcome == handlers.RunOK {
 				ok[r.AlertSeq] = true
 			}
