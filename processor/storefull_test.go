@@ -27,6 +27,12 @@ func TestDeadLetterIntoFullStore(t *testing.T) {
 	})
 	b.router.On("alerts.ok", func(context.Context, *processor.Message) error { return nil })
 	b.start()
+	// Run ensures the streams before it binds the group's consumer: once
+	// the consumer exists, the DLQ's limit set below stays.
+	streamtest.Eventually(t, 10*time.Second, func() bool {
+		_, _, ok := streamtest.ConsumerPending(b.conn.JS, b.topo.Alerts, processor.GroupDefault)
+		return ok
+	}, "the group's consumer created")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// The processor made the streams; now the DLQ gets a size limit and
