@@ -205,15 +205,17 @@ type NewestOptions struct {
 	// Before reads the sequences below it (a page's Older continues a
 	// list). Defaults to the newest.
 	Before uint64
-	// Since stops at the messages stored before it. Defaults to the oldest.
+	// From and Since stop the read at the lowest sequence From, and at the
+	// messages stored before Since. Default to the oldest.
+	From  uint64
 	Since time.Time
 	// Want bounds the messages returned. Defaults to all.
 	Want int
 	// Matches, if set, keeps the messages it returns true for: a filter the
-	// server cannot apply. Budget then bounds the sequences read.
+	// server cannot apply.
 	Matches func(StoredMsg) bool
-	// Budget bounds the sequences read, when Matches is set. Defaults to no
-	// bound.
+	// Budget bounds the sequences read (a filtered read can go far for a
+	// page). Defaults to no bound.
 	Budget int
 }
 
@@ -228,6 +230,9 @@ type NewestPage struct {
 	// its budget rather than on a full page.
 	From, To uint64
 	Limited  bool
+	// Matched counts the messages of From to To that match, returned or
+	// not.
+	Matched int
 }
 
 // ReadNewest reads stream name backwards, newest first, in ranges that
@@ -245,7 +250,7 @@ func ReadNewest(ctx context.Context, js jetstream.JetStream, name string, opts N
 	if st.Msgs == 0 {
 		return out, nil
 	}
-	lo, hi := st.FirstSeq, st.LastSeq
+	lo, hi := max(st.FirstSeq, opts.From), st.LastSeq
 	if opts.Before > 0 {
 		hi = min(hi, opts.Before-1)
 	}
@@ -270,10 +275,7 @@ func ReadNewest(ctx context.Context, js jetstream.JetStream, name string, opts N
 			chunk = uint64(max(4*opts.Want, 500))
 		}
 	}
-	budget := uint64(0)
-	if opts.Matches != nil && opts.Budget > 0 {
-		budget = uint64(opts.Budget)
-	}
+	budget := uint64(max(opts.Budget, 0))
 	for {
 		size := min(chunk, hi-lo+1)
 		if budget > 0 {
@@ -285,8 +287,12 @@ func ReadNewest(ctx context.Context, js jetstream.JetStream, name string, opts N
 			return out, err
 		}
 		out.From = a
-		for i := len(batch) - 1; i >= 0 && (opts.Want <= 0 || len(out.Msgs) < opts.Want); i-- {
-			if opts.Matches == nil || opts.Matches(batch[i]) {
+		for i := len(batch) - 1; i >= 0; i-- {
+			if opts.Matches != nil && !opts.Matches(batch[i]) {
+				continue
+			}
+			out.Matched++
+			if opts.Want <= 0 || len(out.Msgs) < opts.Want {
 				out.Msgs = append(out.Msgs, batch[i])
 			}
 		}
@@ -301,7 +307,7 @@ func ReadNewest(ctx context.Context, js jetstream.JetStream, name string, opts N
 			return out, nil
 		case a <= lo:
 			return out, nil
-		case opts.Matches != nil && opts.Budget > 0 && budget == 0:
+		case opts.Budget > 0 && budget == 0:
 			out.Older, out.Limited = a, true
 			return out, nil
 		}

@@ -2,11 +2,8 @@ package console
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -211,7 +208,7 @@ func (tl *timeline) bound(ctx context.Context, name string, m time.Time) (uint64
 	if ok {
 		return b, nil
 	}
-	b, err := firstSeqAt(ctx, tl.js, name, m)
+	b, err := stream.FirstSeqAt(ctx, tl.js, name, m)
 	if err != nil {
 		return 0, err
 	}
@@ -222,55 +219,6 @@ func (tl *timeline) bound(ctx context.Context, name string, m time.Time) (uint64
 	tl.bounds[key] = b
 	tl.mu.Unlock()
 	return b, nil
-}
-
-// errNoMessage means a stream has no message at or after a time.
-var errNoMessage = errors.New("console: no message at or after that time")
-
-// firstSeqAt asks the server for the first sequence of a stream stored at
-// or after t: the message get API's start_time, which jetstream.Stream's
-// GetMsg does not expose. One request, answered from the store's index.
-func firstSeqAt(ctx context.Context, js jetstream.JetStream, name string, t time.Time) (uint64, error) {
-	req, _ := json.Marshal(struct {
-		StartTime time.Time `json:"start_time"`
-		NextFor   string    `json:"next_by_subj"`
-	}{t.UTC(), ">"})
-	msg, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+name, req)
-	if err != nil {
-		return 0, fmt.Errorf("find %s's first message at %s: %w", name, t.Format(time.RFC3339), err)
-	}
-	var resp struct {
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-		Error *struct {
-			Code        int    `json:"code"`
-			Description string `json:"description"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return 0, fmt.Errorf("find %s's first message at %s: %w", name, t.Format(time.RFC3339), err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.Code == 404:
-		return 0, errNoMessage
-	case resp.Error != nil:
-		return 0, fmt.Errorf("find %s's first message at %s: %s", name, t.Format(time.RFC3339), resp.Error.Description)
-	case resp.Message == nil:
-		return 0, errNoMessage
-	}
-	return resp.Message.Seq, nil
-}
-
-func apiPrefix(js jetstream.JetStream) string {
-	o := js.Options()
-	switch {
-	case o.Domain != "":
-		return "$JS." + o.Domain + ".API."
-	case o.APIPrefix != "":
-		return strings.TrimSuffix(o.APIPrefix, ".") + "."
-	}
-	return "$JS.API."
 }
 
 // stepSamples folds the samples into n steps from from: what the groups
