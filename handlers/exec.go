@@ -97,11 +97,7 @@ type namedTemplate struct {
 // Process decodes the alert (a permanent error if it is invalid) and runs
 // the command.
 func (e *Exec) Process(ctx context.Context, m *processor.Message) error {
-	a, err := Decode(m)
-	if err != nil {
-		return err
-	}
-	return e.run(ctx, m, a, &Run{})
+	return runAlone(ctx, e, m)
 }
 
 func (e *Exec) kind() string { return "exec" }

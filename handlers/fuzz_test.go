@@ -3,27 +3,12 @@ package handlers_test
 import (
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/reactor-alerts/reactor/handlers"
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
-
-func addFiles(f *testing.F, pattern string) {
-	files, err := filepath.Glob(pattern)
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed files match %s", pattern)
-	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-}
 
 var fuzzAlerts = []stream.Alert{
 	{Subject: "alerts.disk.db-3", Name: "disk.db-3", Severity: "critical", Labels: map[string]string{"team": "db", "instance": "db-3"}},
@@ -36,7 +21,7 @@ var fuzzAlerts = []stream.Alert{
 // (rules.example.yaml and bad_rules_*.yaml for conditions, suppress and
 // limit).
 func FuzzParseConfig(f *testing.F) {
-	addFiles(f, "../testdata/handlers/*.yaml")
+	streamtest.SeedFiles(f, "../testdata/handlers/*.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := handlers.ParseConfig(data)
 		if err != nil {

@@ -106,11 +106,7 @@ type pagerDutyTemplates struct {
 // Process decodes the alert (a permanent error if it is invalid) and sends
 // its event.
 func (p *PagerDuty) Process(ctx context.Context, m *processor.Message) error {
-	a, err := Decode(m)
-	if err != nil {
-		return err
-	}
-	return p.run(ctx, m, a, &Run{})
+	return runAlone(ctx, p, m)
 }
 
 func (p *PagerDuty) kind() string { return "pagerduty" }

@@ -53,11 +53,7 @@ type Print struct {
 
 // Process decodes the alert (a permanent error if it is invalid) and prints it.
 func (p *Print) Process(ctx context.Context, m *processor.Message) error {
-	a, err := Decode(m)
-	if err != nil {
-		return err
-	}
-	return p.run(ctx, m, a, &Run{})
+	return runAlone(ctx, p, m)
 }
 
 func (p *Print) kind() string { return "print" }

@@ -79,6 +79,17 @@ type action interface {
 	run(ctx context.Context, m *processor.Message, a stream.Alert, r *Run) error
 }
 
+// runAlone runs act on m outside a rule entry, as a processor.Handler:
+// it decodes the alert (a permanent error if it is invalid) and leaves no
+// run record.
+func runAlone(ctx context.Context, act action, m *processor.Message) error {
+	a, err := Decode(m)
+	if err != nil {
+		return err
+	}
+	return act.run(ctx, m, a, &Run{})
+}
+
 // newActions builds the actions of e, the entry called name, in the order
 // they run: print, exec, webhook, slack, pagerduty.
 func newActions(name string, e Entry, pc PrintConfig, deps Deps, out io.Writer) []action {

@@ -76,11 +76,7 @@ type slackTemplates struct {
 
 // Process decodes the alert (a permanent error if it is invalid) and posts it.
 func (s *Slack) Process(ctx context.Context, m *processor.Message) error {
-	a, err := Decode(m)
-	if err != nil {
-		return err
-	}
-	return s.run(ctx, m, a, &Run{})
+	return runAlone(ctx, s, m)
 }
 
 func (s *Slack) kind() string { return "slack" }

@@ -3,34 +3,19 @@ package stream_test
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
-
-func addFiles(f *testing.F, pattern string) {
-	files, err := filepath.Glob(pattern)
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed files match %s", pattern)
-	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-}
 
 // FuzzDecodeAlert: any payload either decodes to a valid alert that survives
 // a JSON round trip unchanged, or fails with ErrInvalidAlert.
 // Seeds: testdata/alerts.
 func FuzzDecodeAlert(f *testing.F) {
-	addFiles(f, "../testdata/alerts/good/*")
-	addFiles(f, "../testdata/alerts/bad/*")
+	streamtest.SeedFiles(f, "../testdata/alerts/good/*")
+	streamtest.SeedFiles(f, "../testdata/alerts/bad/*")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := stream.DecodeAlert("alerts.fuzz", data)
 		if err != nil {

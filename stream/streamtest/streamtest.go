@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -153,4 +155,21 @@ func waitingFor(msgAndArgs []any) string {
 		return " waiting for " + fmt.Sprint(msgAndArgs...)
 	}
 	return " waiting for " + fmt.Sprintf(format, msgAndArgs[1:]...)
+}
+
+// SeedFiles adds the content of every file matching pattern to f's seed
+// corpus, and fails f if none does.
+func SeedFiles(f *testing.F, pattern string) {
+	f.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) == 0 {
+		f.Fatalf("streamtest: no seed files match %s", pattern)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 }
