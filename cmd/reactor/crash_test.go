@@ -278,6 +278,27 @@ func (l *printLog) printingFor(run int) time.Duration {
 	return time.Since(l.at[run][0])
 }
 
+// first is when run printed its first alert; zero before that.
+func (l *printLog) first(run int) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.at[run]) == 0 {
+		return time.Time{}
+	}
+	return l.at[run][0]
+}
+
+// total is how many alert lines every run printed, duplicates included.
+func (l *printLog) total() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, at := range l.at {
+		n += len(at)
+	}
+	return n
+}
+
 // since is how many alerts run printed from t on.
 func (l *printLog) since(run int, t time.Time) int {
 	l.mu.Lock()
