@@ -49,6 +49,12 @@ const stderrTail = 512
 // or run is a permanent error. On timeout or cancellation the command's whole
 // process group is killed (on Unix) and the error wraps the context's.
 //
+// Nothing the command starts outlives it, nor reactor (on Linux): when it
+// exits, what it left running in its process group is killed, and if
+// reactor dies meanwhile (kill -9, a forced exit), the whole group is
+// killed with it. A process that leaves the group (setsid, a daemon) is
+// on its own.
+//
 // The zero value is not usable: Command is required. Exec is safe for
 // concurrent use.
 type Exec struct {
@@ -63,7 +69,9 @@ type Exec struct {
 	// PermanentExitCodes are exit statuses that mean "retrying will not
 	// help": the alert is dead-lettered at once. Defaults to none.
 	PermanentExitCodes []int
-	// Logger receives a debug record per run. Defaults to discarding.
+	// Logger receives a debug record per run, and a warning when the
+	// command's process group cannot be handed to the watcher that kills
+	// it if reactor dies. Defaults to discarding.
 	Logger *slog.Logger
 }
 
@@ -112,10 +120,9 @@ func (e *Exec) handle(ctx context.Context, m *processor.Message, a stream.Alert)
 	cmd.Stderr = tail
 	cmd.Env = e.environ(m, a)
 	cmd.WaitDelay = execWaitDelay
-	setProcessGroup(cmd)
 
 	start := time.Now()
-	err = cmd.Run()
+	err = run(cmd, e.Logger)
 	if l := e.Logger; l != nil && l.Enabled(ctx, slog.LevelDebug) {
 		l.LogAttrs(ctx, slog.LevelDebug, "exec done",
 			slog.String("command", name), slog.String("subject", m.Subject()),

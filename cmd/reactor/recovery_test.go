@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,4 +90,115 @@ func TestQuickKillsRecoverInSeconds(t *testing.T) {
 	if took > recoveryBudget {
 		t.Errorf("the last run handled its first alert %s after its start, want within %s", took.Round(time.Millisecond), recoveryBudget)
 	}
+}
+
+// TestNoActionOutlivesReactor: an exec action whose shell runs `sleep 30`
+// as its own child (a grandchild of reactor) dies whole with reactor,
+// killed with SIGKILL or forced out by a second Ctrl-C: no process of the
+// action is left (checked in /proc, by the alert id in their environment).
+// After the kill, the restarted run handles the alert again, never beside
+// its earlier self.
+func TestNoActionOutlivesReactor(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc; the parent-death signal and the group watcher are Linux's")
+	}
+	config := writeFile(t, "sleep.yaml", "handlers:\n  - on: \"alerts.>\"\n    exec: {command: [\"sh\", \"-c\", \"sleep 30; true\"], timeout: 1m}\n")
+	for _, tc := range []struct {
+		name     string
+		stop     func(*runProc) int
+		wantCode int
+	}{
+		{"kill -9", func(p *runProc) int { return p.stop(syscall.SIGKILL, 10*time.Second) }, -1},
+		{"forced exit", func(p *runProc) int {
+			if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			p.waitStderr(10*time.Second, "reactor: stopping")
+			return p.stop(syscall.SIGINT, 10*time.Second)
+		}, exitInterrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			id := fmt.Sprintf("orphan-%s-%d", strings.ReplaceAll(tc.name, " ", ""), time.Now().UnixNano())
+			args := []string{"--config", config, "--shutdown-timeout", "1s"}
+			run := startRun(t, "", args...)
+			mustReactor(t, "", "send", "--url", run.url, "--on", "orphan", "--id", id, "an action that runs 30 s")
+			streamtest.Eventually(t, 30*time.Second, func() error {
+				if procs := actionProcs(t, id, "1"); len(procs) < 2 {
+					return fmt.Errorf("processes of the action: %v, want its shell and sleep", procs)
+				}
+				return nil
+			}, "the action running")
+			if code := tc.stop(run); code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d", code, tc.wantCode)
+			}
+			streamtest.Eventually(t, 10*time.Second, func() error {
+				if procs := actionProcs(t, id, ""); len(procs) > 0 {
+					return fmt.Errorf("processes of the action left running: %v", procs)
+				}
+				return nil
+			}, "no process of the action left")
+			if tc.wantCode != -1 {
+				return
+			}
+			// The alert was not acknowledged: the restarted run handles it
+			// again, and no process of the first run is there beside it.
+			again := startRun(t, run.dataDir, args...)
+			streamtest.Eventually(t, 30*time.Second, func() error {
+				if procs := actionProcs(t, id, "2"); len(procs) == 0 {
+					return fmt.Errorf("the action not running again yet")
+				}
+				return nil
+			}, "the action running again after the restart")
+			if procs := actionProcs(t, id, "1"); len(procs) > 0 {
+				t.Errorf("the first run's action still runs beside the second: %v", procs)
+			}
+			if code := again.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+				t.Errorf("second run exit code %d, want 0", code)
+			}
+			if procs := actionProcs(t, id, ""); len(procs) > 0 {
+				t.Errorf("processes of the action left after a graceful stop: %v", procs)
+			}
+		})
+	}
+}
+
+// actionProcs lists the live processes (pid and command) of the exec
+// action run for the alert id, at that delivery ("" for any): those whose
+// environment says so.
+func actionProcs(t *testing.T, id, delivered string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join("/proc", e.Name())
+		env, err := os.ReadFile(filepath.Join(dir, "environ"))
+		if err != nil || !bytes.Contains(env, []byte("\x00REACTOR_ALERT_ID="+id+"\x00")) {
+			continue
+		}
+		if delivered != "" && !bytes.Contains(env, []byte("\x00REACTOR_DELIVERED="+delivered+"\x00")) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// The state follows the command's name in parentheses; a zombie
+		// (Z) or a dead process (X) does not run.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+			continue
+		}
+		start := bytes.IndexByte(stat, '(')
+		out = append(out, fmt.Sprintf("%d %s", pid, stat[start+1:i]))
+	}
+	return out
 }
