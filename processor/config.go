@@ -96,10 +96,11 @@ type Config struct {
 const (
 	GroupDefault   = "reactor"
 	WorkersDefault = 8
-	// AckWaitDefault is short so that a crash costs seconds: a process
-	// restarted at once handles alerts again within it, and the alerts
-	// the dead process held are handled again soon after it ran out.
-	AckWaitDefault         = 5 * time.Second
+	// AckWaitDefault is short so that a crash costs seconds: every alert
+	// a dead process held is redelivered within it of the kill, so a
+	// process restarted at once handles alerts again within it of its
+	// start, however many processes of its group died.
+	AckWaitDefault         = 4 * time.Second
 	MaxDeliverDefault      = 5
 	BackoffBaseDefault     = time.Second
 	BackoffMaxDefault      = 5 * time.Minute

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,22 +19,42 @@ import (
 )
 
 // recoveryBudget is how soon a process restarted after a crash of its
-// group's processes must handle an alert again, with default settings.
-const recoveryBudget = 5 * time.Second
+// group's processes must handle an alert again, with default settings;
+// heldBudget is how soon after a crash the alerts the dead process held
+// must be handled again.
+const (
+	recoveryBudget = 5 * time.Second
+	heldBudget     = 10 * time.Second
+)
 
 // TestQuickKillsRecoverInSeconds: `reactor run` with a slow action (a
 // webhook that answers in 50 ms, 16 workers) on a backlog, killed with
 // SIGKILL three times 1.5 s apart and restarted at once on the same data
 // dir each time. Each dead process held up to a thousand alerts
 // (prefetched or running), as many as the group's MaxAckPending: the last
-// process must handle an alert within recoveryBudget of its start, and
-// every alert is handled in the end.
+// process must handle an alert within recoveryBudget of its start, the
+// alerts the dead held must all be handled again within heldBudget of the
+// last kill, and every alert is handled in the end.
+//
+// REACTOR_SOAK=1 (task soak): 100,000 alerts, a 25 ms webhook, 20 kills at
+// 0.5-3 s intervals of a fixed seed; no restart may go more than
+// recoveryBudget without handling an alert (those killed sooner are not
+// held to it), and the duplicates of each kill and the longest time the
+// group handled nothing are reported.
 func TestQuickKillsRecoverInSeconds(t *testing.T) {
 	t.Parallel()
-	const n, kills = 3000, 3
+	n, kills, work := 3000, 3, 50*time.Millisecond
+	interval := func() time.Duration { return 1500 * time.Millisecond }
+	if streamtest.Soak() {
+		n, kills, work = 100_000, 20, 25*time.Millisecond
+		rnd := rand.New(rand.NewPCG(23, 23)) // the same intervals every soak
+		interval = func() time.Duration {
+			return 500*time.Millisecond + time.Duration(rnd.Int64N(int64(2500*time.Millisecond)+1))
+		}
+	}
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(work):
 		case <-r.Context().Done():
 		}
 	}))
@@ -41,7 +62,7 @@ func TestQuickKillsRecoverInSeconds(t *testing.T) {
 	config := writeFile(t, "slow.yaml", fmt.Sprintf("handlers:\n  - on: \"alerts.>\"\n    print: true\n    webhook: {url: %q}\n", hook.URL))
 	var alerts strings.Builder
 	for i := range n {
-		fmt.Fprintf(&alerts, `{"subject":"alerts.quick","id":"quick-%05d","summary":"alert %d"}`+"\n", i, i)
+		fmt.Fprintf(&alerts, `{"subject":"alerts.quick","id":"quick-%06d","summary":"alert %d"}`+"\n", i, i)
 	}
 	dataDir := t.TempDir()
 	warmup := startRunWriter(t, nil, nil, dataDir, "--group", "warmup", "--filter", "alerts.none")
@@ -57,15 +78,16 @@ func TestQuickKillsRecoverInSeconds(t *testing.T) {
 	run := startRunWriter(t, printed.next(), nil, dataDir, args...)
 	run.waitFor(time.Minute, run.stderr, func([]string) bool { return printed.distinct() >= 100 },
 		"the first run handling alerts")
-	started := make([]time.Time, kills)
+	started, killed := make([]time.Time, kills), make([]time.Time, kills)
 	for k := range kills {
 		if code := run.stop(syscall.SIGKILL, 10*time.Second); code != -1 {
 			t.Fatalf("run %d exit code %d, want -1 (killed)", k+1, code)
 		}
+		killed[k] = time.Now()
 		started[k] = time.Now()
 		run = startRunWriter(t, printed.next(), nil, dataDir, args...)
 		if k < kills-1 {
-			<-time.After(time.Until(started[k].Add(1500 * time.Millisecond)))
+			<-time.After(time.Until(started[k].Add(interval())))
 		}
 	}
 	last := kills // the index of the last run in printed
@@ -76,19 +98,55 @@ func TestQuickKillsRecoverInSeconds(t *testing.T) {
 		return nil
 	}, "the last run handling an alert")
 	took := printed.first(last).Sub(started[kills-1])
-	run.waitFor(2*time.Minute, run.stderr, func([]string) bool { return printed.distinct() >= n },
+	run.waitFor(time.Duration(n)*work/4+time.Minute, run.stderr, func([]string) bool { return printed.distinct() >= n },
 		"all %d alerts handled (%d so far)", n, printed.distinct())
+	streamtest.Eventually(t, 15*time.Second, func() error {
+		st := statusJSON(t, run.url)
+		g := st["groups"].([]any)[0].(map[string]any)
+		if g["num_pending"] != 0.0 || g["ack_pending"] != 0.0 || st["dlq"].(map[string]any)["messages"] != 0.0 {
+			return fmt.Errorf("group pending %v, ack pending %v, dead letters %v; want all 0", g["num_pending"], g["ack_pending"], st["dlq"].(map[string]any)["messages"])
+		}
+		return nil
+	}, "every alert settled")
+
 	var firsts []string
 	for r := 1; r <= kills; r++ {
-		if printed.printingFor(r) == 0 {
+		if f := printed.first(r); f.IsZero() {
 			firsts = append(firsts, "none")
 		} else {
-			firsts = append(firsts, printed.first(r).Sub(started[r-1]).Round(time.Millisecond).String())
+			firsts = append(firsts, f.Sub(started[r-1]).Round(time.Millisecond).String())
 		}
 	}
-	t.Logf("first alert handled after each restart: %v; alerts handled %d, printed %d times in all", firsts, printed.distinct(), printed.total())
+	again := printed.lastAgain().Sub(killed[kills-1])
+	gap, gapAt := printed.maxGap(killed[0])
+	runs := printed.runs()
+	perKill := make([]int, kills)
+	for k := range kills {
+		for id := range runs[k] {
+			for _, later := range runs[k+1:] {
+				if later[id] > 0 {
+					perKill[k]++
+					break
+				}
+			}
+		}
+	}
+	t.Logf("%d alerts, %d kills: first alert handled %v after each restart; last redelivery handled %s after the last kill; longest time without an alert handled %s (%s after the first kill); printed %d times in all, duplicates per kill %v",
+		n, kills, firsts, again.Round(time.Millisecond), gap.Round(time.Millisecond), gapAt.Sub(killed[0]).Round(time.Millisecond), printed.total(), perKill)
 	if took > recoveryBudget {
 		t.Errorf("the last run handled its first alert %s after its start, want within %s", took.Round(time.Millisecond), recoveryBudget)
+	}
+	if again > heldBudget {
+		t.Errorf("the alerts dead processes held were handled again until %s after the last kill, want within %s", again.Round(time.Millisecond), heldBudget)
+	}
+	for r := 1; r < kills; r++ { // the last run is checked above
+		idle := killed[r].Sub(started[r-1]) // killed before it handled anything
+		if f := printed.first(r); !f.IsZero() {
+			idle = f.Sub(started[r-1])
+		}
+		if idle > recoveryBudget {
+			t.Errorf("restart %d handled nothing for %s after its start, want at most %s", r, idle.Round(time.Millisecond), recoveryBudget)
+		}
 	}
 }
 
