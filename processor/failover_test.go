@@ -198,10 +198,20 @@ func testFailover(t *testing.T, target failoverTarget) {
 		victim, what := failoverVictim(t, c, admin, topo, group, target)
 		at := handled.acks.Load()
 		// The first alert whose publish starts after the kill: the one in
-		// flight now may have been stored before it.
-		next := published.Load() + 1
-		killed := clock.start(next)
-		c.Kill(victim)
+		// flight now may have been stored before it. A stop or a SIGKILL
+		// takes effect when it is sent; a cut (an `ip` command) when it
+		// returns, and alerts published meanwhile still get through.
+		var next int64
+		var killed time.Time
+		if target == partitionStreamLeader {
+			c.Kill(victim)
+			next = published.Load() + 1
+			killed = clock.start(next)
+		} else {
+			next = published.Load() + 1
+			killed = clock.start(next)
+			c.Kill(victim)
+		}
 		var took, e2e time.Duration
 		streamtest.Eventually(t, 90*time.Second, func() error {
 			acks, last := handled.acks.Load(), newest.Load()
@@ -242,6 +252,9 @@ func testFailover(t *testing.T, target failoverTarget) {
 		t.Errorf("%d acknowledged alerts lost, first %v", len(lost), lost[:min(10, len(lost))])
 	}
 	sum := summarize(splits)
+	if err := acked.lastErr(); err != nil {
+		t.Logf("%s: the last publish that failed: %v", target, err)
+	}
 	t.Logf("%s: alerts published %d, acked %d, publish failed %d, handled %d, lost %d, duplicates %d, kills survived %d, worst failover %s, worst end to end %s; %s",
 		target, published.Load(), len(ids), failed, handled.unique(), len(lost), handled.duplicates(), kills,
 		worst.Round(time.Millisecond), worstE2E.Round(time.Millisecond), sum)
@@ -263,8 +276,8 @@ const clientShareBudget = time.Second
 // election, from the kill) and reactor's (after the election).
 type failoverSplit struct {
 	elected time.Duration // the last election seen, 0 if none
-	confirm time.Duration // first ack confirmed after the election (0 if before it)
-	publish time.Duration // first PubAck of a new alert after the election
+	confirm time.Duration // first ack confirmed after the last election (0 if none after)
+	publish time.Duration // first PubAck of a new alert after the stream's election
 	seen    bool          // an election was seen
 }
 
@@ -287,7 +300,7 @@ func summarize(splits []failoverSplit) failoverSummary {
 }
 
 func (s failoverSummary) String() string {
-	return fmt.Sprintf("split over the %d of %d kills with an election seen: election up to %s after the kill, then reactor: acks confirmed again within %s, a new alert's PubAck within %s",
+	return fmt.Sprintf("split over the %d of %d kills with an election seen: elections up to %s after the kill, then reactor: acks confirmed again within %s of the last, a new alert's PubAck within %s of the stream's",
 		s.seen, s.kills, s.elected.Round(time.Millisecond), s.confirm.Round(time.Millisecond), s.publish.Round(time.Millisecond))
 }
 
@@ -345,14 +358,15 @@ func failoverVictim(t *testing.T, c failoverCluster, admin *stream.Conn, topo st
 // published after the kill, the first alert handled, and the first handled
 // of those published after the kill.
 type killClock struct {
-	mu         sync.Mutex
-	at         time.Time // the kill; zero between kills
-	next       int64     // the first alert published after the kill
-	elected    []string
-	lastElect  time.Duration // the last election seen
-	ack        time.Duration
-	handledAny time.Duration
-	handledNew time.Duration
+	mu          sync.Mutex
+	at          time.Time // the kill; zero between kills
+	next        int64     // the first alert published after the kill
+	elected     []string
+	lastElect   time.Duration // the last election seen
+	streamElect time.Duration // the stream's, 0 if not seen
+	ack         time.Duration
+	handledAny  time.Duration
+	handledNew  time.Duration
 	// acks confirmed after the kill, when each came: the first after
 	// the election is reactor's resumption
 	confirms []time.Duration
@@ -366,7 +380,7 @@ func (k *killClock) start(next int64) time.Time {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.at, k.next = time.Now(), next
-	k.elected, k.lastElect, k.ack, k.handledAny, k.handledNew = nil, 0, 0, 0, 0
+	k.elected, k.lastElect, k.streamElect, k.ack, k.handledAny, k.handledNew = nil, 0, 0, 0, 0, 0
 	k.confirms, k.pubAcks = nil, nil
 	return k.at
 }
@@ -377,16 +391,21 @@ func (k *killClock) stop() (string, failoverSplit) {
 	defer k.mu.Unlock()
 	k.at = time.Time{}
 	split := failoverSplit{elected: k.lastElect, seen: len(k.elected) > 0}
-	after := func(ds []time.Duration) time.Duration {
+	after := func(ds []time.Duration, elected time.Duration) time.Duration {
 		for _, d := range ds {
-			if d >= k.lastElect {
-				return d - k.lastElect
+			if d >= elected {
+				return d - elected
 			}
 		}
 		return 0
 	}
 	if split.seen {
-		split.confirm, split.publish = after(k.confirms), after(k.pubAcks)
+		// Publishing waits for the stream's leader only.
+		pubElect := k.lastElect
+		if k.streamElect > 0 {
+			pubElect = k.streamElect
+		}
+		split.confirm, split.publish = after(k.confirms, k.lastElect), after(k.pubAcks, pubElect)
 	}
 	at := func(d time.Duration) string {
 		if d == 0 {
@@ -401,7 +420,7 @@ func (k *killClock) stop() (string, failoverSplit) {
 	desc := fmt.Sprintf("leader elected: %s; first PubAck of a new alert %s; first alert handled %s, first new alert handled %s",
 		elected, at(k.ack), at(k.handledAny), at(k.handledNew))
 	if split.seen {
-		desc += fmt.Sprintf("; after the last election: ack confirmed %s, new alert's PubAck %s",
+		desc += fmt.Sprintf("; after the last election, ack confirmed %s; after the stream's, new alert's PubAck %s",
 			split.confirm.Round(time.Millisecond), split.publish.Round(time.Millisecond))
 	}
 	return desc, split
@@ -461,6 +480,9 @@ func (k *killClock) watchElections(t *testing.T, nc *nats.Conn, streamName, grou
 				d := time.Since(k.at)
 				k.elected = append(k.elected, fmt.Sprintf("%s at %s", what, d.Round(time.Millisecond)))
 				k.lastElect = max(k.lastElect, d)
+				if what == "stream" && k.streamElect == 0 {
+					k.streamElect = d
+				}
 			}
 		}); err != nil {
 			t.Fatalf("subscribe to %s: %v", subject, err)
