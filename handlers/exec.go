@@ -58,6 +58,12 @@ const stderrTail = 512
 // or run is a permanent error. On timeout or cancellation the command's whole
 // process group is killed (on Unix) and the error wraps the context's.
 //
+// Nothing the command starts outlives it, nor reactor (on Linux): when it
+// exits, what it left running in its process group is killed, and if
+// reactor dies meanwhile (kill -9, a forced exit), the whole group is
+// killed with it. A process that leaves the group (setsid, a daemon) is
+// on its own.
+//
 // The zero value is not usable: Command is required. Exec is safe for
 // concurrent use.
 type Exec struct {
@@ -76,7 +82,9 @@ type Exec struct {
 	// ConsoleURL is the web console's public URL, for the templates'
 	// .ConsoleURL. Defaults to none.
 	ConsoleURL string
-	// Logger receives a debug record per run. Defaults to discarding.
+	// Logger receives a debug record per run, and a warning when the
+	// command's process group cannot be handed to the watcher that kills
+	// it if reactor dies. Defaults to discarding.
 	Logger *slog.Logger
 
 	compiled compiled[execTemplates]
@@ -222,10 +230,9 @@ func (e *Exec) run(ctx context.Context, m *processor.Message, a stream.Alert, r 
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Env = environ(m, a, added)
 	cmd.WaitDelay = execWaitDelay
-	setProcessGroup(cmd)
 
 	start := time.Now()
-	err = cmd.Run()
+	err = run(cmd, e.Logger)
 	if cmd.ProcessState != nil {
 		code := cmd.ProcessState.ExitCode()
 		r.ExitCode = &code

@@ -2,8 +2,11 @@
 
 package handlers
 
-import "os/exec"
+import (
+	"log/slog"
+	"os/exec"
+)
 
-// setProcessGroup leaves cmd alone: cancellation kills the process itself
+// run runs cmd: cancellation kills the process itself
 // (exec.CommandContext's default), not its children.
-func setProcessGroup(*exec.Cmd) {}
+func run(cmd *exec.Cmd, _ *slog.Logger) error { return cmd.Run() }

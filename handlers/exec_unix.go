@@ -8,12 +8,11 @@ import (
 	"syscall"
 )
 
-// setProcessGroup runs cmd in a process group of its own and makes
-// cancellation kill the whole group, so that `sh -c 'a | b'` leaves no
-// orphans behind.
-func setProcessGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
+// killGroup is cmd's Cancel: it kills the command's whole process group (it
+// runs in one of its own), so that `sh -c 'a | b'` leaves no orphans
+// behind.
+func killGroup(cmd *exec.Cmd) func() error {
+	return func() error {
 		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != syscall.ESRCH {
 			return err
 		}

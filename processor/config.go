@@ -45,9 +45,13 @@ type Config struct {
 	// every worker busy between its round trips. Defaults to
 	// PrefetchDefault.
 	Prefetch int
-	// AckWait is how long a delivery may go unacknowledged before the server
-	// redelivers it. Heartbeats extend it while a handler runs. Defaults to
-	// 30s.
+	// AckWait is how long a delivery may go without an ack or an
+	// in-progress mark before the server redelivers it: how long the
+	// alerts a crashed process held (running, or waiting in its prefetch)
+	// keep their slots of MaxAckPending and wait before another process
+	// gets them. The heartbeat marks every alert held long enough to need
+	// it, so alerts held by a live process are never redelivered however
+	// long they wait or run. Defaults to AckWaitDefault.
 	AckWait time.Duration
 	// MaxDeliver bounds deliveries; the last failed one is dead-lettered,
 	// and one that comes back past it without an outcome (the handler
@@ -90,9 +94,13 @@ type Config struct {
 
 // Config's defaults, for the library and the command line alike.
 const (
-	GroupDefault           = "reactor"
-	WorkersDefault         = 8
-	AckWaitDefault         = 30 * time.Second
+	GroupDefault   = "reactor"
+	WorkersDefault = 8
+	// AckWaitDefault is short so that a crash costs seconds: every alert
+	// a dead process held is redelivered within it of the kill, so a
+	// process restarted at once handles alerts again within it of its
+	// start, however many processes of its group died.
+	AckWaitDefault         = 4 * time.Second
 	MaxDeliverDefault      = 5
 	BackoffBaseDefault     = time.Second
 	BackoffMaxDefault      = 5 * time.Minute

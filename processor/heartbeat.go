@@ -14,6 +14,9 @@ type slot struct {
 	mark int64 // unix nanos, as pulled.mark
 
 	confirm *confirmer // the worker's, with DoubleAck
+
+	worker int     // the slot's index
+	buf    *buffer // told when the handler returns
 }
 
 func (s *slot) set(d *delivery, mark int64) {
@@ -22,10 +25,15 @@ func (s *slot) set(d *delivery, mark int64) {
 	s.mu.Unlock()
 }
 
+// clear records that the handler returned: a redelivery of its alert is
+// no longer a duplicate of a running handler.
 func (s *slot) clear() {
 	s.mu.Lock()
 	s.d = nil
 	s.mu.Unlock()
+	if s.buf != nil {
+		s.buf.done(s.worker)
+	}
 }
 
 // get returns the delivery in s, nil if none.
@@ -81,6 +89,7 @@ func (p *Processor) heartbeat(stop <-chan struct{}) {
 // markInProgress tells the server m is being worked on: its AckWait starts
 // over.
 func (p *Processor) markInProgress(m jetstream.Msg) {
+	p.marks.Add(1)
 	if err := m.InProgress(); err != nil {
 		p.log.Debug("in-progress heartbeat failed", "err", err)
 	}

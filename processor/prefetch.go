@@ -2,6 +2,7 @@ package processor
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,6 +41,15 @@ import (
 // starting another, and the server drops what it had queued for the old
 // one's inbox (the deliveries then wait out AckWait): tried, and each
 // resize cost tens of redeliveries.
+//
+// Redeliveries go first. An alert delivered again was held by a process
+// that died (or it was nak'ed for a retry, or its marks did not reach the
+// server in time): it has waited already, so it does not queue behind a
+// deep buffer of new alerts; a dead process's alerts are handled as soon as
+// a worker is free once their AckWait runs out. And a redelivery of an
+// alert this process holds (buffered, or running: its marks were late, as
+// during a cluster's leader election) is dropped: the alert runs once here,
+// and the copy held settles it, whichever delivery the server counts.
 
 // pulled is a message with its metadata, parsed once by the Consume
 // callback.
@@ -51,15 +61,53 @@ type pulled struct {
 	mark int64
 }
 
-// buffer is the prefetch: alerts pulled and not yet taken by a worker.
+// seq is the alert's stream sequence, 0 without metadata.
+func (p *pulled) seq() uint64 {
+	if p.meta == nil {
+		return 0
+	}
+	return p.meta.Sequence.Stream
+}
+
+// queue is a ring of alerts in arrival order that grows when full.
+type queue struct {
+	ring []pulled
+	head int
+	n    int
+}
+
+func (q *queue) push(p pulled) {
+	if q.n == len(q.ring) {
+		ring := make([]pulled, max(2*len(q.ring), 16))
+		for i := range q.n {
+			ring[i] = q.ring[(q.head+i)%len(q.ring)]
+		}
+		q.ring, q.head = ring, 0
+	}
+	q.ring[(q.head+q.n)%len(q.ring)] = p
+	q.n++
+}
+
+func (q *queue) pop() pulled {
+	p := q.ring[q.head]
+	q.ring[q.head] = pulled{}
+	q.head = (q.head + 1) % len(q.ring)
+	q.n--
+	return p
+}
+
+// at returns the i-th oldest alert.
+func (q *queue) at(i int) *pulled { return &q.ring[(q.head+i)%len(q.ring)] }
+
+// buffer is the prefetch: alerts pulled and not yet taken by a worker, and
+// the alerts the workers took and still run.
 type buffer struct {
 	mu    sync.Mutex
 	ready sync.Cond // an alert was added, or the buffer closed
 	room  sync.Cond // an alert was taken, the mode changed, or a tick passed
 
-	ring   []pulled
-	head   int
-	n      int
+	again  queue // redeliveries, taken first
+	fresh  queue // first deliveries
 	closed bool
 
 	depth    int // the pull size; the callback blocks at depth buffered
@@ -78,14 +126,20 @@ type buffer struct {
 	base     uint64 // count when it started
 
 	draining bool // admit without blocking: the Consume is being drained
+
+	// running[i] is the stream sequence of the alert worker i took and
+	// whose handler has not returned yet, 0 if none. Set under mu by take,
+	// cleared without it.
+	running []atomic.Uint64
 }
 
-// newBuffer returns a buffer for pulls of depth alerts; the callback stops
-// blocking once a batch takes slowWait to go through. An alert admitted
-// after waiting lateAge or longer is to be marked at once.
-func newBuffer(depth int, slowWait, lateAge time.Duration) *buffer {
+// newBuffer returns a buffer for pulls of depth alerts, taken by workers
+// workers; the callback stops blocking once a batch takes slowWait to go
+// through. An alert admitted after waiting lateAge or longer is to be
+// marked at once.
+func newBuffer(depth, workers int, slowWait, lateAge time.Duration) *buffer {
 	b := &buffer{
-		ring:     make([]pulled, depth),
+		fresh:    queue{ring: make([]pulled, depth)},
 		depth:    depth,
 		slowWait: int64(slowWait),
 		lateAge:  int64(lateAge),
@@ -93,6 +147,7 @@ func newBuffer(depth int, slowWait, lateAge time.Duration) *buffer {
 		// whole batch again with the old one perhaps still served: up to
 		// two batches may be on their way.
 		admitted: make([]int64, 2*depth),
+		running:  make([]atomic.Uint64, workers),
 	}
 	b.ready.L = &b.mu
 	b.room.L = &b.mu
@@ -116,6 +171,9 @@ func (b *buffer) arrivedAfter(back int) int64 {
 	return max(b.since, b.admitted[(b.count-uint64(back))%uint64(len(b.admitted))])
 }
 
+// len is the number of alerts buffered. Call with b.mu held.
+func (b *buffer) len() int { return b.again.n + b.fresh.n }
+
 // put adds an alert. With a full buffer it blocks until a
 // worker takes one, unless a batch has taken slowWait to go through: then
 // nats.go's queue behind the callback would age, and the alert is admitted
@@ -123,12 +181,15 @@ func (b *buffer) arrivedAfter(back int) int64 {
 // queue, or while the callback was blocked) is to be marked in progress at
 // once (late reports it) rather than at the next tick; a younger one keeps
 // the time it may have arrived, and the ticks mark it if it waits on.
-func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata) (late bool) {
+//
+// A redelivery of an alert the buffer holds, or a worker runs, is not
+// added: held reports it, and the caller drops it.
+func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata) (late, held bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t := time.Now().UnixNano()
 	over := b.draining
-	for b.n >= b.depth && !over && !b.closed {
+	for b.len() >= b.depth && !over && !b.closed {
 		if t-b.arrivedAfter(b.depth) >= b.slowWait {
 			over = true
 			break
@@ -137,47 +198,67 @@ func (b *buffer) put(msg jetstream.Msg, meta *jetstream.MsgMetadata) (late bool)
 		t = time.Now().UnixNano()
 	}
 	mark := min(b.arrivedAfter(2*b.depth), t)
+	b.admitted[b.count%uint64(len(b.admitted))] = t
+	b.count++
+	if meta != nil && meta.NumDelivered > 1 && b.holds(meta.Sequence.Stream) {
+		return false, true
+	}
 	if t-mark >= b.lateAge {
 		mark, late = t, true
 	}
-	if b.n == len(b.ring) {
-		b.grow()
+	p := pulled{msg: msg, meta: meta, mark: mark}
+	if meta != nil && meta.NumDelivered > 1 {
+		b.again.push(p)
+	} else {
+		b.fresh.push(p)
 	}
-	b.ring[(b.head+b.n)%len(b.ring)] = pulled{msg: msg, meta: meta, mark: mark}
-	b.n++
-	b.admitted[b.count%uint64(len(b.admitted))] = t
-	b.count++
 	b.ready.Signal()
-	return late
+	return late, false
 }
 
-// grow doubles the ring: only while batches go through slowly.
-func (b *buffer) grow() {
-	ring := make([]pulled, 2*len(b.ring))
-	for i := range b.n {
-		ring[i] = b.ring[(b.head+i)%len(b.ring)]
+// holds reports whether the alert of stream sequence seq is buffered or
+// running. Call with b.mu held; it looks at every alert, so only for
+// redeliveries.
+func (b *buffer) holds(seq uint64) bool {
+	for i := range b.running {
+		if b.running[i].Load() == seq {
+			return true
+		}
 	}
-	b.ring, b.head = ring, 0
+	for _, q := range []*queue{&b.again, &b.fresh} {
+		for i := range q.n {
+			if q.at(i).seq() == seq {
+				return true
+			}
+		}
+	}
+	return false
 }
 
-// take returns the oldest alert, waiting for one; ok is false once the
-// buffer is closed.
-func (b *buffer) take() (p pulled, ok bool) {
+// take returns the oldest redelivery, or else the oldest alert, waiting for
+// one, and records it as worker's until done; ok is false once the buffer
+// is closed.
+func (b *buffer) take(worker int) (p pulled, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.n == 0 && !b.closed {
+	for b.len() == 0 && !b.closed {
 		b.ready.Wait()
 	}
 	if b.closed {
 		return pulled{}, false
 	}
-	p = b.ring[b.head]
-	b.ring[b.head] = pulled{}
-	b.head = (b.head + 1) % len(b.ring)
-	b.n--
+	if b.again.n > 0 {
+		p = b.again.pop()
+	} else {
+		p = b.fresh.pop()
+	}
+	b.running[worker].Store(p.seq())
 	b.room.Signal()
 	return p, true
 }
+
+// done records that worker's handler returned.
+func (b *buffer) done(worker int) { b.running[worker].Store(0) }
 
 // drain makes put admit without blocking, while a Consume is drained.
 func (b *buffer) drain() {
@@ -192,11 +273,12 @@ func (b *buffer) drain() {
 func (b *buffer) mark(before, now int64, fn func(jetstream.Msg)) {
 	var due []jetstream.Msg
 	b.mu.Lock()
-	for i := range b.n {
-		p := &b.ring[(b.head+i)%len(b.ring)]
-		if p.mark < before {
-			p.mark = now
-			due = append(due, p.msg)
+	for _, q := range []*queue{&b.again, &b.fresh} {
+		for i := range q.n {
+			if p := q.at(i); p.mark < before {
+				p.mark = now
+				due = append(due, p.msg)
+			}
 		}
 	}
 	b.mu.Unlock()
@@ -213,11 +295,12 @@ func (b *buffer) tick() { b.room.Broadcast() }
 func (b *buffer) close() []pulled {
 	b.mu.Lock()
 	b.closed = true
-	left := make([]pulled, 0, b.n)
-	for i := range b.n {
-		left = append(left, b.ring[(b.head+i)%len(b.ring)])
+	left := make([]pulled, 0, b.len())
+	for _, q := range []*queue{&b.again, &b.fresh} {
+		for q.n > 0 {
+			left = append(left, q.pop())
+		}
 	}
-	b.n = 0
 	b.mu.Unlock()
 	b.ready.Broadcast()
 	b.room.Broadcast()

@@ -57,6 +57,8 @@ type Processor struct {
 	attempts attemptLog
 	running  atomic.Int64
 	bound    atomic.Bool
+	marks    atomic.Uint64 // in-progress marks sent
+	dropped  atomic.Uint64 // redeliveries of alerts held already
 
 	deferrals deferralLog // see Defer
 
@@ -108,6 +110,18 @@ func (p *Processor) Config() Config { return p.cfg }
 // InFlight is the number of handlers running now.
 func (p *Processor) InFlight() int { return int(p.running.Load()) }
 
+// ProgressMarks is the number of in-progress marks the processor sent: to
+// alerts whose handler ran long, and to alerts that waited long in the
+// prefetch. Each costs the server what an ack costs; with fast handlers
+// none is sent.
+func (p *Processor) ProgressMarks() uint64 { return p.marks.Load() }
+
+// DroppedRedeliveries is the number of redeliveries the processor dropped
+// because it held the alert already, buffered or running: the server
+// redelivered it while its marks were late (as during a cluster's leader
+// election). The copy held settles the alert.
+func (p *Processor) DroppedRedeliveries() uint64 { return p.dropped.Load() }
+
 // Run ensures the topology, then processes messages until ctx is cancelled.
 // Cancelling ctx is a soft stop: no more messages are pulled, messages not
 // yet started are nak'ed, and running handlers get ShutdownTimeout to
@@ -129,8 +143,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hcancel(ErrShutdown)
 
-	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.AckWait/8, p.cfg.waitMark()-p.cfg.tickEvery())
+	p.buf = newBuffer(p.cfg.Prefetch, p.cfg.Workers, p.cfg.AckWait/8, p.cfg.waitMark()-p.cfg.tickEvery())
 	p.slots = make([]slot, p.cfg.Workers)
+	for i := range p.slots {
+		p.slots[i].worker, p.slots[i].buf = i, p.buf
+	}
 	if p.cfg.DoubleAck {
 		nc := p.js.Conn()
 		inbox := nc.NewInbox()
@@ -147,11 +164,12 @@ func (p *Processor) Run(ctx context.Context) error {
 	for i := range p.cfg.Workers {
 		workers.Go(func() {
 			for {
-				it, ok := p.buf.take()
+				it, ok := p.buf.take(i)
 				if !ok {
 					return
 				}
 				p.handle(hctx, &p.slots[i], it)
+				p.buf.done(i)
 			}
 		})
 	}
@@ -165,7 +183,15 @@ func (p *Processor) Run(ctx context.Context) error {
 			_ = msg.Nak() // pulled but not buffered: redeliver now
 			return
 		}
-		if p.buf.put(msg, meta) && p.cfg.Heartbeat > 0 {
+		late, held := p.buf.put(msg, meta)
+		if held {
+			// Neither acked nor nak'ed: the copy this process holds
+			// settles the alert, and its marks keep it.
+			p.log.Debug("redelivered alert held already: dropped", "seq", meta.Sequence.Stream, "delivered", meta.NumDelivered)
+			p.dropped.Add(1)
+			return
+		}
+		if late && p.cfg.Heartbeat > 0 {
 			p.markInProgress(msg)
 		}
 	}

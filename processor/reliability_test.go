@@ -100,9 +100,10 @@ func (h *handledLog) handledAtLeast(n int) error {
 
 // ackedLog records the ids whose publish returned a PubAck.
 type ackedLog struct {
-	mu     sync.Mutex
-	ids    []string
-	failed int
+	mu        sync.Mutex
+	ids       []string
+	failed    int
+	lastError error // of the last publish that failed
 }
 
 func (a *ackedLog) add(id string, err error) {
@@ -110,9 +111,17 @@ func (a *ackedLog) add(id string, err error) {
 	defer a.mu.Unlock()
 	if err != nil {
 		a.failed++
+		a.lastError = err
 		return
 	}
 	a.ids = append(a.ids, id)
+}
+
+// lastErr is the error of the last publish that failed, nil if none did.
+func (a *ackedLog) lastErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastError
 }
 
 func (a *ackedLog) snapshot() (ids []string, failed int) {

@@ -254,6 +254,7 @@ type printLog struct {
 	byRun []map[string]int
 	at    [][]time.Time
 	all   map[string]bool
+	again []time.Time // when each line of a redelivery (delivered=2 or more) was read
 }
 
 // next returns the writer for the next run's stdout.
@@ -276,6 +277,60 @@ func (l *printLog) printingFor(run int) time.Duration {
 		return 0
 	}
 	return time.Since(l.at[run][0])
+}
+
+// first is when run printed its first alert; zero before that.
+func (l *printLog) first(run int) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.at[run]) == 0 {
+		return time.Time{}
+	}
+	return l.at[run][0]
+}
+
+// total is how many alert lines every run printed, duplicates included.
+func (l *printLog) total() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, at := range l.at {
+		n += len(at)
+	}
+	return n
+}
+
+// lastAgain is when the last redelivery was printed; zero if none was.
+func (l *printLog) lastAgain() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.again) == 0 {
+		return time.Time{}
+	}
+	return l.again[len(l.again)-1]
+}
+
+// maxGap is the longest time between two printed lines, of any runs, from
+// t on, and when it began.
+func (l *printLog) maxGap(t time.Time) (gap time.Duration, at time.Time) {
+	l.mu.Lock()
+	var all []time.Time
+	for _, r := range l.at {
+		all = append(all, r...)
+	}
+	l.mu.Unlock()
+	slices.SortFunc(all, time.Time.Compare)
+	prev := t
+	for _, x := range all {
+		if x.Before(t) {
+			continue
+		}
+		if d := x.Sub(prev); d > gap {
+			gap, at = d, prev
+		}
+		prev = x
+	}
+	return gap, at
 }
 
 // since is how many alerts run printed from t on.
@@ -324,9 +379,13 @@ func (w *runPrints) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		if m := idField.FindSubmatch(w.partial[:i]); m != nil {
+			now := time.Now()
 			w.log.byRun[w.run][string(m[1])]++
-			w.log.at[w.run] = append(w.log.at[w.run], time.Now())
+			w.log.at[w.run] = append(w.log.at[w.run], now)
 			w.log.all[string(m[1])] = true
+			if d := deliveredField.FindSubmatch(w.partial[:i]); d != nil && string(d[1]) != "1" {
+				w.log.again = append(w.log.again, now)
+			}
 		}
 		w.partial = w.partial[i+1:]
 	}

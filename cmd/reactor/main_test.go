@@ -265,7 +265,10 @@ func (p *runProc) waitFor(timeout time.Duration, l *lines, cond func([]string) b
 	}, append([]any{format}, args...)...)
 }
 
-var idField = regexp.MustCompile(`\bid=(\S+)`)
+var (
+	idField        = regexp.MustCompile(`\bid=(\S+)`)
+	deliveredField = regexp.MustCompile(`\bdelivered=(\d+)`)
+)
 
 // ids returns the alert ids in the print handler's lines.
 func ids(ls []string) map[string]int {

@@ -55,7 +55,7 @@ func runCommand() *cli.Command {
 		&cli.StringFlag{Name: "group", Value: processor.GroupDefault, Usage: "consumer group: processes of one group share the alerts", EnvVars: env("GROUP"), Category: catProc},
 		&cli.StringFlag{Name: "start", Value: stream.StartDefault, Usage: "where a new group starts: all (every alert kept), new (the next alert), a duration back (24h), an RFC 3339 time, or seq:N; auto is all for the first group of the stream, new for a group added later; an existing group keeps its position", EnvVars: env("START"), Category: catProc},
 		&cli.StringSliceFlag{Name: "filter", Usage: "handle only alerts on these subjects (repeatable, wildcards * and >); default: all", EnvVars: env("FILTER"), Category: catProc},
-		&cli.DurationFlag{Name: "ack-wait", Value: processor.AckWaitDefault, Usage: "redeliver an alert whose worker went silent this long (heartbeats keep long handlers alive)", EnvVars: env("ACK_WAIT"), Category: catProc},
+		&cli.DurationFlag{Name: "ack-wait", Value: processor.AckWaitDefault, Usage: "redeliver an alert whose process went silent this long: how soon the alerts of a crashed process are handled again (in-progress marks keep those of a live process, running or waiting)", EnvVars: env("ACK_WAIT"), Category: catProc},
 		&cli.IntFlag{Name: "max-deliver", Value: processor.MaxDeliverDefault, Usage: "deliveries of a failing alert before it is dead-lettered", EnvVars: env("MAX_DELIVER"), Category: catProc},
 		&cli.DurationFlag{Name: "backoff-base", Value: processor.BackoffBaseDefault, Usage: "first retry delay; doubles per delivery, with jitter", EnvVars: env("BACKOFF_BASE"), Category: catProc},
 		&cli.DurationFlag{Name: "backoff-max", Value: processor.BackoffMaxDefault, Usage: "longest retry delay", EnvVars: env("BACKOFF_MAX"), Category: catProc},
@@ -74,7 +74,8 @@ connects to --url, creates the streams if needed, and handles alerts until
 Ctrl-C or SIGTERM. Alerts printed by the print handler go to stdout, logs to
 stderr. Ctrl-C drains: no new alerts are taken, running handlers get
 --shutdown-timeout to finish. A second Ctrl-C exits at once (status 130);
-alerts in flight are redelivered after --ack-wait.
+alerts in flight are redelivered after --ack-wait. Exec actions never outlive
+run: their commands are killed with it however it ends (on Linux).
 
 Examples:
    reactor run                                  # embedded server on 127.0.0.1:4222, ./reactor-data

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reactor-alerts/reactor/processor"
 )
 
 // The seed demo: terminal 1 runs, terminal 2 sends, terminal 1 prints.
@@ -208,7 +210,7 @@ func TestStatusJSON(t *testing.T) {
 		"groups.num_pending":              0.0,
 		"groups.ack_pending":              0.0,
 		"groups.redelivered":              0.0,
-		"groups.ack_wait_seconds":         30.0,
+		"groups.ack_wait_seconds":         processor.AckWaitDefault.Seconds(),
 	}
 	for path, w := range want {
 		if got := get(path); got != w {

@@ -146,10 +146,18 @@ func (m *Metrics) series(entry string, o processor.Outcome) (prometheus.Counter,
 	return s.handled[o], s.duration
 }
 
-// WatchProcessor adds gauges read from p at scrape time: workers busy and
-// readiness.
+// WatchProcessor adds gauges and counters read from p at scrape time:
+// workers busy, readiness, in-progress marks and dropped redeliveries.
 func (m *Metrics) WatchProcessor(p *processor.Processor) {
 	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "reactor_progress_marks_total",
+			Help: "In-progress marks sent, for alerts that ran or waited in the prefetch long enough to need one.",
+		}, func() float64 { return float64(p.ProgressMarks()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "reactor_redeliveries_dropped_total",
+			Help: "Redeliveries of alerts this process held already (buffered or running), dropped so that an alert runs once at a time.",
+		}, func() float64 { return float64(p.DroppedRedeliveries()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "reactor_inflight_alerts",
 			Help: "Alerts whose handler is running now.",

@@ -148,6 +148,8 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		{"reactor_handler_duration_seconds", map[string]string{"entry": "alerts.ok"}, 10},
 		{"reactor_workers", nil, 2},
 		{"reactor_ready", nil, 1},
+		{"reactor_progress_marks_total", nil, 0},
+		{"reactor_redeliveries_dropped_total", nil, 0},
 		{"reactor_jetstream_up", nil, 1},
 		{"reactor_backlog_alerts", map[string]string{"group": "reactor"}, 0},
 		{"reactor_backlog_alerts", map[string]string{"group": "idle"}, 10},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,12 +30,23 @@ type ProcessCluster struct {
 	name  string
 	bin   string
 	admin *stream.Conn
+	net   processNet
 	mu    sync.Mutex
 	nodes []*processNode
 }
 
+// processNet is where a ProcessCluster's servers live: 127.0.0.1 by
+// default, or a host and a command prefix per server (NetnsCluster's
+// namespaces), with a dialer to reach them.
+type processNet struct {
+	host func(i int) string   // server i's address; 127.0.0.1 if nil
+	wrap func(i int) []string // the command that runs server i's, if not nil
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
 type processNode struct {
 	name     string
+	host     string
 	port     int // client
 	httpPort int // monitoring: /healthz
 	conf     string
@@ -47,6 +59,14 @@ type processNode struct {
 // They are killed by t.Cleanup.
 func NewProcessCluster(t testing.TB, n int) *ProcessCluster {
 	t.Helper()
+	return newProcessCluster(t, n, processNet{})
+}
+
+func newProcessCluster(t testing.TB, n int, pn processNet) *ProcessCluster {
+	t.Helper()
+	if pn.host == nil {
+		pn.host = func(int) string { return "127.0.0.1" }
+	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "nats-server")
 	build := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
@@ -57,22 +77,23 @@ func NewProcessCluster(t testing.TB, n int) *ProcessCluster {
 	if err != nil {
 		t.Fatalf("streamtest: %v", err)
 	}
-	c := &ProcessCluster{t: t, name: fmt.Sprintf("pc%d", ports[0]), bin: bin}
+	c := &ProcessCluster{t: t, name: fmt.Sprintf("pc%d", ports[0]), bin: bin, net: pn}
 	routes := make([]string, n)
 	for i := range n {
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[n+i])
+		routes[i] = fmt.Sprintf("nats://%s:%d", pn.host(i), ports[n+i])
 	}
 	for i := range n {
 		node := &processNode{
 			name:     fmt.Sprintf("%s-%d", c.name, i),
+			host:     pn.host(i),
 			port:     ports[i],
 			httpPort: ports[2*n+i],
 			conf:     filepath.Join(dir, fmt.Sprintf("server-%d.conf", i)),
 			log:      filepath.Join(dir, fmt.Sprintf("server-%d.log", i)),
 		}
-		conf := fmt.Sprintf("server_name: %q\nlisten: \"127.0.0.1:%d\"\nhttp: \"127.0.0.1:%d\"\n"+
-			"jetstream { store_dir: %q }\ncluster { name: %q, listen: \"127.0.0.1:%d\", routes: [%s] }\n",
-			node.name, node.port, node.httpPort, t.TempDir(), c.name, ports[n+i], strings.Join(routes, ", "))
+		conf := fmt.Sprintf("server_name: %q\nlisten: \"%s:%d\"\nhttp: \"%s:%d\"\n"+
+			"jetstream { store_dir: %q }\ncluster { name: %q, listen: \"%s:%d\", routes: [%s] }\n",
+			node.name, node.host, node.port, node.host, node.httpPort, t.TempDir(), c.name, node.host, ports[n+i], strings.Join(routes, ", "))
 		if err := os.WriteFile(node.conf, []byte(conf), 0o600); err != nil {
 			t.Fatalf("streamtest: %v", err)
 		}
@@ -109,7 +130,7 @@ func (c *ProcessCluster) ServerName(i int) string { return c.nodes[i].name }
 func (c *ProcessCluster) ClientURLs() string {
 	urls := make([]string, len(c.nodes))
 	for i, node := range c.nodes {
-		urls[i] = fmt.Sprintf("nats://127.0.0.1:%d", node.port)
+		urls[i] = fmt.Sprintf("nats://%s:%d", node.host, node.port)
 	}
 	return strings.Join(urls, ",")
 }
@@ -118,6 +139,9 @@ func (c *ProcessCluster) ClientURLs() string {
 // t.Cleanup before the servers are killed.
 func (c *ProcessCluster) Connect(t testing.TB) *stream.Conn {
 	t.Helper()
+	if c.net.dial != nil {
+		return connectDial(t, c.ClientURLs(), c.net.dial)
+	}
 	return Connect(t, c.ClientURLs())
 }
 
@@ -152,7 +176,11 @@ func (c *ProcessCluster) Restart(i int) {
 		c.t.Fatalf("streamtest: %v", err)
 	}
 	defer log.Close() // the child has its copy
-	cmd := exec.Command(c.bin, "-c", node.conf)
+	args := []string{c.bin, "-c", node.conf}
+	if c.net.wrap != nil {
+		args = append(c.net.wrap(i), args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("streamtest: start server %d: %v", i, err)
@@ -166,6 +194,9 @@ func (c *ProcessCluster) Restart(i int) {
 func (c *ProcessCluster) WaitReady(timeout time.Duration) {
 	c.t.Helper()
 	client := &http.Client{Timeout: time.Second}
+	if c.net.dial != nil {
+		client.Transport = &http.Transport{DialContext: c.net.dial}
+	}
 	Eventually(c.t, timeout, func() error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -173,7 +204,7 @@ func (c *ProcessCluster) WaitReady(timeout time.Duration) {
 			if node.cmd == nil {
 				continue
 			}
-			resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", node.httpPort))
+			resp, err := client.Get(fmt.Sprintf("http://%s:%d/healthz", node.host, node.httpPort))
 			if err != nil {
 				return fmt.Errorf("server %s: %w", node.name, err)
 			}
@@ -262,4 +293,27 @@ func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jets
 		return nil, errors.New("stream " + name + ": no cluster info")
 	}
 	return info, nil
+}
+
+// connectDial connects to url as Connect does, opening each connection
+// with dial: for servers in network namespaces of the test's making.
+func connectDial(t testing.TB, url string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *stream.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := stream.Open(ctx, stream.Config{URL: url, Name: t.Name(), Dialer: dialerFunc(dial)})
+	if err != nil {
+		t.Fatalf("streamtest: connect to %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// dialerFunc is a nats.CustomDialer.
+type dialerFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (d dialerFunc) Dial(network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return d(ctx, network, addr)
 }

@@ -51,7 +51,8 @@ type Config struct {
 	// but not a CPU. Defaults to 0: a no-op handler.
 	Work time.Duration
 	// AckWait is both phases' consumer AckWait. Defaults to 0: the
-	// processor's default and the server's, 30s.
+	// processor's default (processor.AckWaitDefault) for the reactor phase,
+	// the server's (30s) for the raw one.
 	AckWait time.Duration
 	// FailRate is the fraction of alerts whose handler returns a plain
 	// error on the first delivery: they are retried, then succeed.
@@ -122,8 +123,9 @@ type Progress struct {
 	Done      bool
 }
 
-// DefaultDrainTimeout is longer than the processor's 30s AckWait, so an
-// alert whose ack was lost is redelivered in time.
+// DefaultDrainTimeout is longer than any AckWait the bench is run with (the
+// processor's default is processor.AckWaitDefault), so an alert whose ack
+// was lost is redelivered in time.
 const DefaultDrainTimeout = 60 * time.Second
 
 // Processor settings of the bench: MaxDeliver leaves room for the one

@@ -107,6 +107,7 @@ func (s *reactorSide) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	s.metrics.WatchProcessor(p)
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.done = make(chan error, 1)
 	go func() { s.done <- p.Run(ctx) }()

@@ -101,6 +101,10 @@ type Counters struct {
 	Redeliveries float64 `json:"redeliveries"`
 	// SettleErrors is reactor_settle_errors_total, all outcomes.
 	SettleErrors float64 `json:"settle_errors"`
+	// ProgressMarks is reactor_progress_marks_total: in-progress marks
+	// sent for alerts that ran or waited long, each costing the server
+	// what an ack costs.
+	ProgressMarks float64 `json:"progress_marks"`
 }
 
 // Injected counts published alerts by injected failure.
@@ -179,6 +183,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 		h := p.Metrics.Handled
 		return fmt.Sprintf("%.0f ok, %.0f retried, %.0f dead", h["ok"], h["retried"], h["dead_lettered"])
 	})
+	row("metrics: progress marks", func(p *Phase) string {
+		if p.Metrics == nil {
+			return "-"
+		}
+		per := 0.0
+		if settled := p.Acked + p.DeadLettered; settled > 0 {
+			per = p.Metrics.ProgressMarks / float64(settled)
+		}
+		return fmt.Sprintf("%.0f (%.2f per alert)", p.Metrics.ProgressMarks, per)
+	})
 	row("group backlog left", func(p *Phase) string { return fmt.Sprint(p.Backlog) })
 	row("publish rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.PublishRate) })
 	row("process rate", func(p *Phase) string { return fmt.Sprintf("%.0f/s", p.ProcessRate) })
@@ -244,6 +258,8 @@ func counters(m *metrics.Metrics) *Counters {
 				c.Redeliveries += v
 			case "reactor_settle_errors_total":
 				c.SettleErrors += v
+			case "reactor_progress_marks_total":
+				c.ProgressMarks += v
 			}
 		}
 	}
