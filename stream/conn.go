@@ -107,7 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		shutdown = s.Shutdown
 	}
-	authOpts, err := cfg.Auth.options()
+	authOpts, err := cfg.Auth.Options()
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,8 @@ func (c *Conn) Close() error {
 	return err
 }
 
-func (a Auth) options() ([]nats.Option, error) {
+// Options are the nats.go connection options that present a's credentials.
+func (a Auth) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	if a.User != "" {
 		opts = append(opts, nats.UserInfo(a.User, a.Password))

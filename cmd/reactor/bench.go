@@ -32,11 +32,24 @@ command exits non-zero.
 
 By default it starts a fresh embedded server in a temporary directory
 (removed afterwards), reached in-process only; with --url it uses streams of
-its own (REACTOR_BENCH_*) on that server, deleted after the run. --raw runs
-the same load through bare nats.go jetstream as a user writes it with the
-library alone (one stream, a durable consumer, Consume with its defaults,
-PublishAsync with a Msg-Id, goroutines that ack) and prints the ratio
-reactor/raw: what reactor costs over that.
+its own (REACTOR_BENCH_*) on that server, deleted after the run.
+
+--raw also runs the same load through bare nats.go jetstream, as a program
+using the library alone writes it, on a connection and JetStream context of
+its own with the library's defaults, and prints the ratio reactor/raw: what
+reactor costs over that. Per alert, each side does:
+
+  reactor  publish: stream.Publisher.PublishBatch, as send --file and ingest
+           do: a traceparent header, PublishMsgAsync with the Msg-Id, the
+           PubAck awaited with a deadline, the alert sent again with the
+           same id if it does not come.
+           process: processor.Processor on the group's durable consumer:
+           Consume, the router, the handler under in-progress heartbeats,
+           the outcome (ack; retry with backoff; dead letter), metrics.
+  raw      publish: PublishMsgAsync with the Msg-Id, the PubAck awaited.
+           process: Consume with its defaults on a durable consumer, the
+           message handed to one of --workers goroutines that reads its
+           delivery count, sleeps --work and acks. No retry, no DLQ.
 
 --work is spent in time.Sleep: a handler waiting on I/O. Failures are picked
 by a hash of each alert's id: --fail-rate and --panic-rate fail the first

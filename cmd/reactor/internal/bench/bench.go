@@ -36,6 +36,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
+	var rawJS jetstream.JetStream
+	if cfg.Raw {
+		sc := cfg.Conn
+		sc.InProcess = conn.InProcess
+		nc, js, err := dialRaw(sc)
+		if err != nil {
+			return nil, err
+		}
+		defer nc.Close()
+		rawJS = js
+	}
+	sides := sideConns{reactor: conn.JS, raw: rawJS}
 	h := &handover{}
 	defer h.done()
 
@@ -49,7 +61,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.Runs > 1 {
 			label = fmt.Sprintf(" %d", i+1)
 		}
-		reactor, raw, err := runOnce(ctx, conn.JS, h, cfg, fmt.Sprintf("%s%d", id, i), label, i%2 == 1)
+		reactor, raw, err := runOnce(ctx, sides, h, cfg, fmt.Sprintf("%s%d", id, i), label, i%2 == 1)
 		if reactor.Msgs > 0 && (!cfg.Raw || raw.Msgs > 0) {
 			reactors, raws = append(reactors, reactor), append(raws, raw)
 			rep.Runs = append(rep.Runs, summarize(reactor, raw, cfg.Raw))
@@ -72,7 +84,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // runOnce runs the reactor phase, then the raw one if asked (the other
 // way round with rawFirst).
-func runOnce(ctx context.Context, js jetstream.JetStream, h *handover, cfg Config, run, label string, rawFirst bool) (reactor, raw Phase, err error) {
+func runOnce(ctx context.Context, js sideConns, h *handover, cfg Config, run, label string, rawFirst bool) (reactor, raw Phase, err error) {
 	if cfg.Raw && rawFirst {
 		if raw, err = runPhase(ctx, js, h, cfg, run, "raw", "raw"+label); err != nil {
 			return reactor, raw, err
@@ -86,6 +98,11 @@ func runOnce(ctx context.Context, js jetstream.JetStream, h *handover, cfg Confi
 	}
 	return reactor, raw, err
 }
+
+// sideConns are the JetStream contexts of the two sides, each on a
+// connection of its own: reactor's, which also reads the DLQ streams, and
+// the raw baseline's (nil without Config.Raw).
+type sideConns struct{ reactor, raw jetstream.JetStream }
 
 // connect opens cfg.Conn, starting a fresh embedded server in a temporary
 // directory when there is no URL. cleanup closes the connection, stops the
@@ -124,14 +141,14 @@ func connect(ctx context.Context, cfg Config) (*stream.Conn, func(), error) {
 // with the reactor processor or the raw baseline; h deletes the streams once
 // the next phase has created its own. label names the phase in progress
 // reports.
-func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Config, run, name, label string) (Phase, error) {
+func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, name, label string) (Phase, error) {
 	var ph Phase
 	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
 	subjects := "reactor_bench." + run + "." + name
 	t := newTracker(run+"-"+name+"-", cfg.Msgs)
 	var sd side
 	if name == "raw" {
-		sd = &rawSide{js: js, cfg: cfg, name: tag, subject: subjects + ".>", t: t}
+		sd = &rawSide{js: js.raw, cfg: cfg, name: tag, subject: subjects + ".>", t: t}
 	} else {
 		topo := stream.Topology{
 			Alerts:    tag,
@@ -143,7 +160,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 
 			DuplicateWindow: cfg.DuplicateWindow,
 		}.WithDefaults()
-		sd = newReactorSide(js, cfg, topo, t, subjects+".>")
+		sd = newReactorSide(js.reactor, cfg, topo, t, subjects+".>")
 	}
 	err := sd.setup(ctx)
 	h.next(sd.cleanup)
@@ -236,7 +253,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / elapsed.Seconds()
 		}
 	}
-	ph.Backlog, ph.DLQMessages = leftOver(js, sd)
+	ph.Backlog, ph.DLQMessages = leftOver(js.reactor, sd)
 	if rs, ok := sd.(*reactorSide); ok {
 		ph.Metrics = counters(rs.metrics)
 	}
@@ -360,13 +377,13 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 }
 
 // leftOver returns the alerts the side's consumer has not seen acked
-// (pending plus ack pending) and the messages of its DLQ stream. Acks are
-// asynchronous: the connection is flushed first, and the consumer is given
-// a moment to apply the last ones.
+// (pending plus ack pending) and the messages of its DLQ stream, read on
+// js. Acks are asynchronous: the side's connection is flushed first, and
+// the consumer is given a moment to apply the last ones.
 func leftOver(js jetstream.JetStream, sd side) (left, dlq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), stream.RequestTimeoutDefault)
 	defer cancel()
-	_ = js.Conn().FlushWithContext(ctx)
+	_ = sd.flush(ctx)
 	read := func() uint64 {
 		c, err := sd.consumer(ctx)
 		if err != nil {

@@ -63,9 +63,10 @@ type Config struct {
 	// permanent error on every delivery: they are dead-lettered.
 	PermanentRate float64
 	// Raw also runs the same load through bare nats.go jetstream, as a user
-	// writes it with the library alone (one Limits stream, a durable
-	// consumer, Consume with its defaults, Workers goroutines that ack), and
-	// reports the ratio.
+	// writes it with the library alone, on a connection and JetStream
+	// context of its own with the library's defaults (one Limits stream, a
+	// durable consumer, PublishMsgAsync with a Msg-Id, Consume with its
+	// defaults, Workers goroutines that ack), and reports the ratio.
 	Raw bool
 	// Runs repeats the comparison, each run a reactor phase and a raw one
 	// on fresh streams of the same server, alternating which goes first;

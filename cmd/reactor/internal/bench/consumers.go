@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,6 +29,8 @@ type side interface {
 	consumer(ctx context.Context) (jetstream.Consumer, error)
 	// dlq is the side's dead-letter stream, "" if it has none.
 	dlq() string
+	// flush flushes the side's connection: its acks reach the server.
+	flush(ctx context.Context) error
 	// cleanup deletes the side's streams.
 	cleanup()
 }
@@ -124,155 +125,11 @@ func (s *reactorSide) consumer(ctx context.Context) (jetstream.Consumer, error) 
 
 func (s *reactorSide) dlq() string { return s.topo.DLQ }
 
+func (s *reactorSide) flush(ctx context.Context) error { return s.js.Conn().FlushWithContext(ctx) }
+
 func (s *reactorSide) cleanup() {
 	deleteStreams(s.js, s.topo.Alerts, s.topo.DLQ)
 }
-
-// rawSide is the baseline: nats.go jetstream as a user writes it with the
-// library alone. One Limits stream with a duplicate window, a durable
-// consumer with explicit acks and the server's defaults, PublishAsync with
-// a Msg-Id, Consume with its default options, its callback handing each
-// message to a pool of Workers goroutines that read the delivery count,
-// spend Work, ack (DoubleAck if asked) and record the ack. No router,
-// middleware, heartbeat, tracing, failure injection, dead-lettering, nor
-// any remedy for Consume's stalls: the ratio is what reactor costs over
-// what a user gets without it.
-type rawSide struct {
-	js      jetstream.JetStream
-	cfg     Config
-	name    string
-	subject string
-	t       *tracker
-
-	quit chan struct{}
-	wg   sync.WaitGroup
-	cc   jetstream.ConsumeContext
-}
-
-const rawConsumer = "raw"
-
-func (s *rawSide) setup(ctx context.Context) error {
-	_, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:       s.name,
-		Subjects:   []string{s.subject},
-		Storage:    jetstream.FileStorage,
-		Duplicates: s.cfg.DuplicateWindow,
-	})
-	if err != nil {
-		return fmt.Errorf("bench: raw stream: %w", err)
-	}
-	_, err = s.js.CreateOrUpdateConsumer(ctx, s.name, jetstream.ConsumerConfig{
-		Durable:   rawConsumer,
-		AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait:   s.cfg.AckWait,
-	})
-	if err != nil {
-		return fmt.Errorf("bench: raw consumer: %w", err)
-	}
-	return nil
-}
-
-// publish is PublishAsync with a Msg-Id (the header publishRange sets),
-// waiting for the batch's acks.
-func (s *rawSide) publish(ctx context.Context, msgs []*nats.Msg, done func(int, error)) {
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	for i, m := range msgs {
-		f, err := s.js.PublishMsgAsync(m)
-		if err != nil {
-			done(i, err)
-			continue
-		}
-		futures[i] = f
-	}
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		select {
-		case <-f.Ok():
-			done(i, nil)
-		case err := <-f.Err():
-			done(i, err)
-		case <-ctx.Done():
-			done(i, context.Cause(ctx))
-		}
-	}
-}
-
-func (s *rawSide) start(ctx context.Context) error {
-	cons, err := s.consumer(ctx)
-	if err != nil {
-		return fmt.Errorf("bench: raw consumer: %w", err)
-	}
-	work := make(chan jetstream.Msg)
-	s.quit = make(chan struct{})
-	for range s.cfg.Workers {
-		s.wg.Go(func() {
-			for {
-				select {
-				case msg := <-work:
-					s.handle(ctx, msg)
-				case <-s.quit:
-					return
-				}
-			}
-		})
-	}
-	s.cc, err = cons.Consume(func(msg jetstream.Msg) {
-		select {
-		case work <- msg:
-		case <-s.quit:
-		}
-	})
-	if err != nil {
-		close(s.quit)
-		s.wg.Wait()
-		return fmt.Errorf("bench: raw consume: %w", err)
-	}
-	return nil
-}
-
-// handle is one raw worker's turn.
-func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
-	if meta, err := msg.Metadata(); err == nil {
-		s.t.delivered(int(meta.NumDelivered))
-	}
-	if s.cfg.Work > 0 {
-		time.Sleep(s.cfg.Work)
-	}
-	var err error
-	if s.cfg.DoubleAck {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.RequestTimeoutDefault)
-		err = msg.DoubleAck(actx)
-		cancel()
-	} else {
-		err = msg.Ack()
-	}
-	if err != nil {
-		return // not settled: the server redelivers it after AckWait
-	}
-	h := msg.Headers()
-	s.t.settle(h.Get(nats.MsgIdHdr), h.Get(headerSent), false, time.Now())
-}
-
-func (s *rawSide) stop() error {
-	s.cc.Stop()
-	select {
-	case <-s.cc.Closed():
-	case <-time.After(5 * time.Second):
-	}
-	close(s.quit)
-	s.wg.Wait()
-	return nil
-}
-
-func (s *rawSide) consumer(ctx context.Context) (jetstream.Consumer, error) {
-	return s.js.Consumer(ctx, s.name, rawConsumer)
-}
-
-func (s *rawSide) dlq() string { return "" }
-
-func (s *rawSide) cleanup() { deleteStreams(s.js, s.name) }
 
 func deleteStreams(js jetstream.JetStream, names ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
