@@ -37,7 +37,9 @@ its own (REACTOR_BENCH_*) on that server, deleted after the run.
 --raw also runs the same load through bare nats.go jetstream, as a program
 using the library alone writes it, on a connection and JetStream context of
 its own with the library's defaults, and prints the ratio reactor/raw: what
-reactor costs over that. Per alert, each side does:
+reactor costs over that. Before anything is measured, each side runs a
+warm-up phase whose figures are discarded (--warm-up). Per alert, each side
+does:
 
   reactor  publish: stream.Publisher.PublishBatch, as send --file and ingest
            do: a traceparent header, PublishMsgAsync with the Msg-Id, the
@@ -72,6 +74,7 @@ the dead letters to expect are known and checked.`,
 			&cli.BoolFlag{Name: "double-ack", Usage: "wait for the server to confirm every ack", EnvVars: env("DOUBLE_ACK"), Category: catProc},
 			&cli.BoolFlag{Name: "raw", Usage: "also run the load through bare nats.go jetstream and report the ratio", EnvVars: env("RAW"), Category: catProc},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of each phase's measured part (embedded server included) to `PREFIX`-<run>-<phase>.pprof, for go tool pprof", EnvVars: env("CPUPROFILE"), Category: catProc},
+			&cli.IntFlag{Name: "warm-up", Usage: fmt.Sprintf("alerts of a warm-up phase of each side, run first and not measured; 0: min(--msgs, %d), -1: none", bench.WarmUpDefault), EnvVars: env("WARM_UP"), Category: catProc},
 			&cli.IntFlag{Name: "runs", Value: 1, Usage: "repeat the comparison this many times on the same server, alternating which phase goes first, and report every run and the medians", EnvVars: env("RUNS"), Category: catProc},
 			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DefaultDrainTimeout, Usage: "count alerts as lost after this long without progress", EnvVars: env("DRAIN_TIMEOUT"), Category: catProc},
 			&cli.BoolFlag{Name: "sync-always", Usage: "the embedded server fsyncs every write", EnvVars: env("SYNC_ALWAYS"), Category: catServer},
@@ -118,6 +121,7 @@ func runBench(c *cli.Context) error {
 		DuplicateWindow: c.Duration("duplicate-window"),
 		DrainTimeout:    c.Duration("drain-timeout"),
 		Runs:            c.Int("runs"),
+		WarmUp:          c.Int("warm-up"),
 		CPUProfile:      c.String("cpuprofile"),
 	}
 	cfg.Conn = streamConfig(c)

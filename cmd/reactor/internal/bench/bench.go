@@ -53,6 +53,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rep := &Report{Settings: settings(cfg)}
 	id := runID()
+	if err := warmUp(ctx, sides, h, cfg, id+"w"); err != nil {
+		return nil, err
+	}
 	var reactors, raws []Phase
 	for i := range cfg.Runs {
 		// The phases alternate which goes first, so that neither gains
@@ -80,6 +83,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.pick(reactors, raws, cfg.Raw)
 	return rep, nil
+}
+
+// warmUp runs a phase of each side whose figures are discarded, with
+// cfg.WarmUp alerts, reactor's first: the first run then measures neither
+// side on a cold server, store, connection and Go heap.
+func warmUp(ctx context.Context, js sideConns, h *handover, cfg Config, run string) error {
+	if cfg.WarmUp <= 0 {
+		return nil
+	}
+	w := cfg
+	w.Msgs, w.BacklogRest, w.CPUProfile = cfg.WarmUp, 0, ""
+	reactor, raw, err := runOnce(ctx, js, h, w, run, " warm-up", false)
+	if err != nil {
+		return fmt.Errorf("bench: warm-up: %w", err)
+	}
+	if lost := reactor.Lost + raw.Lost; lost > 0 {
+		return fmt.Errorf("bench: warm-up: %d alerts lost", lost)
+	}
+	return nil
 }
 
 // runOnce runs the reactor phase, then the raw one if asked (the other
@@ -439,6 +461,7 @@ func settings(cfg Config) Settings {
 		Backlog:          cfg.Backlog,
 		BacklogRestS:     cfg.BacklogRest.Seconds(),
 		DuplicateWindowS: cfg.DuplicateWindow.Seconds(),
+		WarmUp:           max(cfg.WarmUp, 0),
 	}
 }
 

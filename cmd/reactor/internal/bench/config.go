@@ -73,6 +73,11 @@ type Config struct {
 	// the report gives every run's figures and their medians. Defaults
 	// to 1.
 	Runs int
+	// WarmUp is the number of alerts of a phase of each side that runs
+	// before anything is measured and whose figures are discarded, so that
+	// a single run measures neither side cold. Defaults to
+	// min(Msgs, WarmUpDefault); negative: no warm-up.
+	WarmUp int
 	// SyncAlways makes the embedded server fsync every write. Only for the
 	// embedded server: an external server's sync policy is its own.
 	SyncAlways bool
@@ -116,12 +121,15 @@ type Config struct {
 
 // Progress is a snapshot of a running phase.
 type Progress struct {
-	Phase     string // "reactor" or "raw"
+	Phase     string // "reactor" or "raw", then " warm-up" or the run number with Runs above 1
 	Msgs      int
 	Published int // with a PubAck
 	Settled   int // acked or dead-lettered, each id once
 	Done      bool
 }
+
+// WarmUpDefault bounds Config.WarmUp's default.
+const WarmUpDefault = 20_000
 
 // DefaultDrainTimeout is longer than the processor's 30s AckWait, so an
 // alert whose ack was lost is redelivered in time.
@@ -155,6 +163,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Runs <= 0 {
 		c.Runs = 1
+	}
+	if c.WarmUp == 0 {
+		c.WarmUp = min(c.Msgs, WarmUpDefault)
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout

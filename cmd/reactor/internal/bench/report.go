@@ -138,6 +138,8 @@ type Settings struct {
 	BacklogRestS float64 `json:"backlog_rest_s"`
 	// DuplicateWindowS is the history's duplicate window in seconds.
 	DuplicateWindowS float64 `json:"duplicate_window_s"`
+	// WarmUp is the alerts of each side's discarded warm-up phase.
+	WarmUp int `json:"warm_up"`
 }
 
 // WriteTable writes r as a table for humans, with a raw column when there is
