@@ -218,15 +218,23 @@ func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, n
 			return fail(err)
 		}
 	}
-	profile := startProfile(cfg, run, name)
+	profileName := name
+	if cfg.Backlog {
+		profileName += "-publish"
+	}
+	profile := startProfile(cfg, run, profileName)
 	defer func() { _ = profile() }()
 	cpu := cpuTime()
 	pubTime := publish(ctx, sd, cfg, t, subjects+".alert")
 	begin := time.Unix(0, t.firstPublish.Load())
 	var pubRSS, pubHeap uint64
 	if cfg.Backlog {
+		if n := t.published.Load(); n > 0 {
+			ph.PublishCPUPerAlert = float64((cpuTime() - cpu).Microseconds()) / float64(n)
+		}
+		profErr := profile()
 		if err := waitBacklog(ctx, sd, uint64(t.published.Load())); err != nil {
-			return fail(err)
+			return fail(errors.Join(err, profErr))
 		}
 		// Measure processing as a process that starts with the backlog
 		// would: the publishing's garbage collected and returned to the OS.
@@ -239,7 +247,9 @@ func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, n
 		runtime.GC()
 		debug.FreeOSMemory()
 		mem = startMemSampler(memSampleEvery)
-		_ = profile() // the publishing's: not what is measured
+		if profErr != nil {
+			return fail(profErr)
+		}
 		profile = startProfile(cfg, run, name)
 		begin, cpu = time.Now(), cpuTime()
 		if err := startSide(); err != nil {

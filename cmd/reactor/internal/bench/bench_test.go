@@ -133,12 +133,20 @@ func TestRunBacklogAtRate(t *testing.T) {
 	}
 }
 
-// TestRunWritesCPUProfiles: one profile per phase, in pprof's gzipped
-// format. Not parallel: a process has one CPU profile at a time.
+// TestRunWritesCPUProfiles: one profile per phase, and one of its
+// publishing with a backlog, in pprof's gzipped format; none of the
+// warm-up. Not parallel: a process has one CPU profile at a time.
 func TestRunWritesCPUProfiles(t *testing.T) {
 	prefix := filepath.Join(t.TempDir(), "cpu")
-	run(t, Config{Msgs: 500, Workers: 4, Raw: true, Backlog: true, CPUProfile: prefix})
-	for _, phase := range []string{"reactor", "raw"} {
+	rep := run(t, Config{Msgs: 500, Workers: 4, Raw: true, Backlog: true, CPUProfile: prefix})
+	if all, _ := filepath.Glob(prefix + "-*"); len(all) != 4 {
+		t.Errorf("profiles %v, want 4", all)
+	}
+	if rep.PublishCPUPerAlert <= 0 || rep.Raw.PublishCPUPerAlert <= 0 || rep.PublishRatio <= 0 {
+		t.Errorf("publishing CPU %g and %g µs per alert, publish ratio %g: want all measured",
+			rep.PublishCPUPerAlert, rep.Raw.PublishCPUPerAlert, rep.PublishRatio)
+	}
+	for _, phase := range []string{"reactor", "raw", "reactor-publish", "raw-publish"} {
 		files, _ := filepath.Glob(prefix + "-*-" + phase + ".pprof")
 		if len(files) != 1 {
 			t.Fatalf("%s phase: profiles %v, want one", phase, files)
@@ -223,7 +231,7 @@ func TestInjectorIsDeterministic(t *testing.T) {
 
 func TestReportJSONAndTable(t *testing.T) {
 	t.Parallel()
-	rep := &Report{Phase: Phase{Msgs: 3, Published: 3, Acked: 2, Lost: 1, LostIDs: []string{"x-2"}}, Raw: &Phase{Msgs: 3}, Ratio: 0.9}
+	rep := &Report{Phase: Phase{Msgs: 3, Published: 3, Acked: 2, Lost: 1, LostIDs: []string{"x-2"}}, Raw: &Phase{Msgs: 3}, Ratio: 0.9, PublishRatio: 0.8}
 	b, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +250,7 @@ func TestReportJSONAndTable(t *testing.T) {
 	if err := rep.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"process rate", "raw", "reactor/raw processing rate: 0.90", "lost: 1 x-2"} {
+	for _, want := range []string{"process rate", "raw", "reactor/raw processing rate: 0.90", "reactor/raw publish rate: 0.80", "lost: 1 x-2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -107,7 +107,8 @@ type Config struct {
 	// CPUProfile, if set, writes a CPU profile (runtime/pprof, embedded
 	// server included) of the measured part of each phase to
 	// CPUProfile-<run>-<phase>.pprof: publishing and processing, or only
-	// processing with Backlog.
+	// processing with Backlog, which writes the publishing's to
+	// CPUProfile-<run>-<phase>-publish.pprof.
 	CPUProfile string
 	// OnProgress, if set, is called every ProgressInterval while a phase
 	// runs, and once at its end.

@@ -20,6 +20,8 @@ type Report struct {
 	Raw *Phase `json:"raw,omitempty"`
 	// Ratio is reactor's processing rate over raw's.
 	Ratio float64 `json:"ratio,omitempty"`
+	// PublishRatio is reactor's publish rate over raw's.
+	PublishRatio float64 `json:"publish_ratio,omitempty"`
 	// Runs are every run's key figures, and Median their medians, with
 	// Config.Runs above 1; Phase and Raw are then the run whose ratio is
 	// the median.
@@ -74,6 +76,10 @@ type Phase struct {
 	// from the start of the workers with Backlog, to the last settlement.
 	// Unlike the rates, it hardly depends on what else the machine runs.
 	CPUPerAlert float64 `json:"cpu_us_per_alert"`
+	// PublishCPUPerAlert is the CPU time the process spent publishing, per
+	// alert published, in microseconds (Backlog only, where publishing
+	// runs alone).
+	PublishCPUPerAlert float64 `json:"publish_cpu_us_per_alert,omitempty"`
 	// Duration is the phase's wall time, from the first publish to the last
 	// settlement, in seconds.
 	Duration float64 `json:"duration_s"`
@@ -191,6 +197,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("latency max", func(p *Phase) string { return ms(p.Latency.Max) })
 	row("max settle gap", func(p *Phase) string { return ms(p.MaxSettleGap) })
 	row("cpu per alert", func(p *Phase) string { return fmt.Sprintf("%.1f µs", p.CPUPerAlert) })
+	if r.Settings.Backlog {
+		row("cpu per publish", func(p *Phase) string { return fmt.Sprintf("%.1f µs", p.PublishCPUPerAlert) })
+	}
 	row("peak rss", func(p *Phase) string { return mib(p.PeakRSS) })
 	row("peak go heap", func(p *Phase) string { return mib(p.PeakHeap) })
 	if r.Settings.Backlog {
@@ -207,11 +216,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.writeRuns(w)
 	}
 	if r.Raw != nil {
-		what := "reactor/raw processing rate"
+		of := ""
 		if r.Median != nil {
-			what += fmt.Sprintf(", median of %d runs", len(r.Runs))
+			of = fmt.Sprintf(", median of %d runs", len(r.Runs))
 		}
-		fmt.Fprintf(w, "%s: %.2f\n", what, r.Ratio)
+		fmt.Fprintf(w, "reactor/raw publish rate%s: %.2f\n", of, r.PublishRatio)
+		fmt.Fprintf(w, "reactor/raw processing rate%s: %.2f\n", of, r.Ratio)
 	}
 	fmt.Fprintf(w, "lost: %d", r.Lost)
 	if len(r.LostIDs) > 0 {
@@ -261,22 +271,25 @@ type RunSummary struct {
 	Ratio float64 `json:"ratio,omitempty"`
 	// P99Ratio is reactor's p99 publish→ack latency over raw's.
 	P99Ratio float64 `json:"p99_ratio,omitempty"`
+	// PublishRatio is reactor's publish rate over raw's.
+	PublishRatio float64 `json:"publish_ratio,omitempty"`
 }
 
 // Figures are a phase's key figures.
 type Figures struct {
-	PublishRate  float64 `json:"publish_rate"`
-	ProcessRate  float64 `json:"process_rate"`
-	Latency      Latency `json:"latency_ms"`
-	MaxSettleGap float64 `json:"max_settle_gap_ms"`
-	PeakRSS      uint64  `json:"peak_rss_bytes"`
-	CPUPerAlert  float64 `json:"cpu_us_per_alert"`
-	Redeliveries int     `json:"redeliveries"`
-	Lost         int     `json:"lost"`
+	PublishRate        float64 `json:"publish_rate"`
+	PublishCPUPerAlert float64 `json:"publish_cpu_us_per_alert,omitempty"`
+	ProcessRate        float64 `json:"process_rate"`
+	Latency            Latency `json:"latency_ms"`
+	MaxSettleGap       float64 `json:"max_settle_gap_ms"`
+	PeakRSS            uint64  `json:"peak_rss_bytes"`
+	CPUPerAlert        float64 `json:"cpu_us_per_alert"`
+	Redeliveries       int     `json:"redeliveries"`
+	Lost               int     `json:"lost"`
 }
 
 func figures(p Phase) Figures {
-	return Figures{PublishRate: p.PublishRate, ProcessRate: p.ProcessRate, Latency: p.Latency,
+	return Figures{PublishRate: p.PublishRate, PublishCPUPerAlert: p.PublishCPUPerAlert, ProcessRate: p.ProcessRate, Latency: p.Latency,
 		MaxSettleGap: p.MaxSettleGap, PeakRSS: p.PeakRSS, CPUPerAlert: p.CPUPerAlert, Redeliveries: p.Redeliveries, Lost: p.Lost}
 }
 
@@ -289,6 +302,9 @@ func summarize(reactor, raw Phase, withRaw bool) RunSummary {
 		}
 		if raw.Latency.P99 > 0 {
 			r.P99Ratio = reactor.Latency.P99 / raw.Latency.P99
+		}
+		if raw.PublishRate > 0 {
+			r.PublishRatio = reactor.PublishRate / raw.PublishRate
 		}
 	}
 	return r
@@ -311,13 +327,13 @@ func (r *Report) pick(reactors, raws []Phase, withRaw bool) {
 	r.Phase = reactors[i]
 	if withRaw {
 		raw := raws[i]
-		r.Raw, r.Ratio = &raw, r.Runs[i].Ratio
+		r.Raw, r.Ratio, r.PublishRatio = &raw, r.Runs[i].Ratio, r.Runs[i].PublishRatio
 	}
 	if len(r.Runs) > 1 {
 		m := medianRun(r.Runs)
 		r.Median = &m
 		if withRaw {
-			r.Ratio = m.Ratio
+			r.Ratio, r.PublishRatio = m.Ratio, m.PublishRatio
 		}
 	}
 }
@@ -337,12 +353,13 @@ func medianRun(runs []RunSummary) RunSummary {
 	}
 	fig := func(side func(RunSummary) Figures) Figures {
 		return Figures{
-			PublishRate:  med(func(r RunSummary) float64 { return side(r).PublishRate }),
-			ProcessRate:  med(func(r RunSummary) float64 { return side(r).ProcessRate }),
-			MaxSettleGap: med(func(r RunSummary) float64 { return side(r).MaxSettleGap }),
-			PeakRSS:      uint64(med(func(r RunSummary) float64 { return float64(side(r).PeakRSS) })),
-			CPUPerAlert:  med(func(r RunSummary) float64 { return side(r).CPUPerAlert }),
-			Redeliveries: int(med(func(r RunSummary) float64 { return float64(side(r).Redeliveries) })),
+			PublishRate:        med(func(r RunSummary) float64 { return side(r).PublishRate }),
+			PublishCPUPerAlert: med(func(r RunSummary) float64 { return side(r).PublishCPUPerAlert }),
+			ProcessRate:        med(func(r RunSummary) float64 { return side(r).ProcessRate }),
+			MaxSettleGap:       med(func(r RunSummary) float64 { return side(r).MaxSettleGap }),
+			PeakRSS:            uint64(med(func(r RunSummary) float64 { return float64(side(r).PeakRSS) })),
+			CPUPerAlert:        med(func(r RunSummary) float64 { return side(r).CPUPerAlert }),
+			Redeliveries:       int(med(func(r RunSummary) float64 { return float64(side(r).Redeliveries) })),
 			Latency: Latency{
 				P50:  med(func(r RunSummary) float64 { return side(r).Latency.P50 }),
 				P90:  med(func(r RunSummary) float64 { return side(r).Latency.P90 }),
@@ -360,10 +377,11 @@ func medianRun(runs []RunSummary) RunSummary {
 		return n
 	}
 	m := RunSummary{
-		Reactor:  fig(func(r RunSummary) Figures { return r.Reactor }),
-		Raw:      fig(func(r RunSummary) Figures { return r.Raw }),
-		Ratio:    med(func(r RunSummary) float64 { return r.Ratio }),
-		P99Ratio: med(func(r RunSummary) float64 { return r.P99Ratio }),
+		Reactor:      fig(func(r RunSummary) Figures { return r.Reactor }),
+		Raw:          fig(func(r RunSummary) Figures { return r.Raw }),
+		Ratio:        med(func(r RunSummary) float64 { return r.Ratio }),
+		P99Ratio:     med(func(r RunSummary) float64 { return r.P99Ratio }),
+		PublishRatio: med(func(r RunSummary) float64 { return r.PublishRatio }),
 	}
 	m.Reactor.Lost, m.Raw.Lost = lost(func(r RunSummary) Figures { return r.Reactor }), lost(func(r RunSummary) Figures { return r.Raw })
 	return m
@@ -388,11 +406,13 @@ func (r *Report) TotalLost() int {
 // writeRuns writes one line per run and the medians.
 func (r *Report) writeRuns(w io.Writer) {
 	line := func(name string, run RunSummary) {
-		fmt.Fprintf(w, "%-7s reactor %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms cpu %5.1f µs", name,
-			run.Reactor.ProcessRate, run.Reactor.Latency.P99, run.Reactor.Latency.P999, run.Reactor.Latency.Max, run.Reactor.CPUPerAlert)
+		side := func(f Figures) string {
+			return fmt.Sprintf("pub %6.0f/s %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms cpu %5.1f µs",
+				f.PublishRate, f.ProcessRate, f.Latency.P99, f.Latency.P999, f.Latency.Max, f.CPUPerAlert)
+		}
+		fmt.Fprintf(w, "%-7s reactor %s", name, side(run.Reactor))
 		if r.Raw != nil {
-			fmt.Fprintf(w, " | raw %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms cpu %5.1f µs | ratio %.2f, p99 ratio %.2f",
-				run.Raw.ProcessRate, run.Raw.Latency.P99, run.Raw.Latency.P999, run.Raw.Latency.Max, run.Raw.CPUPerAlert, run.Ratio, run.P99Ratio)
+			fmt.Fprintf(w, " | raw %s | ratio %.2f, publish ratio %.2f, p99 ratio %.2f", side(run.Raw), run.Ratio, run.PublishRatio, run.P99Ratio)
 		}
 		fmt.Fprintln(w)
 	}
