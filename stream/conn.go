@@ -141,9 +141,10 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 
 func newConn(nc *nats.Conn, inProcess nats.InProcessConnProvider) (*Conn, error) {
 	// An async PubAck that never comes (the stream leader that took the
-	// publish stepped down or died) fails its future after the timeout,
-	// and PublishBatch sends the message again; without one the future
-	// would wait for ever.
+	// publish stepped down or died) fails its future after the timeout;
+	// without one the future would wait for ever. (Publisher waits for
+	// its PubAcks on a subscription of its own, with deadlines of its
+	// own.)
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(RequestTimeoutDefault))
 	if err != nil {
 		nc.Close()
