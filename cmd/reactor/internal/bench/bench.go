@@ -36,18 +36,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
-	var rawJS jetstream.JetStream
-	if cfg.Raw {
-		sc := cfg.Conn
-		sc.InProcess = conn.InProcess
-		nc, js, err := dialRaw(sc)
-		if err != nil {
-			return nil, err
-		}
-		defer nc.Close()
-		rawJS = js
+	sides, closeSides, err := openSides(ctx, cfg, conn)
+	if err != nil {
+		return nil, err
 	}
-	sides := sideConns{reactor: conn.JS, raw: rawJS}
+	defer closeSides()
 	h := &handover{}
 	defer h.done()
 
@@ -121,11 +114,6 @@ func runOnce(ctx context.Context, js sideConns, h *handover, cfg Config, run, la
 	return reactor, raw, err
 }
 
-// sideConns are the JetStream contexts of the two sides, each on a
-// connection of its own: reactor's, which also reads the DLQ streams, and
-// the raw baseline's (nil without Config.Raw).
-type sideConns struct{ reactor, raw jetstream.JetStream }
-
 // connect opens cfg.Conn, starting a fresh embedded server in a temporary
 // directory when there is no URL. cleanup closes the connection, stops the
 // server and removes its directory.
@@ -167,12 +155,13 @@ func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, n
 	var ph Phase
 	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
 	subjects := "reactor_bench." + run + "." + name
-	t := newTracker(run+"-"+name+"-", cfg.Msgs)
+	t := newTracker(run+"-"+name+"-", cfg.Msgs, cfg.Groups)
 	var sd side
 	if name == "raw" {
 		sd = &rawSide{js: js.raw, cfg: cfg, name: tag, subject: subjects + ".>", t: t}
 	} else {
 		topo := stream.Topology{
+			Replicas:  cfg.Replicas,
 			Alerts:    tag,
 			Subjects:  []string{subjects + ".>"},
 			DLQ:       tag + "_DLQ",
@@ -182,7 +171,7 @@ func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, n
 
 			DuplicateWindow: cfg.DuplicateWindow,
 		}.WithDefaults()
-		sd = newReactorSide(js.reactor, cfg, topo, t, subjects+".>")
+		sd = newReactorSide(js.reactor, js.pub, cfg, topo, t, subjects+".>")
 	}
 	err := sd.setup(ctx)
 	h.next(sd.cleanup)
@@ -282,10 +271,10 @@ func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, n
 		elapsed := time.Unix(0, last).Sub(begin)
 		ph.Duration = time.Unix(0, last).Sub(time.Unix(0, t.firstPublish.Load())).Seconds()
 		if elapsed > 0 {
-			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / elapsed.Seconds()
+			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / float64(cfg.Groups) / elapsed.Seconds()
 		}
 	}
-	ph.Backlog, ph.DLQMessages = leftOver(js.reactor, sd)
+	ph.Backlog, ph.DLQMessages = leftOver(js.reactor[0], sd)
 	if rs, ok := sd.(*reactorSide); ok {
 		ph.Metrics = counters(rs.metrics)
 	}
@@ -327,7 +316,7 @@ func waitSettled(ctx context.Context, t *tracker, idle time.Duration) error {
 	last, lastChange := t.settled.Load(), time.Now()
 	for {
 		n := t.settled.Load()
-		if n >= t.published.Load() && !t.unsettled() {
+		if n >= t.wanted() && !t.unsettled() {
 			return nil
 		}
 		if n != last {
@@ -343,39 +332,48 @@ func waitSettled(ctx context.Context, t *tracker, idle time.Duration) error {
 	}
 }
 
-// waitPulling waits until the side's consumer has a pull request pending,
-// so that the first publish is processed at once.
+// everyConsumer reports whether ok holds for the info of each of the
+// side's consumers.
+func everyConsumer(ctx context.Context, sd side, ok func(*jetstream.ConsumerInfo) bool) bool {
+	cs, err := sd.consumers(ctx)
+	if err != nil {
+		return false
+	}
+	for _, c := range cs {
+		info, err := c.Info(ctx)
+		if err != nil || !ok(info) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitPulling waits until each of the side's consumers has a pull request
+// pending, so that the first publish is processed at once.
 func waitPulling(ctx context.Context, sd side) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for {
-		if c, err := sd.consumer(ctx); err == nil {
-			if info, err := c.Info(ctx); err == nil && info.NumWaiting > 0 {
-				return nil
-			}
-		}
+	for !everyConsumer(ctx, sd, func(info *jetstream.ConsumerInfo) bool { return info.NumWaiting > 0 }) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("bench: consumer not pulling: %w", context.Cause(ctx))
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
-// waitBacklog waits until the side's consumer has n alerts to deliver.
+// waitBacklog waits until each of the side's consumers has n alerts to
+// deliver.
 func waitBacklog(ctx context.Context, sd side, n uint64) error {
-	for {
-		if c, err := sd.consumer(ctx); err == nil {
-			if info, err := c.Info(ctx); err == nil && info.NumPending >= n {
-				return nil
-			}
-		}
+	for !everyConsumer(ctx, sd, func(info *jetstream.ConsumerInfo) bool { return info.NumPending >= n }) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("bench: waiting for the backlog: %w", context.Cause(ctx))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // reportProgress calls cfg.OnProgress every ProgressInterval until the
@@ -385,7 +383,7 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 		return func() {}
 	}
 	snapshot := func(done bool) Progress {
-		return Progress{Phase: phase, Msgs: t.n, Published: int(t.published.Load()), Settled: int(t.settled.Load()), Done: done}
+		return Progress{Phase: phase, Msgs: t.n, Published: int(t.published.Load()), Settled: int(t.settled.Load()) / t.groups, Done: done}
 	}
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -408,24 +406,21 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 	}
 }
 
-// leftOver returns the alerts the side's consumer has not seen acked
-// (pending plus ack pending) and the messages of its DLQ stream, read on
-// js. Acks are asynchronous: the side's connection is flushed first, and
-// the consumer is given a moment to apply the last ones.
+// leftOver returns the alerts the side's consumers have not seen acked
+// (pending plus ack pending, summed) and the messages of its DLQ stream,
+// read on js. Acks are asynchronous: the side's connections are flushed
+// first, and the consumers are given a moment to apply the last ones.
 func leftOver(js jetstream.JetStream, sd side) (left, dlq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), stream.RequestTimeoutDefault)
 	defer cancel()
 	_ = sd.flush(ctx)
 	read := func() uint64 {
-		c, err := sd.consumer(ctx)
-		if err != nil {
-			return 0
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0
-		}
-		return info.NumPending + uint64(info.NumAckPending)
+		var n uint64
+		everyConsumer(ctx, sd, func(info *jetstream.ConsumerInfo) bool {
+			n += info.NumPending + uint64(info.NumAckPending)
+			return true
+		})
+		return n
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for left = read(); left > 0 && time.Now().Before(deadline); left = read() {
@@ -472,6 +467,11 @@ func settings(cfg Config) Settings {
 		BacklogRestS:     cfg.BacklogRest.Seconds(),
 		DuplicateWindowS: cfg.DuplicateWindow.Seconds(),
 		WarmUp:           max(cfg.WarmUp, 0),
+		Groups:           cfg.Groups,
+		Processes:        cfg.Processes,
+		Prefetch:         cfg.Prefetch,
+		MaxAckPending:    cfg.MaxAckPending,
+		Replicas:         cfg.Replicas,
 	}
 }
 

@@ -201,6 +201,8 @@ func TestConfigValidate(t *testing.T) {
 		"rest without a backlog":  {BacklogRest: time.Second},
 		"negative rest":           {Backlog: true, BacklogRest: -time.Second},
 		"profile in no directory": {CPUProfile: filepath.Join(t.TempDir(), "missing", "cpu")},
+		"replicas embedded":       {Replicas: 3},
+		"negative prefetch":       {Prefetch: -1},
 	} {
 		if err := cfg.withDefaults().validate(); err == nil {
 			t.Errorf("%s: want an error", name)
@@ -298,5 +300,28 @@ func TestEvenRunsReportOneMedian(t *testing.T) {
 	rep.pick(make([]Phase, 2), make([]Phase, 2), true)
 	if want := (0.64 + 0.90) / 2; rep.Ratio != want || rep.Median.Ratio != want {
 		t.Errorf("ratio %g, median row %g, want both %g", rep.Ratio, rep.Median.Ratio, want)
+	}
+}
+
+// TestRunFansOutToGroupsOfProcesses: with several groups of several
+// processes, every group settles every alert once, on both sides, and the
+// rates are per group.
+func TestRunFansOutToGroupsOfProcesses(t *testing.T) {
+	t.Parallel()
+	rep := run(t, Config{Msgs: 600, Workers: 4, Groups: 3, Processes: 2, Prefetch: 50, MaxAckPending: 200, Raw: true, WarmUp: -1, FailRate: 0.02})
+	for _, p := range []*Phase{&rep.Phase, rep.Raw} {
+		if settled := p.Acked + p.DeadLettered; settled != 3*600 || p.Duplicates != 0 || p.Backlog != 0 {
+			t.Errorf("phase: %d acked, %d dead-lettered, %d duplicates, %d left: want 1800 settled once each, nothing left",
+				p.Acked, p.DeadLettered, p.Duplicates, p.Backlog)
+		}
+		if p.ProcessRate <= 0 || p.CPUPerAlert < 0 {
+			t.Errorf("rate %g, cpu %g", p.ProcessRate, p.CPUPerAlert)
+		}
+	}
+	if want := rep.Injected.Failures; want == 0 || want%3 != 0 || rep.Redeliveries < want {
+		t.Errorf("redeliveries %d, injected failures %d: want each group to retry its own", rep.Redeliveries, want)
+	}
+	if s := rep.Settings; s.Groups != 3 || s.Processes != 2 || s.Prefetch != 50 || s.MaxAckPending != 200 {
+		t.Errorf("settings %+v", s)
 	}
 }

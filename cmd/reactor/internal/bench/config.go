@@ -44,8 +44,28 @@ type Config struct {
 	// Rate is the total publish rate in alerts per second. Defaults to 0:
 	// as fast as the server takes them.
 	Rate float64
-	// Workers is the processor's worker count. Defaults to 16.
+	// Workers is the processor's worker count, per group and process.
+	// Defaults to 16.
 	Workers int
+	// Groups is the number of consumer groups that each process every
+	// alert (fan-out): the rates are per group, the CPU time per delivered
+	// alert. Defaults to 1.
+	Groups int
+	// Processes is the number of processors in each group, each on a
+	// connection of its own (the raw side: as many Consume calls on
+	// connections of their own), as that many processes of one group
+	// would be; they run in the bench's process. Defaults to 1.
+	Processes int
+	// Prefetch is the processor's Prefetch and the raw side's
+	// PullMaxMessages. Defaults to 0: their own defaults (500 both).
+	Prefetch int
+	// MaxAckPending is both sides' consumer MaxAckPending. Defaults to 0:
+	// the processor's default, max(1000, 2*(Workers+Prefetch)), and the
+	// server's, 1000.
+	MaxAckPending int
+	// Replicas is the replica count of both sides' streams, for a cluster
+	// at Conn.URL. Defaults to 1.
+	Replicas int
 	// Work is the simulated handler latency, spent in time.Sleep: it models
 	// a handler waiting on I/O (a webhook, a command), which holds a worker
 	// but not a CPU. Defaults to 0: a no-op handler.
@@ -159,6 +179,15 @@ func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = 16
 	}
+	if c.Groups <= 0 {
+		c.Groups = 1
+	}
+	if c.Processes <= 0 {
+		c.Processes = 1
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = stream.Topology{}.WithDefaults().DuplicateWindow
 	}
@@ -202,6 +231,12 @@ func (c Config) validate() error {
 	}
 	if c.BacklogRest < 0 || (c.BacklogRest > 0 && !c.Backlog) {
 		errs = append(errs, fmt.Errorf("backlog rest %s: only for a backlog, and not negative", c.BacklogRest))
+	}
+	if c.Prefetch < 0 || c.MaxAckPending < 0 {
+		errs = append(errs, fmt.Errorf("prefetch %d, max ack pending %d: must not be negative", c.Prefetch, c.MaxAckPending))
+	}
+	if c.Replicas > 1 && c.Conn.URL == "" {
+		errs = append(errs, fmt.Errorf("replicas %d: only for a cluster at a URL; the embedded server is one server", c.Replicas))
 	}
 	if c.AckWait < 0 {
 		errs = append(errs, fmt.Errorf("ack wait %s: must not be negative", c.AckWait))

@@ -43,17 +43,19 @@ func dialRaw(sc stream.Config) (*nats.Conn, jetstream.JetStream, error) {
 }
 
 // rawSide is the baseline: nats.go jetstream as a user writes it with the
-// library alone, on a connection and JetStream context of its own
+// library alone, on connections and JetStream contexts of its own
 // (dialRaw). One Limits stream with a duplicate window, a durable consumer
-// with explicit acks and the server's defaults, PublishMsgAsync with a
-// Msg-Id header, Consume with its default options, its callback handing
-// each message to a pool of Workers goroutines that read the delivery
-// count, spend Work, ack (DoubleAck if asked) and record the ack. No PubAck
-// timeout, resend, traceparent, router, middleware, heartbeat, failure
-// injection, dead-lettering, nor any remedy for Consume's stalls: the ratio
-// is what reactor costs over what a user gets without it.
+// per group with explicit acks and the server's defaults (MaxAckPending if
+// set), PublishMsgAsync with a Msg-Id header, and per group and process
+// Consume with its default options (PullMaxMessages if Prefetch is set), its
+// callback handing each message to a pool of Workers goroutines that read
+// the delivery count, spend Work, ack (DoubleAck if asked) and record the
+// ack. No PubAck timeout, resend, traceparent, router, middleware,
+// heartbeat, failure injection, dead-lettering, nor any remedy for
+// Consume's stalls: the ratio is what reactor costs over what a user gets
+// without it.
 type rawSide struct {
-	js      jetstream.JetStream
+	js      []jetstream.JetStream // one per process; the first publishes
 	cfg     Config
 	name    string
 	subject string
@@ -61,28 +63,32 @@ type rawSide struct {
 
 	quit chan struct{}
 	wg   sync.WaitGroup
-	cc   jetstream.ConsumeContext
+	ccs  []jetstream.ConsumeContext
 }
 
 const rawConsumer = "raw"
 
 func (s *rawSide) setup(ctx context.Context) error {
-	_, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
+	_, err := s.js[0].CreateStream(ctx, jetstream.StreamConfig{
 		Name:       s.name,
 		Subjects:   []string{s.subject},
 		Storage:    jetstream.FileStorage,
 		Duplicates: s.cfg.DuplicateWindow,
+		Replicas:   s.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("bench: raw stream: %w", err)
 	}
-	_, err = s.js.CreateOrUpdateConsumer(ctx, s.name, jetstream.ConsumerConfig{
-		Durable:   rawConsumer,
-		AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait:   s.cfg.AckWait,
-	})
-	if err != nil {
-		return fmt.Errorf("bench: raw consumer: %w", err)
+	for g := range s.cfg.Groups {
+		_, err = s.js[0].CreateOrUpdateConsumer(ctx, s.name, jetstream.ConsumerConfig{
+			Durable:       groupName(rawConsumer, s.cfg, g),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       s.cfg.AckWait,
+			MaxAckPending: s.cfg.MaxAckPending,
+		})
+		if err != nil {
+			return fmt.Errorf("bench: raw consumer: %w", err)
+		}
 	}
 	return nil
 }
@@ -95,7 +101,7 @@ func (s *rawSide) setup(ctx context.Context) error {
 func (s *rawSide) publish(ctx context.Context, msgs []*nats.Msg, done func(int, error)) {
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := s.js.PublishMsgAsync(m)
+		f, err := s.js[0].PublishMsgAsync(m)
 		if err != nil {
 			done(i, err)
 			continue
@@ -133,40 +139,49 @@ func (s *rawSide) publish(ctx context.Context, msgs []*nats.Msg, done func(int, 
 }
 
 func (s *rawSide) start(ctx context.Context) error {
-	cons, err := s.consumer(ctx)
-	if err != nil {
-		return fmt.Errorf("bench: raw consumer: %w", err)
-	}
-	work := make(chan jetstream.Msg)
 	s.quit = make(chan struct{})
-	for range s.cfg.Workers {
-		s.wg.Go(func() {
-			for {
-				select {
-				case msg := <-work:
-					s.handle(ctx, msg)
-				case <-s.quit:
-					return
-				}
-			}
-		})
+	var opts []jetstream.PullConsumeOpt
+	if s.cfg.Prefetch > 0 {
+		opts = append(opts, jetstream.PullMaxMessages(s.cfg.Prefetch))
 	}
-	s.cc, err = cons.Consume(func(msg jetstream.Msg) {
-		select {
-		case work <- msg:
-		case <-s.quit:
+	for g := range s.cfg.Groups {
+		for _, js := range s.js {
+			cons, err := js.Consumer(ctx, s.name, groupName(rawConsumer, s.cfg, g))
+			if err != nil {
+				s.stopAll()
+				return fmt.Errorf("bench: raw consumer: %w", err)
+			}
+			work := make(chan jetstream.Msg)
+			for range s.cfg.Workers {
+				s.wg.Go(func() {
+					for {
+						select {
+						case msg := <-work:
+							s.handle(ctx, g, msg)
+						case <-s.quit:
+							return
+						}
+					}
+				})
+			}
+			cc, err := cons.Consume(func(msg jetstream.Msg) {
+				select {
+				case work <- msg:
+				case <-s.quit:
+				}
+			}, opts...)
+			if err != nil {
+				s.stopAll()
+				return fmt.Errorf("bench: raw consume: %w", err)
+			}
+			s.ccs = append(s.ccs, cc)
 		}
-	})
-	if err != nil {
-		close(s.quit)
-		s.wg.Wait()
-		return fmt.Errorf("bench: raw consume: %w", err)
 	}
 	return nil
 }
 
-// handle is one raw worker's turn.
-func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
+// handle is one raw worker's turn for group g.
+func (s *rawSide) handle(ctx context.Context, g int, msg jetstream.Msg) {
 	if meta, err := msg.Metadata(); err == nil {
 		s.t.delivered(int(meta.NumDelivered))
 	}
@@ -185,26 +200,43 @@ func (s *rawSide) handle(ctx context.Context, msg jetstream.Msg) {
 		return // not settled: the server redelivers it after AckWait
 	}
 	h := msg.Headers()
-	s.t.settle(h.Get(nats.MsgIdHdr), h.Get(headerSent), false, time.Now())
+	s.t.settle(g, h.Get(nats.MsgIdHdr), h.Get(headerSent), false, time.Now())
 }
 
 func (s *rawSide) stop() error {
-	s.cc.Stop()
-	select {
-	case <-s.cc.Closed():
-	case <-time.After(5 * time.Second):
-	}
-	close(s.quit)
-	s.wg.Wait()
+	s.stopAll()
 	return nil
 }
 
-func (s *rawSide) consumer(ctx context.Context) (jetstream.Consumer, error) {
-	return s.js.Consumer(ctx, s.name, rawConsumer)
+func (s *rawSide) stopAll() {
+	for _, cc := range s.ccs {
+		cc.Stop()
+	}
+	for _, cc := range s.ccs {
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	s.ccs = nil
+	close(s.quit)
+	s.wg.Wait()
+}
+
+func (s *rawSide) consumers(ctx context.Context) ([]jetstream.Consumer, error) {
+	var cs []jetstream.Consumer
+	for g := range s.cfg.Groups {
+		c, err := s.js[0].Consumer(ctx, s.name, groupName(rawConsumer, s.cfg, g))
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
 }
 
 func (s *rawSide) dlq() string { return "" }
 
-func (s *rawSide) flush(ctx context.Context) error { return s.js.Conn().FlushWithContext(ctx) }
+func (s *rawSide) flush(ctx context.Context) error { return flushAll(ctx, s.js) }
 
-func (s *rawSide) cleanup() { deleteStreams(s.js, s.name) }
+func (s *rawSide) cleanup() { deleteStreams(s.js[0], s.name) }

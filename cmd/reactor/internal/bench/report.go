@@ -39,24 +39,27 @@ type Phase struct {
 	Published int `json:"published"`
 	// PublishErrors counts alerts whose publish failed for good.
 	PublishErrors int `json:"publish_errors"`
-	// Acked counts ids whose first settlement was an ack.
+	// Acked counts ids whose first settlement was an ack, in each group.
 	Acked int `json:"acked"`
-	// DeadLettered counts ids whose first settlement was a dead letter.
+	// DeadLettered counts ids whose first settlement was a dead letter, in
+	// each group.
 	DeadLettered int `json:"dead_lettered"`
 	// Redeliveries counts deliveries after the first.
 	Redeliveries int `json:"redeliveries"`
 	// Lost counts ids published with a PubAck and never acked nor
-	// dead-lettered within the drain timeout; LostIDs lists the first 100.
+	// dead-lettered within the drain timeout, in each group; LostIDs lists
+	// the first 100 (with "@<group>" when there are several).
 	Lost    int      `json:"lost"`
 	LostIDs []string `json:"lost_ids,omitempty"`
-	// Duplicates counts ids settled more than once.
+	// Duplicates counts ids settled more than once by a group.
 	Duplicates int `json:"duplicates"`
 	// Injected counts the published alerts picked for each kind of failure.
 	Injected Injected `json:"injected"`
 	// PublishRate is Published over the publishing time, per second.
 	PublishRate float64 `json:"publish_rate"`
-	// ProcessRate is settled alerts per second, from the first publish (or
-	// the start of the workers, with Backlog) to the last settlement.
+	// ProcessRate is settled alerts per second and group, from the first
+	// publish (or the start of the workers, with Backlog) to the last
+	// settlement.
 	ProcessRate float64 `json:"process_rate"`
 	// Latency is publish→ack, for acked alerts.
 	Latency Latency `json:"latency_ms"`
@@ -72,7 +75,8 @@ type Phase struct {
 	ProcessPeakRSS  uint64 `json:"process_peak_rss_bytes,omitempty"`
 	ProcessPeakHeap uint64 `json:"process_peak_heap_bytes,omitempty"`
 	// CPUPerAlert is the CPU time the process (embedded server included)
-	// spent per settled alert, in microseconds: from the first publish, or
+	// spent per settled alert (each group's settlement counts), in
+	// microseconds: from the first publish, or
 	// from the start of the workers with Backlog, to the last settlement.
 	// Unlike the rates, it hardly depends on what else the machine runs.
 	CPUPerAlert float64 `json:"cpu_us_per_alert"`
@@ -146,6 +150,13 @@ type Settings struct {
 	DuplicateWindowS float64 `json:"duplicate_window_s"`
 	// WarmUp is the alerts of each side's discarded warm-up phase.
 	WarmUp int `json:"warm_up"`
+	// Groups, Processes, Prefetch, MaxAckPending and Replicas are Config's
+	// (0: the defaults).
+	Groups        int `json:"groups"`
+	Processes     int `json:"processes"`
+	Prefetch      int `json:"prefetch"`
+	MaxAckPending int `json:"max_ack_pending"`
+	Replicas      int `json:"replicas"`
 }
 
 // WriteTable writes r as a table for humans, with a raw column when there is
