@@ -42,9 +42,9 @@ warm-up phase whose figures are discarded (--warm-up). Per alert, each side
 does:
 
   reactor  publish: stream.Publisher.PublishBatch, as send --file and ingest
-           do: a traceparent header, PublishMsgAsync with the Msg-Id, the
+           do: a traceparent header, the alert sent with its Msg-Id, its
            PubAck awaited with a deadline, the alert sent again with the
-           same id if it does not come.
+           same id if the PubAck does not come or the send failed.
            process: processor.Processor on the group's durable consumer:
            Consume, the router, the handler under in-progress heartbeats,
            the outcome (ack; retry with backoff; dead letter), metrics.
@@ -52,6 +52,10 @@ does:
            process: Consume with its defaults on a durable consumer, the
            message handed to one of --workers goroutines that reads its
            delivery count, sleeps --work and acks. No retry, no DLQ.
+
+The rates are per consumer group (--groups), the CPU time per settled alert
+counts the bench's process (the embedded server included, an external one
+not) and each group's settlement.
 
 --work is spent in time.Sleep: a handler waiting on I/O. Failures are picked
 by a hash of each alert's id: --fail-rate and --panic-rate fail the first
