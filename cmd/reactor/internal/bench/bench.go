@@ -200,6 +200,11 @@ func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, n
 			return err
 		}
 		started = true
+		if cfg.Backlog {
+			// Its clock runs already; and with a backlog a pull is
+			// answered at once, so none may be seen waiting.
+			return nil
+		}
 		return waitPulling(ctx, sd)
 	}
 	if !cfg.Backlog {
