@@ -29,8 +29,8 @@ type PublisherConfig struct {
 	// AttemptTimeout bounds the wait for one send's PubAck. Defaults to
 	// RequestTimeoutDefault.
 	AttemptTimeout time.Duration
-	// MaxPending bounds async publishes awaiting their PubAck. Defaults to
-	// 4000.
+	// MaxPending bounds the sends of one PublishBatch awaiting their
+	// PubAck. Defaults to 4000.
 	MaxPending int
 }
 
