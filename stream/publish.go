@@ -276,6 +276,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []*nats.Msg, done fun
 		}
 		if err := b.send(i, msg); err != nil {
 			ack, err := p.Publish(ctx, msg)
+			b.now = time.Now()
 			report(Result{Index: i, Ack: ack, Err: err})
 		}
 	}
