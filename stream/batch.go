@@ -20,8 +20,8 @@ type batch struct {
 	head, n int
 	timer   *time.Timer // made by the first wait that blocks
 	// now is when the sends going out now are sent, to the precision a
-	// PubAck deadline needs: read at the start and around each wait that
-	// blocks, not per send (a clock read costs 0.1 µs on a VM's kvm-clock).
+	// PubAck deadline needs: read at the start, around each wait that
+	// blocks and after a fallback Publish, not per send.
 	now time.Time
 	// reconnecting tells of a reconnect: the sends in flight may have been
 	// lost with the old connection, and are published again at once.

@@ -9,9 +9,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ackRouter sends PublishBatch's messages with a reply subject of its own
-// each, under one wildcard subscription of the Publisher's connection, and
-// hands every PubAck to the batch waiting for it.
+// ackRouter sends a Publisher's messages (PublishBatch's and Publish's)
+// with a reply subject of its own each, under one wildcard subscription of
+// the Publisher's connection, and hands every PubAck to the call waiting
+// for it.
 //
 // It stands in for nats.go's PublishMsgAsync because of what that costs per
 // message for a publisher that must give up on a PubAck: a future with two
