@@ -91,7 +91,7 @@ func (b *batch) finish(msgs []*nats.Msg) Result {
 	}
 	msg := msgs[e.index]
 	if !retryable(r.Err) {
-		r.Err = fmt.Errorf("publish %s (id %s): %w", msg.Subject, msg.Header.Get(nats.MsgIdHdr), r.Err)
+		r.Err = refused(msg, r.Err)
 		return r
 	}
 	ack, err := b.p.Publish(b.ctx, msg)

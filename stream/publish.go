@@ -122,7 +122,7 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 			err = ferr // a timeout says less than what failed before it
 		}
 		if ctx.Err() == nil && !retryable(ferr) {
-			return fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, ferr)
+			return refused(msg, ferr)
 		}
 		if waiting > 0 {
 			return nil
@@ -228,6 +228,12 @@ func retryable(err error) bool {
 		return apiErr.ErrorCode == errCodeMsgIDInProcess || apiErr.Code >= 500 || apiErr.Code == 408 || apiErr.Code == 503
 	}
 	return true
+}
+
+// refused is the error of a publish of msg that err, which retryable says
+// sending again cannot help, ends: Publish's and PublishBatch's alike.
+func refused(msg *nats.Msg, err error) error {
+	return fmt.Errorf("publish %s (id %s): %w", msg.Subject, msg.Header.Get(nats.MsgIdHdr), err)
 }
 
 // Result is the outcome of one message of a batch.
