@@ -134,7 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		shutdown = s.Shutdown
 	}
-	authOpts, err := cfg.Auth.options()
+	authOpts, err := cfg.Auth.Options()
 	if err != nil {
 		return nil, err
 	}
@@ -172,9 +172,10 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 
 func newConn(nc *nats.Conn, inProcess nats.InProcessConnProvider) (*Conn, error) {
 	// An async PubAck that never comes (the stream leader that took the
-	// publish stepped down or died) fails its future after the timeout,
-	// and PublishBatch sends the message again; without one the future
-	// would wait for ever.
+	// publish stepped down or died) fails its future after the timeout;
+	// without one the future would wait for ever. (Publisher waits for
+	// its PubAcks on a subscription of its own, with deadlines of its
+	// own.)
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(RequestTimeoutDefault))
 	if err != nil {
 		nc.Close()
@@ -206,7 +207,8 @@ func (c *Conn) Close() error {
 	return err
 }
 
-func (a Auth) options() ([]nats.Option, error) {
+// Options are the nats.go connection options that present a's credentials.
+func (a Auth) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	if a.User != "" {
 		opts = append(opts, nats.UserInfo(a.User, a.Password))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,8 +29,8 @@ type PublisherConfig struct {
 	// AttemptTimeout bounds the wait for one send's PubAck. Defaults to
 	// RequestTimeoutDefault.
 	AttemptTimeout time.Duration
-	// MaxPending bounds async publishes awaiting their PubAck. Defaults to
-	// 4000.
+	// MaxPending bounds the sends of one PublishBatch awaiting their
+	// PubAck. Defaults to 4000.
 	MaxPending int
 }
 
@@ -67,13 +66,18 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 // Publisher stores alerts with a Nats-Msg-Id each, so that a publish retried
 // after a timeout or a reconnect is stored once (within the duplicate window).
 type Publisher struct {
-	js  jetstream.JetStream
-	cfg PublisherConfig
+	js   jetstream.JetStream
+	cfg  PublisherConfig
+	acks *ackRouter // PublishBatch's
 }
 
-// NewPublisher returns a Publisher on js.
+// NewPublisher returns a Publisher on js. With its first publish it
+// subscribes to its PubAcks on js's connection, as a nats.go JetStream
+// context does for async publishes, and keeps the subscription for the
+// connection's life: make one Publisher per connection and share it; it is
+// safe for concurrent use.
 func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
-	return &Publisher{js: js, cfg: cfg.withDefaults()}
+	return &Publisher{js: js, cfg: cfg.withDefaults(), acks: &ackRouter{nc: js.Conn()}}
 }
 
 // ErrNoMsgID is returned for a message without a Nats-Msg-Id header.
@@ -84,72 +88,121 @@ var ErrNoMsgID = errors.New("stream: message has no Nats-Msg-Id")
 // still waits, and a failed one is retried after RetryWait (doubling, up to
 // ResendAfter), all with the same id, until Attempts sends. A msg without a
 // W3C traceparent header gets one (see EnsureTraceparent). msg must not be
-// changed until Publish returns; no send outlives it.
+// changed until Publish returns; nothing reads it after.
 func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	id := msg.Header.Get(nats.MsgIdHdr)
 	if id == "" {
 		return nil, ErrNoMsgID
 	}
 	EnsureTraceparent(ctx, msg.Header)
-	ctx, cancel := context.WithCancel(ctx)
-	var sends sync.WaitGroup
-	defer sends.Wait() // none reads msg once Publish returns
-	defer cancel()     // the sends still waiting give up
-	type result struct {
-		ack *jetstream.PubAck
-		err error
+	type send struct {
+		token    uint64
+		deadline time.Time // of its PubAck
+		open     bool
 	}
-	results := make(chan result, p.cfg.Attempts) // never blocks a send
-	send := func() {
-		sends.Add(1)
-		go func() {
-			defer sends.Done()
-			actx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
-			defer cancel()
-			// The id is in msg's header already: no WithMsgID, which would
-			// write the header while another send reads it.
-			ack, err := p.js.PublishMsg(actx, msg)
-			results <- result{ack, err}
-		}()
+	var (
+		results = make(chan ackResult, p.cfg.Attempts) // never blocks a send's answer
+		sends   = make([]send, 0, p.cfg.Attempts)
+		waiting int
+		next    = time.Now() // the next send, zero once Attempts are sent
+		wait    = p.cfg.RetryWait
+		err     error // the most telling failure so far
+	)
+	defer func() {
+		for _, s := range sends {
+			if s.open {
+				p.acks.forget(s.token)
+			}
+		}
+	}()
+	// failed takes a send's failure, and returns the error that ends the
+	// publish, if it does.
+	failed := func(ferr error) error {
+		if err == nil || !errors.Is(ferr, context.DeadlineExceeded) {
+			err = ferr // a timeout says less than what failed before it
+		}
+		if ctx.Err() == nil && !retryable(ferr) {
+			return refused(msg, ferr)
+		}
+		if waiting > 0 {
+			return nil
+		}
+		if next.IsZero() {
+			return fmt.Errorf("publish %s (id %s): %d attempts: %w", msg.Subject, id, len(sends), err)
+		}
+		next = time.Now().Add(wait)
+		wait = min(2*wait, p.cfg.ResendAfter)
+		return nil
 	}
-	send()
-	sent, waiting := 1, 1
-	next := time.NewTimer(p.cfg.ResendAfter)
-	defer next.Stop()
-	wait := p.cfg.RetryWait
-	var err error
+	// sendNext sends msg again, unless Attempts are sent, when next is due,
+	// and returns the error that ends the publish, if one does.
+	sendNext := func(now time.Time) error {
+		if next.IsZero() || now.Before(next) {
+			return nil
+		}
+		slot := len(sends)
+		sends = append(sends, send{})
+		next = now.Add(p.cfg.ResendAfter)
+		if len(sends) == p.cfg.Attempts {
+			next = time.Time{}
+		}
+		token, serr := p.acks.send(msg, results, slot)
+		if serr != nil {
+			return failed(serr)
+		}
+		sends[slot] = send{token: token, deadline: now.Add(p.cfg.AttemptTimeout), open: true}
+		waiting++
+		return nil
+	}
+	if ferr := sendNext(next); ferr != nil {
+		return nil, ferr
+	}
+	timer := time.NewTimer(p.cfg.ResendAfter)
+	defer timer.Stop()
 	for {
 		select {
 		case r := <-results:
+			s := &sends[r.slot]
+			if !s.open || s.token != r.token {
+				continue
+			}
+			s.open = false
 			waiting--
 			if r.err == nil {
 				return r.ack, nil
 			}
-			if err == nil || !errors.Is(r.err, context.DeadlineExceeded) {
-				err = r.err // a timeout says less than what failed before it
+			if ferr := failed(r.err); ferr != nil {
+				return nil, ferr
 			}
-			if ctx.Err() == nil && !retryable(r.err) {
-				return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, classify(r.err))
-			}
-			if waiting == 0 {
-				if sent >= p.cfg.Attempts {
-					return nil, fmt.Errorf("publish %s (id %s): %d attempts: %w", msg.Subject, id, sent, err)
+		case now := <-timer.C:
+			for i := range sends {
+				if s := &sends[i]; s.open && !now.Before(s.deadline) && p.acks.forget(s.token) {
+					s.open = false
+					waiting--
+					if ferr := failed(context.DeadlineExceeded); ferr != nil {
+						return nil, ferr
+					}
 				}
-				next.Reset(wait)
-				wait = min(2*wait, p.cfg.ResendAfter)
 			}
-		case <-next.C:
-			if sent < p.cfg.Attempts {
-				send()
-				sent++
-				waiting++
-				next.Reset(p.cfg.ResendAfter)
+			if ferr := sendNext(now); ferr != nil {
+				return nil, ferr
 			}
 		case <-ctx.Done():
 			if err == nil {
 				return nil, fmt.Errorf("publish %s (id %s): %w", msg.Subject, id, context.Cause(ctx))
 			}
 			return nil, fmt.Errorf("publish %s (id %s): %w (last failure: %w)", msg.Subject, id, context.Cause(ctx), err)
+		}
+		// The timer goes off at the next send or the first PubAck
+		// deadline, whichever comes first.
+		at := next
+		for _, s := range sends {
+			if s.open && (at.IsZero() || s.deadline.Before(at)) {
+				at = s.deadline
+			}
+		}
+		if !at.IsZero() {
+			timer.Reset(time.Until(at))
 		}
 	}
 }
@@ -223,6 +276,12 @@ func storeFull(apiErr *jetstream.APIError) StoreLimit {
 	return ""
 }
 
+// refused is the error of a publish of msg that err, which retryable says
+// sending again cannot help, ends: Publish's and PublishBatch's alike.
+func refused(msg *nats.Msg, err error) error {
+	return fmt.Errorf("publish %s (id %s): %w", msg.Subject, msg.Header.Get(nats.MsgIdHdr), classify(err))
+}
+
 // Result is the outcome of one message of a batch.
 type Result struct {
 	// Index of the message in the batch.
@@ -231,31 +290,21 @@ type Result struct {
 	Err   error
 }
 
-// PublishBatch stores msgs with async publishes, up to MaxPending in flight,
-// and calls done once per message from the calling goroutine. A
-// future failed by a disconnect or timeout is retried synchronously with the
-// same id; the message may already be stored, and the id makes it count once.
-// It returns the number of messages that failed.
+// PublishBatch stores msgs, up to MaxPending in flight at once, and calls
+// done once per message from the calling goroutine. A message whose PubAck
+// does not come within AttemptTimeout, or that failed (the connection
+// reconnecting, no stream leader, a server error), is published again with
+// Publish and the same id: it may be stored already, and the id makes it
+// count once. It returns the number of messages that failed.
+//
+// The first sends go out under a subscription of the Publisher's own on
+// its connection, made by the first PublishBatch and kept for the
+// connection's life.
 func (p *Publisher) PublishBatch(ctx context.Context, msgs []*nats.Msg, done func(Result)) int {
-	type pending struct {
-		i int
-		f jetstream.PubAckFuture
-	}
-	window := make(chan pending, p.cfg.MaxPending)
+	b := p.newBatch(ctx, min(p.cfg.MaxPending, max(len(msgs), 1)))
+	defer b.close()
 	failed := 0
-	finish := func(pd pending) {
-		var r Result
-		r.Index = pd.i
-		select {
-		case r.Ack = <-pd.f.Ok():
-		case err := <-pd.f.Err():
-			r.Ack, r.Err = p.Publish(ctx, msgs[pd.i])
-			if r.Err != nil {
-				r.Err = fmt.Errorf("%w (async: %w)", r.Err, err)
-			}
-		case <-ctx.Done():
-			r.Err = context.Cause(ctx)
-		}
+	report := func(r Result) {
 		if r.Err != nil {
 			failed++
 		}
@@ -265,41 +314,26 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []*nats.Msg, done fun
 	}
 	for i, msg := range msgs {
 		if ctx.Err() != nil {
-			if done != nil {
-				done(Result{Index: i, Err: context.Cause(ctx)})
-			}
-			failed++
+			report(Result{Index: i, Err: context.Cause(ctx)})
 			continue
 		}
 		id := msg.Header.Get(nats.MsgIdHdr)
 		if id == "" {
-			if done != nil {
-				done(Result{Index: i, Err: ErrNoMsgID})
-			}
-			failed++
+			report(Result{Index: i, Err: ErrNoMsgID})
 			continue
 		}
 		EnsureTraceparent(ctx, msg.Header)
-		if len(window) == cap(window) {
-			finish(<-window)
+		if b.full() {
+			report(b.finish(msgs))
 		}
-		// The id is in msg's header already: jetstream.WithMsgID would
-		// allocate options and set it again.
-		f, err := p.js.PublishMsgAsync(msg)
-		if err != nil {
+		if err := b.send(i, msg); err != nil {
 			ack, err := p.Publish(ctx, msg)
-			if err != nil {
-				failed++
-			}
-			if done != nil {
-				done(Result{Index: i, Ack: ack, Err: err})
-			}
-			continue
+			b.now = time.Now()
+			report(Result{Index: i, Ack: ack, Err: err})
 		}
-		window <- pending{i: i, f: f}
 	}
-	for len(window) > 0 {
-		finish(<-window)
+	for !b.empty() {
+		report(b.finish(msgs))
 	}
 	return failed
 }

@@ -78,3 +78,32 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodePubAck: the server's answers to a publish, as PublishBatch and
+// Publish read them off their reply subjects.
+func TestDecodePubAck(t *testing.T) {
+	t.Parallel()
+	noResponders := &nats.Msg{Header: nats.Header{"Status": []string{"503"}}}
+	tests := []struct {
+		name    string
+		msg     *nats.Msg
+		wantSeq uint64
+		wantErr error
+	}{
+		{"stored", &nats.Msg{Data: []byte(`{"stream":"ALERTS","seq":7}`)}, 7, nil},
+		{"no responders", noResponders, 0, jetstream.ErrNoStreamResponse},
+		{"not json", &nats.Msg{Data: []byte(`+OK`)}, 0, jetstream.ErrInvalidJSAck},
+		{"no stream", &nats.Msg{Data: []byte(`{"seq":7}`)}, 0, jetstream.ErrInvalidJSAck},
+	}
+	for _, tt := range tests {
+		ack, err := decodePubAck(tt.msg)
+		if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && (ack == nil || ack.Sequence != tt.wantSeq || ack.Stream != "ALERTS")) {
+			t.Errorf("%s: ack %+v, err %v; want seq %d, err %v", tt.name, ack, err, tt.wantSeq, tt.wantErr)
+		}
+	}
+	_, err := decodePubAck(&nats.Msg{Data: []byte(`{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"}}`)})
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence || retryable(err) {
+		t.Errorf("error answer: %v, want a non-retryable APIError with code %d", err, jetstream.JSErrCodeStreamWrongLastSequence)
+	}
+}

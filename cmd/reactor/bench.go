@@ -32,11 +32,30 @@ command exits non-zero.
 
 By default it starts a fresh embedded server in a temporary directory
 (removed afterwards), reached in-process only; with --url it uses streams of
-its own (REACTOR_BENCH_*) on that server, deleted after the run. --raw runs
-the same load through bare nats.go jetstream as a user writes it with the
-library alone (one stream, a durable consumer, Consume with its defaults,
-PublishAsync with a Msg-Id, goroutines that ack) and prints the ratio
-reactor/raw: what reactor costs over that.
+its own (REACTOR_BENCH_*) on that server, deleted after the run.
+
+--raw also runs the same load through bare nats.go jetstream, as a program
+using the library alone writes it, on a connection and JetStream context of
+its own with the library's defaults, and prints the ratio reactor/raw: what
+reactor costs over that. Before anything is measured, each side runs a
+warm-up phase whose figures are discarded (--warm-up). Per alert, each side
+does:
+
+  reactor  publish: stream.Publisher.PublishBatch, as send --file and ingest
+           do: a traceparent header, the alert sent with its Msg-Id, its
+           PubAck awaited with a deadline, the alert sent again with the
+           same id if the PubAck does not come or the send failed.
+           process: processor.Processor on the group's durable consumer:
+           Consume, the router, the handler under in-progress heartbeats,
+           the outcome (ack; retry with backoff; dead letter), metrics.
+  raw      publish: PublishMsgAsync with the Msg-Id, the PubAck awaited.
+           process: Consume with its defaults on a durable consumer, the
+           message handed to one of --workers goroutines that reads its
+           delivery count, sleeps --work and acks. No retry, no DLQ.
+
+The rates are per consumer group (--groups), the CPU time per settled alert
+counts the bench's process (the embedded server included, an external one
+not) and each group's settlement.
 
 --work is spent in time.Sleep: a handler waiting on I/O. Failures are picked
 by a hash of each alert's id: --fail-rate and --panic-rate fail the first
@@ -51,6 +70,11 @@ the dead letters to expect are known and checked.`,
 			&cli.DurationFlag{Name: "duplicate-window", Value: stream.Topology{}.WithDefaults().DuplicateWindow, Usage: "the history's duplicate window, as reactor run --duplicate-window sets it: the server keeps every id of the window in memory", EnvVars: env("DUPLICATE_WINDOW"), Category: catLoad},
 			&cli.DurationFlag{Name: "backlog-rest", Usage: "with --backlog, wait this long before processing: 11s lets the server drop the caches of the blocks it just wrote, as a process started later on the backlog finds it", EnvVars: env("BACKLOG_REST"), Category: catLoad},
 			&cli.IntFlag{Name: "workers", Value: 16, Usage: "processor workers", EnvVars: env("WORKERS"), Category: catProc},
+			&cli.IntFlag{Name: "groups", Value: 1, Usage: "consumer groups, each processing every alert (fan-out); rates are per group, CPU per delivered alert", EnvVars: env("GROUPS"), Category: catProc},
+			&cli.IntFlag{Name: "processes", Value: 1, Usage: "processors per group, each on a connection of its own, as that many reactor run processes (they run in the bench's process)", EnvVars: env("PROCESSES"), Category: catProc},
+			&cli.IntFlag{Name: "prefetch", Usage: "the processor's prefetch and raw's PullMaxMessages; 0: their defaults (500)", EnvVars: env("PREFETCH"), Category: catProc},
+			&cli.IntFlag{Name: "max-ack-pending", Usage: "both sides' consumer MaxAckPending; 0: their defaults (reactor max(1000, 2*(workers+prefetch)), the server 1000)", EnvVars: env("MAX_ACK_PENDING"), Category: catProc},
+			&cli.IntFlag{Name: "replicas", Value: 1, Usage: "replicas of both sides' streams, for a cluster at --url", EnvVars: env("REPLICAS"), Category: catServer},
 			&cli.DurationFlag{Name: "ack-wait", Usage: "both phases' consumer AckWait; 0: the defaults (reactor's, the server's 30s for --raw)", EnvVars: env("ACK_WAIT"), Category: catProc},
 			&cli.DurationFlag{Name: "work", Usage: "simulated handler latency (time.Sleep), e.g. 2ms", EnvVars: env("WORK"), Category: catProc},
 			&cli.Float64Flag{Name: "fail-rate", Usage: "fraction of alerts failing their first delivery with an error (retried)", EnvVars: env("FAIL_RATE"), Category: catProc},
@@ -58,9 +82,10 @@ the dead letters to expect are known and checked.`,
 			&cli.Float64Flag{Name: "permanent-rate", Usage: "fraction of alerts failing permanently (dead-lettered)", EnvVars: env("PERMANENT_RATE"), Category: catProc},
 			&cli.BoolFlag{Name: "double-ack", Usage: "wait for the server to confirm every ack", EnvVars: env("DOUBLE_ACK"), Category: catProc},
 			&cli.BoolFlag{Name: "raw", Usage: "also run the load through bare nats.go jetstream and report the ratio", EnvVars: env("RAW"), Category: catProc},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of each phase's measured part (embedded server included) to `PREFIX`-<run>-<phase>.pprof, for go tool pprof", EnvVars: env("CPUPROFILE"), Category: catProc},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of each phase's measured part (embedded server included) to `PREFIX`-<run>-<phase>.pprof, for go tool pprof; with --backlog, the publishing's to PREFIX-<run>-<phase>-publish.pprof", EnvVars: env("CPUPROFILE"), Category: catProc},
+			&cli.IntFlag{Name: "warm-up", Usage: fmt.Sprintf("alerts of a warm-up phase of each side, run first and not measured; 0: min(--msgs, %d), -1: none", bench.WarmUpDefault), EnvVars: env("WARM_UP"), Category: catProc},
 			&cli.IntFlag{Name: "runs", Value: 1, Usage: "repeat the comparison this many times on the same server, alternating which phase goes first, and report every run and the medians", EnvVars: env("RUNS"), Category: catProc},
-			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DefaultDrainTimeout, Usage: "count alerts as lost after this long without progress", EnvVars: env("DRAIN_TIMEOUT"), Category: catProc},
+			&cli.DurationFlag{Name: "drain-timeout", Value: bench.DrainTimeoutDefault, Usage: "count alerts as lost after this long without progress", EnvVars: env("DRAIN_TIMEOUT"), Category: catProc},
 			&cli.BoolFlag{Name: "sync-always", Usage: "the embedded server fsyncs every write", EnvVars: env("SYNC_ALWAYS"), Category: catServer},
 			jsonFlag("print the report as one JSON object"),
 		}, benchConnFlags()...),
@@ -92,6 +117,11 @@ func runBench(c *cli.Context) error {
 		Publishers:      c.Int("publishers"),
 		Rate:            c.Float64("rate"),
 		Workers:         c.Int("workers"),
+		Groups:          c.Int("groups"),
+		Processes:       c.Int("processes"),
+		Prefetch:        c.Int("prefetch"),
+		MaxAckPending:   c.Int("max-ack-pending"),
+		Replicas:        c.Int("replicas"),
 		Work:            c.Duration("work"),
 		AckWait:         c.Duration("ack-wait"),
 		FailRate:        c.Float64("fail-rate"),
@@ -105,6 +135,7 @@ func runBench(c *cli.Context) error {
 		DuplicateWindow: c.Duration("duplicate-window"),
 		DrainTimeout:    c.Duration("drain-timeout"),
 		Runs:            c.Int("runs"),
+		WarmUp:          c.Int("warm-up"),
 		CPUProfile:      c.String("cpuprofile"),
 	}
 	cfg.Conn = streamConfig(c)

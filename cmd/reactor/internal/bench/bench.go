@@ -36,11 +36,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
+	sides, closeSides, err := openSides(ctx, cfg, conn)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSides()
 	h := &handover{}
 	defer h.done()
 
 	rep := &Report{Settings: settings(cfg)}
 	id := runID()
+	if err := warmUp(ctx, sides, h, cfg, id+"w"); err != nil {
+		return nil, err
+	}
 	var reactors, raws []Phase
 	for i := range cfg.Runs {
 		// The phases alternate which goes first, so that neither gains
@@ -49,7 +57,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.Runs > 1 {
 			label = fmt.Sprintf(" %d", i+1)
 		}
-		reactor, raw, err := runOnce(ctx, conn.JS, h, cfg, fmt.Sprintf("%s%d", id, i), label, i%2 == 1)
+		reactor, raw, err := runOnce(ctx, sides, h, cfg, fmt.Sprintf("%s%d", id, i), label, i%2 == 1)
 		if reactor.Msgs > 0 && (!cfg.Raw || raw.Msgs > 0) {
 			reactors, raws = append(reactors, reactor), append(raws, raw)
 			rep.Runs = append(rep.Runs, summarize(reactor, raw, cfg.Raw))
@@ -70,9 +78,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
+// warmUp runs a phase of each side whose figures are discarded, with
+// cfg.WarmUp alerts, reactor's first: the first run then measures neither
+// side on a cold server, store, connection and Go heap.
+func warmUp(ctx context.Context, js sideConns, h *handover, cfg Config, run string) error {
+	if cfg.WarmUp <= 0 {
+		return nil
+	}
+	w := cfg
+	w.Msgs, w.BacklogRest, w.CPUProfile = cfg.WarmUp, 0, ""
+	reactor, raw, err := runOnce(ctx, js, h, w, run, " warm-up", false)
+	if err != nil {
+		return fmt.Errorf("bench: warm-up: %w", err)
+	}
+	if lost := reactor.Lost + raw.Lost; lost > 0 {
+		return fmt.Errorf("bench: warm-up: %d alerts lost", lost)
+	}
+	return nil
+}
+
 // runOnce runs the reactor phase, then the raw one if asked (the other
 // way round with rawFirst).
-func runOnce(ctx context.Context, js jetstream.JetStream, h *handover, cfg Config, run, label string, rawFirst bool) (reactor, raw Phase, err error) {
+func runOnce(ctx context.Context, js sideConns, h *handover, cfg Config, run, label string, rawFirst bool) (reactor, raw Phase, err error) {
 	if cfg.Raw && rawFirst {
 		if raw, err = runPhase(ctx, js, h, cfg, run, "raw", "raw"+label); err != nil {
 			return reactor, raw, err
@@ -124,16 +151,17 @@ func connect(ctx context.Context, cfg Config) (*stream.Conn, func(), error) {
 // with the reactor processor or the raw baseline; h deletes the streams once
 // the next phase has created its own. label names the phase in progress
 // reports.
-func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Config, run, name, label string) (Phase, error) {
+func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, name, label string) (Phase, error) {
 	var ph Phase
 	tag := strings.ToUpper("REACTOR_BENCH_" + run + "_" + name)
 	subjects := "reactor_bench." + run + "." + name
-	t := newTracker(run+"-"+name+"-", cfg.Msgs)
+	t := newTracker(run+"-"+name+"-", cfg.Msgs, cfg.Groups)
 	var sd side
 	if name == "raw" {
-		sd = &rawSide{js: js, cfg: cfg, name: tag, subject: subjects + ".>", t: t}
+		sd = &rawSide{js: js.raw, cfg: cfg, name: tag, subject: subjects + ".>", t: t}
 	} else {
 		topo := stream.Topology{
+			Replicas:  cfg.Replicas,
 			Alerts:    tag,
 			Subjects:  []string{subjects + ".>"},
 			DLQ:       tag + "_DLQ",
@@ -143,7 +171,7 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 
 			DuplicateWindow: cfg.DuplicateWindow,
 		}.WithDefaults()
-		sd = newReactorSide(js, cfg, topo, t, subjects+".>")
+		sd = newReactorSide(js.reactor, js.pub, cfg, topo, t, subjects+".>")
 	}
 	err := sd.setup(ctx)
 	h.next(sd.cleanup)
@@ -172,6 +200,11 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 			return err
 		}
 		started = true
+		if cfg.Backlog {
+			// Its clock runs already; and with a backlog a pull is
+			// answered at once, so none may be seen waiting.
+			return nil
+		}
 		return waitPulling(ctx, sd)
 	}
 	if !cfg.Backlog {
@@ -179,15 +212,23 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 			return fail(err)
 		}
 	}
-	profile := startProfile(cfg, run, name)
+	profileName := name
+	if cfg.Backlog {
+		profileName += "-publish"
+	}
+	profile := startProfile(cfg, run, profileName)
 	defer func() { _ = profile() }()
 	cpu := cpuTime()
 	pubTime := publish(ctx, sd, cfg, t, subjects+".alert")
 	begin := time.Unix(0, t.firstPublish.Load())
 	var pubRSS, pubHeap uint64
 	if cfg.Backlog {
+		if n := t.published.Load(); n > 0 {
+			ph.PublishCPUPerAlert = float64((cpuTime() - cpu).Microseconds()) / float64(n)
+		}
+		profErr := profile()
 		if err := waitBacklog(ctx, sd, uint64(t.published.Load())); err != nil {
-			return fail(err)
+			return fail(errors.Join(err, profErr))
 		}
 		// Measure processing as a process that starts with the backlog
 		// would: the publishing's garbage collected and returned to the OS.
@@ -200,7 +241,9 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 		runtime.GC()
 		debug.FreeOSMemory()
 		mem = startMemSampler(memSampleEvery)
-		_ = profile() // the publishing's: not what is measured
+		if profErr != nil {
+			return fail(profErr)
+		}
 		profile = startProfile(cfg, run, name)
 		begin, cpu = time.Now(), cpuTime()
 		if err := startSide(); err != nil {
@@ -233,10 +276,10 @@ func runPhase(ctx context.Context, js jetstream.JetStream, h *handover, cfg Conf
 		elapsed := time.Unix(0, last).Sub(begin)
 		ph.Duration = time.Unix(0, last).Sub(time.Unix(0, t.firstPublish.Load())).Seconds()
 		if elapsed > 0 {
-			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / elapsed.Seconds()
+			ph.ProcessRate = float64(ph.Acked+ph.DeadLettered) / float64(cfg.Groups) / elapsed.Seconds()
 		}
 	}
-	ph.Backlog, ph.DLQMessages = leftOver(js, sd)
+	ph.Backlog, ph.DLQMessages = leftOver(js.reactor[0], sd)
 	if rs, ok := sd.(*reactorSide); ok {
 		ph.Metrics = counters(rs.metrics)
 	}
@@ -278,7 +321,7 @@ func waitSettled(ctx context.Context, t *tracker, idle time.Duration) error {
 	last, lastChange := t.settled.Load(), time.Now()
 	for {
 		n := t.settled.Load()
-		if n >= t.published.Load() && !t.unsettled() {
+		if n >= t.wanted() && !t.unsettled() {
 			return nil
 		}
 		if n != last {
@@ -294,39 +337,48 @@ func waitSettled(ctx context.Context, t *tracker, idle time.Duration) error {
 	}
 }
 
-// waitPulling waits until the side's consumer has a pull request pending,
-// so that the first publish is processed at once.
+// everyConsumer reports whether ok holds for the info of each of the
+// side's consumers.
+func everyConsumer(ctx context.Context, sd side, ok func(*jetstream.ConsumerInfo) bool) bool {
+	cs, err := sd.consumers(ctx)
+	if err != nil {
+		return false
+	}
+	for _, c := range cs {
+		info, err := c.Info(ctx)
+		if err != nil || !ok(info) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitPulling waits until each of the side's consumers has a pull request
+// pending, so that the first publish is processed at once.
 func waitPulling(ctx context.Context, sd side) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for {
-		if c, err := sd.consumer(ctx); err == nil {
-			if info, err := c.Info(ctx); err == nil && info.NumWaiting > 0 {
-				return nil
-			}
-		}
+	for !everyConsumer(ctx, sd, func(info *jetstream.ConsumerInfo) bool { return info.NumWaiting > 0 }) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("bench: consumer not pulling: %w", context.Cause(ctx))
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
-// waitBacklog waits until the side's consumer has n alerts to deliver.
+// waitBacklog waits until each of the side's consumers has n alerts to
+// deliver.
 func waitBacklog(ctx context.Context, sd side, n uint64) error {
-	for {
-		if c, err := sd.consumer(ctx); err == nil {
-			if info, err := c.Info(ctx); err == nil && info.NumPending >= n {
-				return nil
-			}
-		}
+	for !everyConsumer(ctx, sd, func(info *jetstream.ConsumerInfo) bool { return info.NumPending >= n }) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("bench: waiting for the backlog: %w", context.Cause(ctx))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // reportProgress calls cfg.OnProgress every ProgressInterval until the
@@ -336,7 +388,7 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 		return func() {}
 	}
 	snapshot := func(done bool) Progress {
-		return Progress{Phase: phase, Msgs: t.n, Published: int(t.published.Load()), Settled: int(t.settled.Load()), Done: done}
+		return Progress{Phase: phase, Msgs: t.n, Published: int(t.published.Load()), Settled: int(t.settled.Load()) / t.groups, Done: done}
 	}
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -359,24 +411,21 @@ func reportProgress(cfg Config, phase string, t *tracker) func() {
 	}
 }
 
-// leftOver returns the alerts the side's consumer has not seen acked
-// (pending plus ack pending) and the messages of its DLQ stream. Acks are
-// asynchronous: the connection is flushed first, and the consumer is given
-// a moment to apply the last ones.
+// leftOver returns the alerts the side's consumers have not seen acked
+// (pending plus ack pending, summed) and the messages of its DLQ stream,
+// read on js. Acks are asynchronous: the side's connections are flushed
+// first, and the consumers are given a moment to apply the last ones.
 func leftOver(js jetstream.JetStream, sd side) (left, dlq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), stream.RequestTimeoutDefault)
 	defer cancel()
-	_ = js.Conn().FlushWithContext(ctx)
+	_ = sd.flush(ctx)
 	read := func() uint64 {
-		c, err := sd.consumer(ctx)
-		if err != nil {
-			return 0
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0
-		}
-		return info.NumPending + uint64(info.NumAckPending)
+		var n uint64
+		everyConsumer(ctx, sd, func(info *jetstream.ConsumerInfo) bool {
+			n += info.NumPending + uint64(info.NumAckPending)
+			return true
+		})
+		return n
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for left = read(); left > 0 && time.Now().Before(deadline); left = read() {
@@ -422,6 +471,12 @@ func settings(cfg Config) Settings {
 		Backlog:          cfg.Backlog,
 		BacklogRestS:     cfg.BacklogRest.Seconds(),
 		DuplicateWindowS: cfg.DuplicateWindow.Seconds(),
+		WarmUp:           max(cfg.WarmUp, 0),
+		Groups:           cfg.Groups,
+		Processes:        cfg.Processes,
+		Prefetch:         cfg.Prefetch,
+		MaxAckPending:    cfg.MaxAckPending,
+		Replicas:         cfg.Replicas,
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,10 +43,15 @@ func run(t *testing.T, cfg Config) *Report {
 
 func TestRunSettlesEveryAlert(t *testing.T) {
 	t.Parallel()
-	var progress atomic.Int64
+	var (
+		mu    sync.Mutex
+		final []string
+	)
 	rep := run(t, Config{Msgs: 1000, Workers: 8, Publishers: 2, Raw: true, OnProgress: func(p Progress) {
 		if p.Done {
-			progress.Add(1)
+			mu.Lock()
+			final = append(final, p.Phase)
+			mu.Unlock()
 		}
 	}})
 	for _, p := range []*Phase{&rep.Phase, rep.Raw} {
@@ -63,8 +68,9 @@ func TestRunSettlesEveryAlert(t *testing.T) {
 	if rep.Ratio <= 0 {
 		t.Errorf("ratio %g, want > 0", rep.Ratio)
 	}
-	if got := progress.Load(); got != 2 {
-		t.Errorf("final progress reported %d times, want once per phase", got)
+	// Each side warms up first, with its own progress.
+	if want := []string{"reactor warm-up", "raw warm-up", "reactor", "raw"}; !slices.Equal(final, want) {
+		t.Errorf("final progress reported for %q, want once per phase: %q", final, want)
 	}
 }
 
@@ -127,12 +133,20 @@ func TestRunBacklogAtRate(t *testing.T) {
 	}
 }
 
-// TestRunWritesCPUProfiles: one profile per phase, in pprof's gzipped
-// format. Not parallel: a process has one CPU profile at a time.
+// TestRunWritesCPUProfiles: one profile per phase, and one of its
+// publishing with a backlog, in pprof's gzipped format; none of the
+// warm-up. Not parallel: a process has one CPU profile at a time.
 func TestRunWritesCPUProfiles(t *testing.T) {
 	prefix := filepath.Join(t.TempDir(), "cpu")
-	run(t, Config{Msgs: 500, Workers: 4, Raw: true, Backlog: true, CPUProfile: prefix})
-	for _, phase := range []string{"reactor", "raw"} {
+	rep := run(t, Config{Msgs: 500, Workers: 4, Raw: true, Backlog: true, CPUProfile: prefix})
+	if all, _ := filepath.Glob(prefix + "-*"); len(all) != 4 {
+		t.Errorf("profiles %v, want 4", all)
+	}
+	if rep.PublishCPUPerAlert <= 0 || rep.Raw.PublishCPUPerAlert <= 0 || rep.PublishRatio <= 0 {
+		t.Errorf("publishing CPU %g and %g µs per alert, publish ratio %g: want all measured",
+			rep.PublishCPUPerAlert, rep.Raw.PublishCPUPerAlert, rep.PublishRatio)
+	}
+	for _, phase := range []string{"reactor", "raw", "reactor-publish", "raw-publish"} {
 		files, _ := filepath.Glob(prefix + "-*-" + phase + ".pprof")
 		if len(files) != 1 {
 			t.Fatalf("%s phase: profiles %v, want one", phase, files)
@@ -187,6 +201,8 @@ func TestConfigValidate(t *testing.T) {
 		"rest without a backlog":  {BacklogRest: time.Second},
 		"negative rest":           {Backlog: true, BacklogRest: -time.Second},
 		"profile in no directory": {CPUProfile: filepath.Join(t.TempDir(), "missing", "cpu")},
+		"replicas embedded":       {Replicas: 3},
+		"negative prefetch":       {Prefetch: -1},
 	} {
 		if err := cfg.withDefaults().validate(); err == nil {
 			t.Errorf("%s: want an error", name)
@@ -217,7 +233,7 @@ func TestInjectorIsDeterministic(t *testing.T) {
 
 func TestReportJSONAndTable(t *testing.T) {
 	t.Parallel()
-	rep := &Report{Phase: Phase{Msgs: 3, Published: 3, Acked: 2, Lost: 1, LostIDs: []string{"x-2"}}, Raw: &Phase{Msgs: 3}, Ratio: 0.9}
+	rep := &Report{Phase: Phase{Msgs: 3, Published: 3, Acked: 2, Lost: 1, LostIDs: []string{"x-2"}}, Raw: &Phase{Msgs: 3}, Ratio: 0.9, PublishRatio: 0.8}
 	b, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +252,7 @@ func TestReportJSONAndTable(t *testing.T) {
 	if err := rep.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"process rate", "raw", "reactor/raw processing rate: 0.90", "lost: 1 x-2"} {
+	for _, want := range []string{"process rate", "raw", "reactor/raw processing rate: 0.90", "reactor/raw publish rate: 0.80", "lost: 1 x-2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -284,5 +300,28 @@ func TestEvenRunsReportOneMedian(t *testing.T) {
 	rep.pick(make([]Phase, 2), make([]Phase, 2), true)
 	if want := (0.64 + 0.90) / 2; rep.Ratio != want || rep.Median.Ratio != want {
 		t.Errorf("ratio %g, median row %g, want both %g", rep.Ratio, rep.Median.Ratio, want)
+	}
+}
+
+// TestRunFansOutToGroupsOfProcesses: with several groups of several
+// processes, every group settles every alert once, on both sides, and the
+// rates are per group.
+func TestRunFansOutToGroupsOfProcesses(t *testing.T) {
+	t.Parallel()
+	rep := run(t, Config{Msgs: 600, Workers: 4, Groups: 3, Processes: 2, Prefetch: 50, MaxAckPending: 200, Raw: true, WarmUp: -1, FailRate: 0.02})
+	for _, p := range []*Phase{&rep.Phase, rep.Raw} {
+		if settled := p.Acked + p.DeadLettered; settled != 3*600 || p.Duplicates != 0 || p.Backlog != 0 {
+			t.Errorf("phase: %d acked, %d dead-lettered, %d duplicates, %d left: want 1800 settled once each, nothing left",
+				p.Acked, p.DeadLettered, p.Duplicates, p.Backlog)
+		}
+		if p.ProcessRate <= 0 || p.CPUPerAlert < 0 {
+			t.Errorf("rate %g, cpu %g", p.ProcessRate, p.CPUPerAlert)
+		}
+	}
+	if want := rep.Injected.Failures; want == 0 || want%3 != 0 || rep.Redeliveries < want {
+		t.Errorf("redeliveries %d, injected failures %d: want each group to retry its own", rep.Redeliveries, want)
+	}
+	if s := rep.Settings; s.Groups != 3 || s.Processes != 2 || s.Prefetch != 50 || s.MaxAckPending != 200 {
+		t.Errorf("settings %+v", s)
 	}
 }

@@ -44,8 +44,28 @@ type Config struct {
 	// Rate is the total publish rate in alerts per second. Defaults to 0:
 	// as fast as the server takes them.
 	Rate float64
-	// Workers is the processor's worker count. Defaults to 16.
+	// Workers is the processor's worker count, per group and process.
+	// Defaults to 16.
 	Workers int
+	// Groups is the number of consumer groups that each process every
+	// alert (fan-out): the rates are per group, the CPU time per delivered
+	// alert. Defaults to 1.
+	Groups int
+	// Processes is the number of processors in each group, each on a
+	// connection of its own (the raw side: as many Consume calls on
+	// connections of their own), as that many processes of one group
+	// would be; they run in the bench's process. Defaults to 1.
+	Processes int
+	// Prefetch is the processor's Prefetch and the raw side's
+	// PullMaxMessages. Defaults to 0: their own defaults (500 both).
+	Prefetch int
+	// MaxAckPending is both sides' consumer MaxAckPending. Defaults to 0:
+	// the processor's default, max(1000, 2*(Workers+Prefetch)), and the
+	// server's, 1000.
+	MaxAckPending int
+	// Replicas is the replica count of both sides' streams, for a cluster
+	// at Conn.URL. Defaults to 1.
+	Replicas int
 	// Work is the simulated handler latency, spent in time.Sleep: it models
 	// a handler waiting on I/O (a webhook, a command), which holds a worker
 	// but not a CPU. Defaults to 0: a no-op handler.
@@ -64,15 +84,21 @@ type Config struct {
 	// permanent error on every delivery: they are dead-lettered.
 	PermanentRate float64
 	// Raw also runs the same load through bare nats.go jetstream, as a user
-	// writes it with the library alone (one Limits stream, a durable
-	// consumer, Consume with its defaults, Workers goroutines that ack), and
-	// reports the ratio.
+	// writes it with the library alone, on a connection and JetStream
+	// context of its own with the library's defaults (one Limits stream, a
+	// durable consumer, PublishMsgAsync with a Msg-Id, Consume with its
+	// defaults, Workers goroutines that ack), and reports the ratio.
 	Raw bool
 	// Runs repeats the comparison, each run a reactor phase and a raw one
 	// on fresh streams of the same server, alternating which goes first;
 	// the report gives every run's figures and their medians. Defaults
 	// to 1.
 	Runs int
+	// WarmUp is the number of alerts of a phase of each side that runs
+	// before anything is measured and whose figures are discarded, so that
+	// a single run measures neither side cold. Defaults to
+	// min(Msgs, WarmUpDefault); negative: no warm-up.
+	WarmUp int
 	// SyncAlways makes the embedded server fsync every write. Only for the
 	// embedded server: an external server's sync policy is its own.
 	SyncAlways bool
@@ -95,14 +121,15 @@ type Config struct {
 	DuplicateWindow time.Duration
 	// DrainTimeout is how long the run waits without any alert being
 	// settled, once publishing is done, before it counts the unsettled ones
-	// as lost. Defaults to DefaultDrainTimeout.
+	// as lost. Defaults to DrainTimeoutDefault.
 	DrainTimeout time.Duration
 	// Seed varies which alerts the failure injection picks. Defaults to 1.
 	Seed uint64
 	// CPUProfile, if set, writes a CPU profile (runtime/pprof, embedded
 	// server included) of the measured part of each phase to
 	// CPUProfile-<run>-<phase>.pprof: publishing and processing, or only
-	// processing with Backlog.
+	// processing with Backlog, which writes the publishing's to
+	// CPUProfile-<run>-<phase>-publish.pprof.
 	CPUProfile string
 	// OnProgress, if set, is called every ProgressInterval while a phase
 	// runs, and once at its end.
@@ -116,17 +143,20 @@ type Config struct {
 
 // Progress is a snapshot of a running phase.
 type Progress struct {
-	Phase     string // "reactor" or "raw"
+	Phase     string // "reactor" or "raw", then " warm-up" or the run number with Runs above 1
 	Msgs      int
 	Published int // with a PubAck
 	Settled   int // acked or dead-lettered, each id once
 	Done      bool
 }
 
-// DefaultDrainTimeout is longer than any AckWait the bench is run with (the
-// processor's default is processor.AckWaitDefault), so an alert whose ack
-// was lost is redelivered in time.
-const DefaultDrainTimeout = 60 * time.Second
+// WarmUpDefault bounds Config.WarmUp's default.
+const WarmUpDefault = 20_000
+
+// DrainTimeoutDefault is longer than any AckWait the bench is run with
+// (the processor's default is processor.AckWaitDefault), so an alert whose
+// ack was lost is redelivered in time.
+const DrainTimeoutDefault = 60 * time.Second
 
 // Processor settings of the bench: MaxDeliver leaves room for the one
 // injected failure per alert and for redeliveries after a lost ack; the tiny
@@ -151,14 +181,26 @@ func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = 16
 	}
+	if c.Groups <= 0 {
+		c.Groups = 1
+	}
+	if c.Processes <= 0 {
+		c.Processes = 1
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = stream.Topology{}.WithDefaults().DuplicateWindow
 	}
 	if c.Runs <= 0 {
 		c.Runs = 1
 	}
+	if c.WarmUp == 0 {
+		c.WarmUp = min(c.Msgs, WarmUpDefault)
+	}
 	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = DefaultDrainTimeout
+		c.DrainTimeout = DrainTimeoutDefault
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -191,6 +233,12 @@ func (c Config) validate() error {
 	}
 	if c.BacklogRest < 0 || (c.BacklogRest > 0 && !c.Backlog) {
 		errs = append(errs, fmt.Errorf("backlog rest %s: only for a backlog, and not negative", c.BacklogRest))
+	}
+	if c.Prefetch < 0 || c.MaxAckPending < 0 {
+		errs = append(errs, fmt.Errorf("prefetch %d, max ack pending %d: must not be negative", c.Prefetch, c.MaxAckPending))
+	}
+	if c.Replicas > 1 && c.Conn.URL == "" {
+		errs = append(errs, fmt.Errorf("replicas %d: only for a cluster at a URL; the embedded server is one server", c.Replicas))
 	}
 	if c.AckWait < 0 {
 		errs = append(errs, fmt.Errorf("ack wait %s: must not be negative", c.AckWait))

@@ -20,6 +20,8 @@ type Report struct {
 	Raw *Phase `json:"raw,omitempty"`
 	// Ratio is reactor's processing rate over raw's.
 	Ratio float64 `json:"ratio,omitempty"`
+	// PublishRatio is reactor's publish rate over raw's.
+	PublishRatio float64 `json:"publish_ratio,omitempty"`
 	// Runs are every run's key figures, and Median their medians, with
 	// Config.Runs above 1; Phase and Raw are then the run whose ratio is
 	// the median.
@@ -37,24 +39,27 @@ type Phase struct {
 	Published int `json:"published"`
 	// PublishErrors counts alerts whose publish failed for good.
 	PublishErrors int `json:"publish_errors"`
-	// Acked counts ids whose first settlement was an ack.
+	// Acked counts ids whose first settlement was an ack, in each group.
 	Acked int `json:"acked"`
-	// DeadLettered counts ids whose first settlement was a dead letter.
+	// DeadLettered counts ids whose first settlement was a dead letter, in
+	// each group.
 	DeadLettered int `json:"dead_lettered"`
 	// Redeliveries counts deliveries after the first.
 	Redeliveries int `json:"redeliveries"`
 	// Lost counts ids published with a PubAck and never acked nor
-	// dead-lettered within the drain timeout; LostIDs lists the first 100.
+	// dead-lettered within the drain timeout, in each group; LostIDs lists
+	// the first 100 (with "@<group>" when there are several).
 	Lost    int      `json:"lost"`
 	LostIDs []string `json:"lost_ids,omitempty"`
-	// Duplicates counts ids settled more than once.
+	// Duplicates counts ids settled more than once by a group.
 	Duplicates int `json:"duplicates"`
 	// Injected counts the published alerts picked for each kind of failure.
 	Injected Injected `json:"injected"`
 	// PublishRate is Published over the publishing time, per second.
 	PublishRate float64 `json:"publish_rate"`
-	// ProcessRate is settled alerts per second, from the first publish (or
-	// the start of the workers, with Backlog) to the last settlement.
+	// ProcessRate is settled alerts per second and group, from the first
+	// publish (or the start of the workers, with Backlog) to the last
+	// settlement.
 	ProcessRate float64 `json:"process_rate"`
 	// Latency is publish→ack, for acked alerts.
 	Latency Latency `json:"latency_ms"`
@@ -70,10 +75,15 @@ type Phase struct {
 	ProcessPeakRSS  uint64 `json:"process_peak_rss_bytes,omitempty"`
 	ProcessPeakHeap uint64 `json:"process_peak_heap_bytes,omitempty"`
 	// CPUPerAlert is the CPU time the process (embedded server included)
-	// spent per settled alert, in microseconds: from the first publish, or
+	// spent per settled alert (each group's settlement counts), in
+	// microseconds: from the first publish, or
 	// from the start of the workers with Backlog, to the last settlement.
 	// Unlike the rates, it hardly depends on what else the machine runs.
 	CPUPerAlert float64 `json:"cpu_us_per_alert"`
+	// PublishCPUPerAlert is the CPU time the process spent publishing, per
+	// alert published, in microseconds (Backlog only, where publishing
+	// runs alone).
+	PublishCPUPerAlert float64 `json:"publish_cpu_us_per_alert,omitempty"`
 	// Duration is the phase's wall time, from the first publish to the last
 	// settlement, in seconds.
 	Duration float64 `json:"duration_s"`
@@ -142,6 +152,15 @@ type Settings struct {
 	BacklogRestS float64 `json:"backlog_rest_s"`
 	// DuplicateWindowS is the history's duplicate window in seconds.
 	DuplicateWindowS float64 `json:"duplicate_window_s"`
+	// WarmUp is the alerts of each side's discarded warm-up phase.
+	WarmUp int `json:"warm_up"`
+	// Groups, Processes, Prefetch, MaxAckPending and Replicas are Config's
+	// (0: the defaults).
+	Groups        int `json:"groups"`
+	Processes     int `json:"processes"`
+	Prefetch      int `json:"prefetch"`
+	MaxAckPending int `json:"max_ack_pending"`
+	Replicas      int `json:"replicas"`
 }
 
 // WriteTable writes r as a table for humans, with a raw column when there is
@@ -203,6 +222,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("latency max", func(p *Phase) string { return ms(p.Latency.Max) })
 	row("max settle gap", func(p *Phase) string { return ms(p.MaxSettleGap) })
 	row("cpu per alert", func(p *Phase) string { return fmt.Sprintf("%.1f µs", p.CPUPerAlert) })
+	if r.Settings.Backlog {
+		row("cpu per publish", func(p *Phase) string { return fmt.Sprintf("%.1f µs", p.PublishCPUPerAlert) })
+	}
 	row("peak rss", func(p *Phase) string { return mib(p.PeakRSS) })
 	row("peak go heap", func(p *Phase) string { return mib(p.PeakHeap) })
 	if r.Settings.Backlog {
@@ -219,11 +241,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.writeRuns(w)
 	}
 	if r.Raw != nil {
-		what := "reactor/raw processing rate"
+		of := ""
 		if r.Median != nil {
-			what += fmt.Sprintf(", median of %d runs", len(r.Runs))
+			of = fmt.Sprintf(", median of %d runs", len(r.Runs))
 		}
-		fmt.Fprintf(w, "%s: %.2f\n", what, r.Ratio)
+		fmt.Fprintf(w, "reactor/raw publish rate%s: %.2f\n", of, r.PublishRatio)
+		fmt.Fprintf(w, "reactor/raw processing rate%s: %.2f\n", of, r.Ratio)
 	}
 	fmt.Fprintf(w, "lost: %d", r.Lost)
 	if len(r.LostIDs) > 0 {
@@ -275,22 +298,25 @@ type RunSummary struct {
 	Ratio float64 `json:"ratio,omitempty"`
 	// P99Ratio is reactor's p99 publish→ack latency over raw's.
 	P99Ratio float64 `json:"p99_ratio,omitempty"`
+	// PublishRatio is reactor's publish rate over raw's.
+	PublishRatio float64 `json:"publish_ratio,omitempty"`
 }
 
 // Figures are a phase's key figures.
 type Figures struct {
-	PublishRate  float64 `json:"publish_rate"`
-	ProcessRate  float64 `json:"process_rate"`
-	Latency      Latency `json:"latency_ms"`
-	MaxSettleGap float64 `json:"max_settle_gap_ms"`
-	PeakRSS      uint64  `json:"peak_rss_bytes"`
-	CPUPerAlert  float64 `json:"cpu_us_per_alert"`
-	Redeliveries int     `json:"redeliveries"`
-	Lost         int     `json:"lost"`
+	PublishRate        float64 `json:"publish_rate"`
+	PublishCPUPerAlert float64 `json:"publish_cpu_us_per_alert,omitempty"`
+	ProcessRate        float64 `json:"process_rate"`
+	Latency            Latency `json:"latency_ms"`
+	MaxSettleGap       float64 `json:"max_settle_gap_ms"`
+	PeakRSS            uint64  `json:"peak_rss_bytes"`
+	CPUPerAlert        float64 `json:"cpu_us_per_alert"`
+	Redeliveries       int     `json:"redeliveries"`
+	Lost               int     `json:"lost"`
 }
 
 func figures(p Phase) Figures {
-	return Figures{PublishRate: p.PublishRate, ProcessRate: p.ProcessRate, Latency: p.Latency,
+	return Figures{PublishRate: p.PublishRate, PublishCPUPerAlert: p.PublishCPUPerAlert, ProcessRate: p.ProcessRate, Latency: p.Latency,
 		MaxSettleGap: p.MaxSettleGap, PeakRSS: p.PeakRSS, CPUPerAlert: p.CPUPerAlert, Redeliveries: p.Redeliveries, Lost: p.Lost}
 }
 
@@ -303,6 +329,9 @@ func summarize(reactor, raw Phase, withRaw bool) RunSummary {
 		}
 		if raw.Latency.P99 > 0 {
 			r.P99Ratio = reactor.Latency.P99 / raw.Latency.P99
+		}
+		if raw.PublishRate > 0 {
+			r.PublishRatio = reactor.PublishRate / raw.PublishRate
 		}
 	}
 	return r
@@ -325,13 +354,13 @@ func (r *Report) pick(reactors, raws []Phase, withRaw bool) {
 	r.Phase = reactors[i]
 	if withRaw {
 		raw := raws[i]
-		r.Raw, r.Ratio = &raw, r.Runs[i].Ratio
+		r.Raw, r.Ratio, r.PublishRatio = &raw, r.Runs[i].Ratio, r.Runs[i].PublishRatio
 	}
 	if len(r.Runs) > 1 {
 		m := medianRun(r.Runs)
 		r.Median = &m
 		if withRaw {
-			r.Ratio = m.Ratio
+			r.Ratio, r.PublishRatio = m.Ratio, m.PublishRatio
 		}
 	}
 }
@@ -351,12 +380,13 @@ func medianRun(runs []RunSummary) RunSummary {
 	}
 	fig := func(side func(RunSummary) Figures) Figures {
 		return Figures{
-			PublishRate:  med(func(r RunSummary) float64 { return side(r).PublishRate }),
-			ProcessRate:  med(func(r RunSummary) float64 { return side(r).ProcessRate }),
-			MaxSettleGap: med(func(r RunSummary) float64 { return side(r).MaxSettleGap }),
-			PeakRSS:      uint64(med(func(r RunSummary) float64 { return float64(side(r).PeakRSS) })),
-			CPUPerAlert:  med(func(r RunSummary) float64 { return side(r).CPUPerAlert }),
-			Redeliveries: int(med(func(r RunSummary) float64 { return float64(side(r).Redeliveries) })),
+			PublishRate:        med(func(r RunSummary) float64 { return side(r).PublishRate }),
+			PublishCPUPerAlert: med(func(r RunSummary) float64 { return side(r).PublishCPUPerAlert }),
+			ProcessRate:        med(func(r RunSummary) float64 { return side(r).ProcessRate }),
+			MaxSettleGap:       med(func(r RunSummary) float64 { return side(r).MaxSettleGap }),
+			PeakRSS:            uint64(med(func(r RunSummary) float64 { return float64(side(r).PeakRSS) })),
+			CPUPerAlert:        med(func(r RunSummary) float64 { return side(r).CPUPerAlert }),
+			Redeliveries:       int(med(func(r RunSummary) float64 { return float64(side(r).Redeliveries) })),
 			Latency: Latency{
 				P50:  med(func(r RunSummary) float64 { return side(r).Latency.P50 }),
 				P90:  med(func(r RunSummary) float64 { return side(r).Latency.P90 }),
@@ -374,10 +404,11 @@ func medianRun(runs []RunSummary) RunSummary {
 		return n
 	}
 	m := RunSummary{
-		Reactor:  fig(func(r RunSummary) Figures { return r.Reactor }),
-		Raw:      fig(func(r RunSummary) Figures { return r.Raw }),
-		Ratio:    med(func(r RunSummary) float64 { return r.Ratio }),
-		P99Ratio: med(func(r RunSummary) float64 { return r.P99Ratio }),
+		Reactor:      fig(func(r RunSummary) Figures { return r.Reactor }),
+		Raw:          fig(func(r RunSummary) Figures { return r.Raw }),
+		Ratio:        med(func(r RunSummary) float64 { return r.Ratio }),
+		P99Ratio:     med(func(r RunSummary) float64 { return r.P99Ratio }),
+		PublishRatio: med(func(r RunSummary) float64 { return r.PublishRatio }),
 	}
 	m.Reactor.Lost, m.Raw.Lost = lost(func(r RunSummary) Figures { return r.Reactor }), lost(func(r RunSummary) Figures { return r.Raw })
 	return m
@@ -402,11 +433,13 @@ func (r *Report) TotalLost() int {
 // writeRuns writes one line per run and the medians.
 func (r *Report) writeRuns(w io.Writer) {
 	line := func(name string, run RunSummary) {
-		fmt.Fprintf(w, "%-7s reactor %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms cpu %5.1f µs", name,
-			run.Reactor.ProcessRate, run.Reactor.Latency.P99, run.Reactor.Latency.P999, run.Reactor.Latency.Max, run.Reactor.CPUPerAlert)
+		side := func(f Figures) string {
+			return fmt.Sprintf("pub %6.0f/s %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms cpu %5.1f µs",
+				f.PublishRate, f.ProcessRate, f.Latency.P99, f.Latency.P999, f.Latency.Max, f.CPUPerAlert)
+		}
+		fmt.Fprintf(w, "%-7s reactor %s", name, side(run.Reactor))
 		if r.Raw != nil {
-			fmt.Fprintf(w, " | raw %6.0f/s p99 %7.2f ms p99.9 %7.2f ms max %7.2f ms cpu %5.1f µs | ratio %.2f, p99 ratio %.2f",
-				run.Raw.ProcessRate, run.Raw.Latency.P99, run.Raw.Latency.P999, run.Raw.Latency.Max, run.Raw.CPUPerAlert, run.Ratio, run.P99Ratio)
+			fmt.Fprintf(w, " | raw %s | ratio %.2f, publish ratio %.2f, p99 ratio %.2f", side(run.Raw), run.Ratio, run.PublishRatio, run.P99Ratio)
 		}
 		fmt.Fprintln(w)
 	}

@@ -21,20 +21,22 @@ const maxLostIDs = 100
 // so that workers rarely wait for one another.
 const latencyShards = 8
 
-// tracker counts what happened to every id of one phase. Ids are
-// "<prefix><index>", index in [0, n).
+// tracker counts what happened to every id of one phase, in each of its
+// consumer groups. Ids are "<prefix><index>", index in [0, n); an alert is
+// settled once per group.
 type tracker struct {
 	prefix string
 	n      int
+	groups int
 
-	pubOK   []bool // written once per index by its publisher, read after publishing
-	settles []atomic.Int32
+	pubOK   []bool         // written once per index by its publisher, read after publishing
+	settles []atomic.Int32 // per group and index: g*n + index
 
 	published    atomic.Int64
 	pubFailed    atomic.Int64
-	settled      atomic.Int64 // ids settled at least once
-	acked        atomic.Int64 // ids whose first settlement was an ack
-	dead         atomic.Int64 // ids whose first settlement was a dead letter
+	settled      atomic.Int64 // ids settled at least once, per group
+	acked        atomic.Int64 // ids whose first settlement was an ack, per group
+	dead         atomic.Int64 // ids whose first settlement was a dead letter, per group
 	redeliveries atomic.Int64
 	foreign      atomic.Int64 // messages without an id of this phase
 
@@ -49,8 +51,8 @@ type tracker struct {
 	}
 }
 
-func newTracker(prefix string, n int) *tracker {
-	t := &tracker{prefix: prefix, n: n, pubOK: make([]bool, n), settles: make([]atomic.Int32, n)}
+func newTracker(prefix string, n, groups int) *tracker {
+	t := &tracker{prefix: prefix, n: n, groups: groups, pubOK: make([]bool, n), settles: make([]atomic.Int32, n*groups)}
 	for i := range t.hist {
 		// 1µs to 10 minutes, 3 significant digits.
 		t.hist[i].h = hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
@@ -95,9 +97,9 @@ func (t *tracker) delivered(n int) {
 	}
 }
 
-// settle records that the message with id was acked (dead == false) or
-// dead-lettered, at now; sent is its headerSent value.
-func (t *tracker) settle(id, sent string, dead bool, now time.Time) {
+// settle records that group g acked (dead == false) or dead-lettered the
+// message with id, at now; sent is its headerSent value.
+func (t *tracker) settle(g int, id, sent string, dead bool, now time.Time) {
 	i, ok := t.index(id)
 	if !ok {
 		t.foreign.Add(1)
@@ -116,7 +118,7 @@ func (t *tracker) settle(id, sent string, dead bool, now time.Time) {
 			break
 		}
 	}
-	if t.settles[i].Add(1) == 1 {
+	if t.settles[g*t.n+i].Add(1) == 1 {
 		if dead {
 			t.dead.Add(1)
 		} else {
@@ -141,15 +143,21 @@ func (t *tracker) settle(id, sent string, dead bool, now time.Time) {
 }
 
 // unsettled reports whether some id published with a PubAck has not been
-// settled yet. Call it only after publishing is done.
+// settled yet by every group. Call it only after publishing is done.
 func (t *tracker) unsettled() bool {
 	for i, ok := range t.pubOK {
-		if ok && t.settles[i].Load() == 0 {
-			return true
+		for g := range t.groups {
+			if ok && t.settles[g*t.n+i].Load() == 0 {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+// wanted is the number of settlements that settle every id published so
+// far in every group.
+func (t *tracker) wanted() int64 { return t.published.Load() * int64(t.groups) }
 
 // fill completes p with the tracker's counts. Call it after publishing and
 // processing stopped.
@@ -161,16 +169,22 @@ func (t *tracker) fill(p *Phase) {
 	p.DeadLettered = int(t.dead.Load())
 	p.Redeliveries = int(t.redeliveries.Load())
 	p.MaxSettleGap = math.Round(float64(t.maxGap.Load())/1e3) / 1000
-	for i, ok := range t.pubOK {
-		n := t.settles[i].Load()
-		if ok && n == 0 {
-			p.Lost++
-			if len(p.LostIDs) < maxLostIDs {
-				p.LostIDs = append(p.LostIDs, t.id(i))
+	for g := range t.groups {
+		for i, ok := range t.pubOK {
+			n := t.settles[g*t.n+i].Load()
+			if ok && n == 0 {
+				p.Lost++
+				if len(p.LostIDs) < maxLostIDs {
+					id := t.id(i)
+					if t.groups > 1 {
+						id += "@" + strconv.Itoa(g+1)
+					}
+					p.LostIDs = append(p.LostIDs, id)
+				}
 			}
-		}
-		if n > 1 {
-			p.Duplicates++
+			if n > 1 {
+				p.Duplicates++
+			}
 		}
 	}
 	all := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
@@ -192,7 +206,8 @@ func (t *tracker) fill(p *Phase) {
 	}
 }
 
-// injected counts the published alerts picked by each kind of failure.
+// injected counts the published alerts picked by each kind of failure,
+// once per group.
 func (t *tracker) injected(inj injector) Injected {
 	var out Injected
 	for i, ok := range t.pubOK {
@@ -201,11 +216,11 @@ func (t *tracker) injected(inj injector) Injected {
 		}
 		switch inj.kind(i) {
 		case kindFail:
-			out.Failures++
+			out.Failures += t.groups
 		case kindPanic:
-			out.Panics++
+			out.Panics += t.groups
 		case kindPermanent:
-			out.Permanent++
+			out.Permanent += t.groups
 		}
 	}
 	return out
