@@ -166,14 +166,16 @@ func fitPayload(msg *nats.Msg, maxPayload int64) {
 }
 
 // PublishDeadLetter stores d in t's DLQ stream and waits for the PubAck. Its
-// message id is <stream>-<seq> of the alert, so a dead letter published
-// twice (a crash between the publish and the alert's termination) is kept
-// once. The payload is cut to fit the server's max payload (see fitPayload).
+// message id is <stream>-<seq>-<group> of the alert, so a dead letter
+// published twice by its group (a crash between the publish and the alert's
+// termination) is kept once, and the dead letters of two groups that both
+// failed the alert are both kept. The payload is cut to fit the server's
+// max payload (see fitPayload).
 func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, t Topology, d DeadLetter) error {
 	t = t.WithDefaults()
 	out := d.Msg(t.DLQSubject(d.Subject))
 	fitPayload(out, js.Conn().MaxPayload())
-	id := fmt.Sprintf("%s-%d", d.Stream, d.Sequence)
+	id := fmt.Sprintf("%s-%d-%s", d.Stream, d.Sequence, d.Group)
 	if _, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id), jetstream.WithExpectStream(t.DLQ)); err != nil {
 		return fmt.Errorf("publish dead letter %s: %w", id, classify(err))
 	}

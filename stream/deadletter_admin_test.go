@@ -310,3 +310,29 @@ func TestDLQListNewest(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLettersOfTwoGroups: two groups that both dead-letter one alert
+// each keep their dead letter; one group dead-lettering it twice (a crash
+// before the termination) keeps one.
+func TestDeadLettersOfTwoGroups(t *testing.T) {
+	t.Parallel()
+	conn, topo := streamtest.NewTopology(t)
+	ctx := context.Background()
+	for _, group := range []string{"pager", "audit", "pager"} {
+		d := stream.DeadLetter{Subject: "alerts.x", Data: []byte("x"), Reason: stream.ReasonPermanent, Stream: topo.Alerts, Sequence: 7, Group: group, Deliveries: 1}
+		if err := stream.PublishDeadLetter(ctx, conn.JS, topo, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, total, err := stream.NewDLQ(conn.JS, topo).List(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := map[string]int{}
+	for _, e := range entries {
+		groups[e.Group]++
+	}
+	if total != 2 || groups["pager"] != 1 || groups["audit"] != 1 {
+		t.Errorf("dead letters %d, by group %v; want one of each group", total, groups)
+	}
+}
