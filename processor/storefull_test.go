@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reactor-alerts/reactor/processor"
@@ -46,19 +45,7 @@ func TestDeadLetterIntoFullStore(t *testing.T) {
 	if _, err := b.conn.JS.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	pub := stream.NewPublisher(b.conn.JS, stream.PublisherConfig{})
-	for i := 0; ; i++ {
-		msg := nats.NewMsg(b.topo.DLQSubject("alerts.junk"))
-		msg.Data = make([]byte, 200)
-		msg.Header.Set(nats.MsgIdHdr, fmt.Sprint("junk-", i))
-		_, err := pub.Publish(ctx, msg)
-		if errors.Is(err, stream.ErrStoreFull) {
-			break
-		}
-		if err != nil || i > 100 {
-			t.Fatalf("fill the DLQ: %d messages, %v", i, err)
-		}
-	}
+	streamtest.Fill(t, b.conn, b.topo.DLQSubject("alerts.junk"), 200, 100)
 	junk := b.streamMsgs(b.topo.DLQ)
 
 	b.publish(1, "alerts.bad")

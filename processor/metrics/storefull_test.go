@@ -2,13 +2,9 @@ package metrics_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reactor-alerts/reactor/processor/metrics"
@@ -44,19 +40,7 @@ func TestStoreFullGauges(t *testing.T) {
 	if full, max := gauge("reactor_history_full"), gauge("reactor_history_max_bytes"); full != 0 || max != 16<<10 {
 		t.Errorf("empty stream: reactor_history_full %v, reactor_history_max_bytes %v; want 0 and 16384", full, max)
 	}
-	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{})
-	for i := 0; ; i++ {
-		msg := nats.NewMsg("alerts.fill")
-		msg.Data = []byte(strings.Repeat("x", 100))
-		msg.Header.Set(nats.MsgIdHdr, fmt.Sprint("fill-", i))
-		_, err := pub.Publish(ctx, msg)
-		if errors.Is(err, stream.ErrStoreFull) {
-			break
-		}
-		if err != nil || i > 1000 {
-			t.Fatalf("fill the stream: %d alerts, %v", i, err)
-		}
-	}
+	streamtest.Fill(t, conn, "alerts.fill", 100, 1000)
 	if full := gauge("reactor_history_full"); full != 1 {
 		t.Errorf("full stream: reactor_history_full %v, want 1", full)
 	}

@@ -2,14 +2,10 @@ package ingest_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/reactor-alerts/reactor/stream"
 	"github.com/reactor-alerts/reactor/stream/ingest"
@@ -29,19 +25,7 @@ func TestStoreFull(t *testing.T) {
 	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
 		t.Fatal(err)
 	}
-	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{})
-	for i := 0; ; i++ {
-		msg := nats.NewMsg("alerts.fill")
-		msg.Data = []byte(strings.Repeat("x", 100))
-		msg.Header.Set(nats.MsgIdHdr, fmt.Sprint("fill-", i))
-		_, err := pub.Publish(ctx, msg)
-		if errors.Is(err, stream.ErrStoreFull) {
-			break
-		}
-		if err != nil || i > 1000 {
-			t.Fatalf("fill the stream: %d alerts, %v", i, err)
-		}
-	}
+	streamtest.Fill(t, conn, "alerts.fill", 100, 1000)
 	b := serve(t, conn, ingest.Config{})
 	body := `{"name":"x","id":"after-full","summary":"` + strings.Repeat("y", 500) + `"}`
 	r := b.post(t, ingest.PathAlerts, "application/json", body)

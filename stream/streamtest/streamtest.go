@@ -173,3 +173,29 @@ func SeedFiles(f *testing.F, pattern string) {
 		f.Add(data)
 	}
 }
+
+// Fill publishes messages of size bytes on subject until the stream that
+// stores them is full (stream.ErrStoreFull), and returns how many it stored;
+// it fails the test on another error, or when more than max fit.
+func Fill(t testing.TB, conn *stream.Conn, subject string, size, max int) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{})
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = 'x'
+	}
+	for i := 0; ; i++ {
+		msg := nats.NewMsg(subject)
+		msg.Data = data
+		msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("fill-%s-%d", subject, i))
+		_, err := pub.Publish(ctx, msg)
+		if errors.Is(err, stream.ErrStoreFull) {
+			return i
+		}
+		if err != nil || i > max {
+			t.Fatalf("streamtest: fill %s: %d messages, %v", subject, i, err)
+		}
+	}
+}

@@ -2,16 +2,13 @@ package console_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/reactor-alerts/reactor/stream"
+	"github.com/reactor-alerts/reactor/stream/streamtest"
 )
 
 // TestOverviewSaysTheStoreIsFull: the overview's store card shows the use
@@ -31,19 +28,7 @@ func TestOverviewSaysTheStoreIsFull(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(page, `id="store-state">0%<`) || !strings.Contains(page, "the server's limit") || strings.Contains(page, "refused") {
 		t.Fatalf("overview of an empty store: %d, want 0%% of the server's limit:\n%s", code, page)
 	}
-	pub := stream.NewPublisher(b.conn.JS, stream.PublisherConfig{})
-	for i := 0; ; i++ {
-		msg := nats.NewMsg("alerts.fill")
-		msg.Data = []byte(strings.Repeat("x", 100))
-		msg.Header.Set(nats.MsgIdHdr, fmt.Sprint("fill-", i))
-		_, err := pub.Publish(ctx, msg)
-		if errors.Is(err, stream.ErrStoreFull) {
-			break
-		}
-		if err != nil || i > 1000 {
-			t.Fatalf("fill the stream: %d alerts, %v", i, err)
-		}
-	}
+	streamtest.Fill(t, b.conn, "alerts.fill", 100, 1000)
 	_, page = b.get("/")
 	for _, want := range []string{`id="store-state">FULL<`, "16 KiB of 16 KiB (--max-bytes), full", "New alerts are refused", "a higher --max-bytes"} {
 		if !strings.Contains(page, want) {
