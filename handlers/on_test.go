@@ -102,7 +102,7 @@ func TestEntryNamesTheOutcome(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var results []processor.Result
-	var logs syncBuffer
+	var logs lockedBuffer
 	p, err := processor.New(conn.JS, rules, processor.Config{
 		Topology: topo,
 		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
@@ -138,23 +138,6 @@ func TestEntryNamesTheOutcome(t *testing.T) {
 	if err != nil || len(dl) != 1 || dl[0].Entry != "everything-else" {
 		t.Errorf("dead letters %+v (%v), want one of entry everything-else", dl, err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // ExampleOn is the seed's @On('terminator_detected'), on an embedded server.

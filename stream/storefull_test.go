@@ -23,13 +23,9 @@ import (
 // full, and once room is made the same publisher stores again.
 func TestStoreFullStream(t *testing.T) {
 	t.Parallel()
-	conn := streamtest.NewServer(t)
+	conn, topo := streamtest.NewTopologyWith(t, stream.Topology{MaxBytes: 16 << 10})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topo := stream.Topology{MaxBytes: 16 << 10}.WithDefaults()
-	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
-		t.Fatal(err)
-	}
 	pub := stream.NewPublisher(conn.JS, stream.PublisherConfig{})
 	n, err := fill(ctx, pub, 1000)
 	var full *stream.StoreFullError

@@ -16,13 +16,9 @@ import (
 // reactor_history_full 1 with its limit, and 0 again once room is made.
 func TestStoreFullGauges(t *testing.T) {
 	t.Parallel()
-	conn := streamtest.NewServer(t)
+	conn, topo := streamtest.NewTopologyWith(t, stream.Topology{MaxBytes: 16 << 10})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topo := stream.Topology{MaxBytes: 16 << 10}.WithDefaults()
-	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
 	metrics.New(reg).WatchStreams(conn.JS, topo)
 	gauge := func(name string) float64 {

@@ -18,13 +18,9 @@ import (
 // stored.
 func TestStoreFull(t *testing.T) {
 	t.Parallel()
-	conn := streamtest.NewServer(t)
+	conn, topo := streamtest.NewTopologyWith(t, stream.Topology{MaxBytes: 16 << 10})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topo := stream.Topology{MaxBytes: 16 << 10}.WithDefaults()
-	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
-		t.Fatal(err)
-	}
 	streamtest.Fill(t, conn, "alerts.fill", 100, 1000)
 	b := serve(t, conn, ingest.Config{})
 	body := `{"name":"x","id":"after-full","summary":"` + strings.Repeat("y", 500) + `"}`

@@ -62,8 +62,15 @@ func Connect(t testing.TB, url string) *stream.Conn {
 // topology on it.
 func NewTopology(t testing.TB) (*stream.Conn, stream.Topology) {
 	t.Helper()
+	return NewTopologyWith(t, stream.Topology{})
+}
+
+// NewTopologyWith starts a server as NewServer does and creates topo (with
+// its defaults) on it: a size limit, other names.
+func NewTopologyWith(t testing.TB, topo stream.Topology) (*stream.Conn, stream.Topology) {
+	t.Helper()
 	conn := NewServer(t)
-	topo := stream.Topology{}.WithDefaults()
+	topo = topo.WithDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := stream.EnsureStreams(ctx, conn.JS, topo); err != nil {
