@@ -183,6 +183,12 @@ func (p *Processor) Run(ctx context.Context) error {
 			_ = msg.Nak() // pulled but not buffered: redeliver now
 			return
 		}
+		if p.cfg.Topology.RedrivenForOther(p.cfg.Group, msg.Subject()) {
+			// Another group's to handle: settled for this one.
+			p.log.Debug("alert redriven for another group: acked unhandled", "subject", msg.Subject())
+			_ = msg.Ack()
+			return
+		}
 		late, held := p.buf.put(msg, meta)
 		if held {
 			// Neither acked nor nak'ed: the copy this process holds

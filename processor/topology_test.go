@@ -135,7 +135,8 @@ func TestGroupStart(t *testing.T) {
 }
 
 // A redriven dead letter goes back to the group that dead-lettered it, and
-// to no other group.
+// to no other group: one that takes every subject consumes the whole
+// stream and acks it unhandled, one with filters never gets it.
 func TestRedriveReturnsToItsGroupOnly(t *testing.T) {
 	t.Parallel()
 	conn, topo := streamtest.NewTopology(t)
@@ -150,6 +151,7 @@ func TestRedriveReturnsToItsGroupOnly(t *testing.T) {
 		return nil
 	})
 	audit := runGroup(t, conn.JS, topo, "audit", nil, stream.Start{}, nil)
+	cpu := runGroup(t, conn.JS, topo, "cpu", []string{"alerts.cpu"}, stream.Start{}, nil)
 	publishIDs(t, conn, "alerts.cpu", []string{"a-1"})
 	q := stream.NewDLQ(conn.JS, topo)
 	ctx := context.Background()
@@ -181,20 +183,25 @@ func TestRedriveReturnsToItsGroupOnly(t *testing.T) {
 		t.Errorf("pager saw subject and Reactor-Redriven-From %q, want %q", got, want)
 	}
 	waitDrained(t, conn.JS, topo, "pager", 10*time.Second)
-	// audit's consumer never saw it: one delivery ever, nothing pending.
-	c, err := conn.JS.Consumer(ctx, topo.Alerts, "audit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Delivered.Consumer != 1 || info.NumPending != 0 || info.NumAckPending != 0 {
-		t.Errorf("audit: %d deliveries, %d pending, %d ack pending after the redrive (stream seq %d); want 1, 0, 0",
-			info.Delivered.Consumer, info.NumPending, info.NumAckPending, red.Sequence)
+	// audit's consumer delivered it and it was acked unhandled; cpu's
+	// never delivered it.
+	for group, deliveries := range map[string]uint64{"audit": 2, "cpu": 1} {
+		waitDrained(t, conn.JS, topo, group, 10*time.Second)
+		c, err := conn.JS.Consumer(ctx, topo.Alerts, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Delivered.Consumer != deliveries || info.NumPending != 0 || info.NumAckPending != 0 || info.NumRedelivered != 0 {
+			t.Errorf("%s: %d deliveries, %d pending, %d ack pending, %d redelivered after the redrive (stream seq %d); want %d, 0, 0, 0",
+				group, info.Delivered.Consumer, info.NumPending, info.NumAckPending, info.NumRedelivered, red.Sequence, deliveries)
+		}
 	}
 	requireOnly(t, "audit", audit.handled, []string{"a-1"})
+	requireOnly(t, "cpu", cpu.handled, []string{"a-1"})
 	// pager: the original (dead-lettered), then the redrive, under its
 	// own message id.
 	requireOnly(t, "pager", pager.handled, []string{"a-1", red.MsgID})

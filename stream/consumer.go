@@ -24,9 +24,12 @@ type ConsumerSpec struct {
 	MaxDeliver int
 	// MaxAckPending bounds unacknowledged deliveries; at least the workers.
 	MaxAckPending int
-	// FilterSubjects restricts the group to some alert subjects. Defaults
-	// to the topology's subjects. The group's redrive subject is always
-	// added.
+	// FilterSubjects restricts the group to some alert subjects, plus the
+	// group's redrive subject. Empty, the group takes the whole stream:
+	// every alert subject, and the alerts redriven for every group, which
+	// the processor acks unhandled when they are another group's (see
+	// Topology.RedrivenForOther). A consumer with several filters costs
+	// the server a subject match per delivery; one without none.
 	FilterSubjects []string
 	// Replicas of the consumer state; 0 follows the stream.
 	Replicas int
@@ -122,11 +125,10 @@ const metaStart = "reactor_start"
 // start.
 func (t Topology) consumerConfig(spec ConsumerSpec) jetstream.ConsumerConfig {
 	t = t.WithDefaults()
-	filters := spec.FilterSubjects
-	if len(filters) == 0 {
-		filters = t.Subjects
+	var filters []string
+	if len(spec.FilterSubjects) > 0 {
+		filters = append(slices.Clone(spec.FilterSubjects), t.redriveFilter(spec.Name)+".>")
 	}
-	filters = append(slices.Clone(filters), t.redriveFilter(spec.Name)+".>")
 	return jetstream.ConsumerConfig{
 		Durable:        spec.Name,
 		Description:    "reactor processing group " + spec.Name,

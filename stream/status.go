@@ -212,17 +212,31 @@ func ReadGroup(ctx context.Context, js jetstream.JetStream, t Topology, group st
 	return groupStatus(ctx, t, s, c.CachedInfo())
 }
 
-// oldestUnsettled returns the stream sequence and storage time of the oldest
-// alert a group has not settled: the first alert past its ack floor that its
-// filters match. It returns 0 and a zero time when there is none.
-func oldestUnsettled(ctx context.Context, s jetstream.Stream, info *jetstream.ConsumerInfo) (uint64, time.Time, error) {
-	filters := info.Config.FilterSubjects
+// groupFilters are the subjects of the alerts a group handles: its
+// consumer's filters, or for a consumer of the whole stream the alert
+// subjects and the group's redrive subject (what others' redrives it
+// delivers, the processor leaves). all reports whether the group takes
+// every alert subject.
+func groupFilters(t Topology, info *jetstream.ConsumerInfo) (filters []string, all bool) {
+	filters = info.Config.FilterSubjects
 	if info.Config.FilterSubject != "" {
 		filters = []string{info.Config.FilterSubject}
 	}
+	redrive := t.redriveFilter(info.Name) + ".>"
 	if len(filters) == 0 {
-		filters = []string{">"}
+		return append(slices.Clone(t.Subjects), redrive), true
 	}
+	// Consumers made before groups of every subject took the whole
+	// stream filtered the alert subjects and their redrive subject.
+	own := slices.DeleteFunc(slices.Clone(filters), func(f string) bool { return f == redrive })
+	return slices.Clone(filters), slices.Equal(own, t.Subjects)
+}
+
+// oldestUnsettled returns the stream sequence and storage time of the oldest
+// alert a group has not settled: the first alert past its ack floor that its
+// filters match. It returns 0 and a zero time when there is none.
+func oldestUnsettled(ctx context.Context, t Topology, s jetstream.Stream, info *jetstream.ConsumerInfo) (uint64, time.Time, error) {
+	filters, _ := groupFilters(t, info)
 	var seq uint64
 	var at time.Time
 	for _, f := range filters {
@@ -278,14 +292,9 @@ func groupStatus(ctx context.Context, t Topology, alerts jetstream.Stream, info 
 		PausedUntil:    pausedUntil(info),
 	}
 	g.Paused = !g.PausedUntil.IsZero()
-	filters := info.Config.FilterSubjects
-	if info.Config.FilterSubject != "" {
-		filters = []string{info.Config.FilterSubject}
-	}
-	redrive := t.redriveFilter(info.Name) + ".>"
-	filters = slices.DeleteFunc(slices.Clone(filters), func(f string) bool { return f == redrive })
-	if !slices.Equal(filters, t.Subjects) {
-		g.FilterSubjects = filters
+	if filters, all := groupFilters(t, info); !all {
+		redrive := t.redriveFilter(info.Name) + ".>"
+		g.FilterSubjects = slices.DeleteFunc(filters, func(f string) bool { return f == redrive })
 	}
 	if info.Delivered.Last != nil {
 		g.LastActive = info.Delivered.Last.UTC()
@@ -298,7 +307,7 @@ func groupStatus(ctx context.Context, t Topology, alerts jetstream.Stream, info 
 		}
 	}
 	if g.Backlog > 0 {
-		seq, at, err := oldestUnsettled(ctx, alerts, info)
+		seq, at, err := oldestUnsettled(ctx, t, alerts, info)
 		if err != nil {
 			return g, err
 		}

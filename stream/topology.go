@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,8 +19,8 @@ import (
 //   - DLQ (Limits retention, DLQPrefix.>): dead letters with their reason.
 //
 // Alerts also captures RedrivePrefix.>: a dead letter redriven for a group
-// is stored on RedrivePrefix.<group>.<subject>, which only that group's
-// consumer sees (see RedriveSubject).
+// is stored on RedrivePrefix.<group>.<subject>, which only that group
+// handles (see RedriveSubject, RedrivenForOther).
 type Topology struct {
 	// Alerts is the alert stream. Defaults to "ALERTS".
 	Alerts string
@@ -102,9 +103,25 @@ func (t Topology) DLQSubject(subject string) string {
 }
 
 // RedriveSubject is the subject a dead letter of group is redriven on:
-// only that group's consumer filters it.
+// only that group handles it.
 func (t Topology) RedriveSubject(group, subject string) string {
 	return t.redriveFilter(group) + "." + subject
+}
+
+// RedrivenForOther reports whether subject, delivered to group, is an alert
+// redriven for another group: a group that takes every alert subject
+// consumes the whole stream, and leaves those to their group.
+func (t Topology) RedrivenForOther(group, subject string) bool {
+	prefix := t.RedrivePrefix
+	if prefix == "" {
+		prefix = RedrivePrefixDefault
+	}
+	rest, ok := strings.CutPrefix(subject, prefix)
+	if !ok || !strings.HasPrefix(rest, ".") {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest[1:], group)
+	return !ok || !strings.HasPrefix(rest, ".")
 }
 
 // redriveFilter is the prefix of every subject redriven for group.

@@ -131,8 +131,8 @@ func TestEnsureConsumerUpdatesSettings(t *testing.T) {
 	if info.Config.AckWait != 20*time.Second || info.Config.MaxDeliver != 7 {
 		t.Errorf("consumer ack wait %s max deliver %d, want 20s and 7", info.Config.AckWait, info.Config.MaxDeliver)
 	}
-	if info.Config.DeliverPolicy != jetstream.DeliverAllPolicy || !slices.Equal(info.Config.FilterSubjects, []string{"alerts.>", "redrive.g.>"}) {
-		t.Errorf("consumer deliver %s filters %v, want all and the alerts plus the group's redrive subject", info.Config.DeliverPolicy, info.Config.FilterSubjects)
+	if info.Config.DeliverPolicy != jetstream.DeliverAllPolicy || len(info.Config.FilterSubjects) != 0 || info.Config.FilterSubject != "" {
+		t.Errorf("consumer deliver %s filters %v %q, want all and none (the whole stream)", info.Config.DeliverPolicy, info.Config.FilterSubjects, info.Config.FilterSubject)
 	}
 }
 
@@ -153,9 +153,73 @@ func TestOverlappingGroupsFanOut(t *testing.T) {
 	streamtest.Publish(t, conn, "alerts.cpu.high", "1", []byte("{}"))
 	streamtest.Publish(t, conn, "alerts.cpu.low", "2", []byte("{}"))
 	streamtest.Publish(t, conn, "alerts.disk", "3", []byte("{}"))
+	// The server counts a consumer's pending messages as the stream
+	// signals it, after the PubAck.
 	for group, want := range map[string]uint64{"all": 3, "cpu": 2, "cpu2": 2} {
-		if pending, _, _ := streamtest.ConsumerPending(conn.JS, topo.Alerts, group); pending != want {
-			t.Errorf("group %s: %d pending, want %d", group, pending, want)
+		streamtest.Eventually(t, 5*time.Second, func() error {
+			if pending, _, _ := streamtest.ConsumerPending(conn.JS, topo.Alerts, group); pending != want {
+				return fmt.Errorf("%d pending, want %d", pending, want)
+			}
+			return nil
+		}, "group %s's pending count", group)
+	}
+}
+
+// A group made when every group filtered the alert subjects and its
+// redrive subject takes the whole stream once updated, from where it was.
+func TestEnsureConsumerDropsTheOldFilters(t *testing.T) {
+	t.Parallel()
+	conn, topo := streamtest.NewTopology(t)
+	ctx := context.Background()
+	if _, err := conn.JS.CreateConsumer(ctx, topo.Alerts, jetstream.ConsumerConfig{
+		Durable: "g", AckPolicy: jetstream.AckExplicitPolicy, FilterSubjects: []string{"alerts.>", "redrive.g.>"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	streamtest.Publish(t, conn, "alerts.a", "1", []byte("{}"))
+	streamtest.Publish(t, conn, "alerts.a", "2", []byte("{}"))
+	c, err := conn.JS.Consumer(ctx, topo.Alerts, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Fetch(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range msgs.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
 		}
+	}
+	c, err = stream.EnsureConsumer(ctx, conn.JS, topo, stream.ConsumerSpec{Name: "g", AckWait: time.Second, MaxDeliver: -1, MaxAckPending: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Config.FilterSubjects) != 0 || info.AckFloor.Stream != 1 || info.NumPending != 1 {
+		t.Errorf("filters %v, ack floor %d, %d pending; want none, 1 and 1", info.Config.FilterSubjects, info.AckFloor.Stream, info.NumPending)
+	}
+}
+
+func TestRedrivenForOther(t *testing.T) {
+	t.Parallel()
+	topo := stream.Topology{}.WithDefaults()
+	for subject, want := range map[string]bool{
+		"alerts.cpu":               false,
+		"redrive.g.alerts.cpu":     false,
+		"redrive.gg.alerts.cpu":    true,
+		"redrive.pager.alerts.cpu": true,
+		"redrivex.g.alerts.cpu":    false,
+		"redrive":                  false,
+	} {
+		if got := topo.RedrivenForOther("g", subject); got != want {
+			t.Errorf("RedrivenForOther(g, %q) = %v, want %v", subject, got, want)
+		}
+	}
+	if !(stream.Topology{RedrivePrefix: "rd"}).RedrivenForOther("g", "rd.h.alerts.x") {
+		t.Error("a configured redrive prefix is not used")
 	}
 }
