@@ -1,12 +1,12 @@
 package stream
 
 import (
-	"encoding/json"
 	"strconv"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fastjson"
 )
 
 // ackRouter sends a Publisher's messages (PublishBatch's and Publish's)
@@ -109,27 +109,43 @@ func (r *ackRouter) deliver(m *nats.Msg) {
 	w.ch <- res // never blocks: the channel has room for every send in flight
 }
 
-// pubAckResponse is the server's answer to a publish.
-type pubAckResponse struct {
-	Error *jetstream.APIError `json:"error,omitempty"`
-	jetstream.PubAck
-}
+// pubAckParsers parse the server's answers to publishes: one per
+// answer, without the reflection and the allocations of encoding/json,
+// which nats.go's PublishMsgAsync spends on each.
+var pubAckParsers fastjson.ParserPool
 
 // decodePubAck reads the server's answer to a publish as nats.go's
-// PublishMsgAsync does.
+// PublishMsgAsync does: a PubAck, or the API error the server answered
+// with.
 func decodePubAck(m *nats.Msg) (*jetstream.PubAck, error) {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		return nil, jetstream.ErrNoStreamResponse // no stream for the subject, or no leader now
 	}
-	resp := new(pubAckResponse)
-	if err := json.Unmarshal(m.Data, resp); err != nil {
+	p := pubAckParsers.Get()
+	defer pubAckParsers.Put(p)
+	v, err := p.ParseBytes(m.Data)
+	if err != nil || v.Type() != fastjson.TypeObject {
 		return nil, jetstream.ErrInvalidJSAck
 	}
-	if resp.Error != nil {
-		return nil, resp.Error
+	if e := v.Get("error"); e != nil && e.Type() != fastjson.TypeNull {
+		if e.Type() != fastjson.TypeObject {
+			return nil, jetstream.ErrInvalidJSAck
+		}
+		return nil, &jetstream.APIError{
+			Code:        e.GetInt("code"),
+			ErrorCode:   jetstream.ErrorCode(e.GetUint("err_code")),
+			Description: string(e.GetStringBytes("description")),
+		}
 	}
-	if resp.Stream == "" {
+	ack := &jetstream.PubAck{
+		Stream:    string(v.GetStringBytes("stream")),
+		Sequence:  v.GetUint64("seq"),
+		Duplicate: v.GetBool("duplicate"),
+		Domain:    string(v.GetStringBytes("domain")),
+		Value:     string(v.GetStringBytes("val")),
+	}
+	if ack.Stream == "" {
 		return nil, jetstream.ErrInvalidJSAck
 	}
-	return &resp.PubAck, nil
+	return ack, nil
 }

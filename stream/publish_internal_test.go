@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -105,5 +106,59 @@ func TestDecodePubAck(t *testing.T) {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence || retryable(err) {
 		t.Errorf("error answer: %v, want a non-retryable APIError with code %d", err, jetstream.JSErrCodeStreamWrongLastSequence)
+	}
+}
+
+// TestDecodePubAckAsNatsGo: every answer reads as nats.go's own decoding
+// (encoding/json into its pubAckResponse) reads it.
+func TestDecodePubAckAsNatsGo(t *testing.T) {
+	t.Parallel()
+	type natsGoResponse struct {
+		Error *jetstream.APIError `json:"error,omitempty"`
+		jetstream.PubAck
+	}
+	for _, data := range []string{
+		`{"stream":"ALERTS","seq":7}`,
+		`{"stream":"ALERTS","seq":18446744073709551615,"duplicate":true}`,
+		`{"stream":"ALERTS","seq":3,"domain":"hub","duplicate":false}`,
+		`{"stream":"COUNTS","seq":9,"val":"12"}`,
+		`{"error":null,"stream":"ALERTS","seq":1}`,
+		` {"seq":2, "stream" : "ALERTS\u00e9"} `,
+		`{"error":{"code":503,"err_code":10077,"description":"maximum bytes exceeded"}}`,
+		`{"error":{"code":400}}`,
+		`{"stream":"","seq":1}`,
+		`{}`,
+		`[]`,
+		`null`,
+		``,
+		`{"stream":"ALERTS","seq":1`,
+	} {
+		ack, err := decodePubAck(&nats.Msg{Data: []byte(data)})
+		var want natsGoResponse
+		var wantErr error
+		switch {
+		case json.Unmarshal([]byte(data), &want) != nil:
+			wantErr = jetstream.ErrInvalidJSAck
+		case want.Error != nil:
+			wantErr = want.Error
+		case want.Stream == "":
+			wantErr = jetstream.ErrInvalidJSAck
+		}
+		switch {
+		case wantErr == nil && (err != nil || ack == nil || *ack != want.PubAck):
+			t.Errorf("%s: ack %+v, err %v; want %+v", data, ack, err, want.PubAck)
+		case wantErr != nil && fmt.Sprint(err) != fmt.Sprint(wantErr):
+			t.Errorf("%s: ack %+v, err %v; want err %v", data, ack, err, wantErr)
+		}
+	}
+}
+
+func BenchmarkDecodePubAck(b *testing.B) {
+	m := &nats.Msg{Data: []byte(`{"stream":"ALERTS","seq":123456,"duplicate":false}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodePubAck(m); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
