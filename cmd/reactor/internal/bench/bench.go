@@ -179,6 +179,14 @@ func runPhase(ctx context.Context, js sideConns, h *handover, cfg Config, run, n
 		return ph, err
 	}
 
+	// Each phase starts from a collected heap: the previous phase's
+	// garbage gone, and the collector's goal set by what is live now. Left
+	// as it is, a phase would inherit the previous one's goal, twice its
+	// large live heap (its tracker, the server's caches), and run its first
+	// seconds without a collection, while the phase after a small one (the
+	// warm-up) collects from the start: on two cores a collection's marking
+	// takes one of them, and those stalls decide the latency's tail.
+	runtime.GC()
 	mem := startMemSampler(memSampleEvery)
 	stopProgress := reportProgress(cfg, label, t)
 	started := false
