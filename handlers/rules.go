@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/reactor-alerts/reactor/processor"
 	"github.com/reactor-alerts/reactor/stream"
 )
@@ -40,6 +42,7 @@ type Rules struct {
 	leases   atomic.Pointer[groupBucket] // set by Start; nil: limits of this process alone
 	recorder atomic.Pointer[recorder]    // set by Start when an action is recorded
 	started  atomic.Bool
+	replay   atomic.Bool // set by RecordReplay: the runs are a replay's
 }
 
 // rule is one entry, compiled.
@@ -137,6 +140,26 @@ func (rs *Rules) Start(ctx context.Context, g processor.Group) (stop func(), err
 		cancel()
 		<-done
 	}, nil
+}
+
+// RecordReplay stores every run of rs's actions in RunsStream under group,
+// each marked Replay, as a started Rules stores its group's, and binds
+// nothing else: no suppression window, no group-wide limit (replaying is
+// asking for the actions again). `reactor replay` calls it. It fails on
+// rules already started or recording.
+func (rs *Rules) RecordReplay(ctx context.Context, js jetstream.JetStream, t stream.Topology, group string) error {
+	if !rs.started.CompareAndSwap(false, true) {
+		return errors.New("handlers: rules started already: they record their group's runs")
+	}
+	rs.replay.Store(true)
+	if !slices.ContainsFunc(rs.rules, func(ru *rule) bool { return ru.recorded }) {
+		return nil
+	}
+	if err := ensureRunsStream(ctx, js, runsStreamConfig(rs.runs, t)); err != nil {
+		return fmt.Errorf("handlers: run records: %w", err)
+	}
+	rs.recorder.Store(newRecorder(js, group))
+	return nil
 }
 
 // Entry says which entry takes a (the decision Route makes), and whether
@@ -356,6 +379,7 @@ func (rs *Rules) record(ctx context.Context, r Run) {
 	if rec != nil {
 		r.Group, r.Host, r.PID = rec.group, rec.host, rec.pid
 	}
+	r.Replay = rs.replay.Load()
 	if rs.onRun != nil {
 		rs.onRun(r)
 	}

@@ -61,6 +61,9 @@ type Run struct {
 	// the alert stream sequence of the copy that carried the request.
 	Rerun    bool   `json:"rerun,omitempty"`
 	RerunSeq uint64 `json:"rerun_seq,omitempty"`
+	// Replay reports a run of `reactor replay`, which runs past alerts
+	// through the rules again outside any group's consumer.
+	Replay bool `json:"replay,omitempty"`
 	// Seq is the record's sequence in RunsStream, when read back.
 	Seq uint64 `json:"-"`
 

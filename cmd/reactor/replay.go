@@ -24,6 +24,8 @@ func replayCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "subject", Usage: "replay only alerts on these subjects (repeatable, wildcards * and >)", EnvVars: env("SUBJECTS")},
 		&cli.BoolFlag{Name: "dry-run", Usage: "list the alerts instead of handling them", EnvVars: env("DRY_RUN")},
 		&cli.StringFlag{Name: "config", Usage: "handlers config file, as for run; default: print every alert", EnvVars: []string{"REACTOR_CONFIG"}, TakesFile: true},
+		&cli.StringFlag{Name: "group", Value: processor.GroupDefault, Usage: "the group the actions' runs are recorded under (reactor runs ls --group), marked as the replay's", EnvVars: []string{"REACTOR_GROUP"}},
+		&cli.StringFlag{Name: "public-url", Usage: "the web console's URL as people reach it, as for run: Slack and PagerDuty messages link to the alert's page there; default: no links", EnvVars: []string{"REACTOR_PUBLIC_URL"}},
 		jsonFlag("--dry-run: one JSON object per alert; otherwise: the summary as one JSON document, and the print actions' lines on stderr"),
 	}
 	return &cli.Command{
@@ -46,6 +48,31 @@ Examples:
 		Flags:  append(append(flags, logFlags()...), clientFlags()...),
 		Action: replayAction,
 	}
+}
+
+// replayRules builds the rules of --config (or the default: print every
+// alert), printing to out, linking to --public-url. They are never
+// started: they suppress nothing and share no group's limits (replaying is
+// asking for the actions again); their runs are recorded under --group,
+// marked as the replay's (see handlers.Rules.RecordReplay).
+func replayRules(c *cli.Context, out, stderr io.Writer) (*handlers.Rules, error) {
+	logger, _, err := newLogger(c, stderr)
+	if err != nil {
+		return nil, err
+	}
+	link, err := publicURL(c.String("public-url"))
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadHandlersConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := handlers.NewRules(cfg, handlers.Deps{Out: out, Logger: logger, ConsoleURL: link})
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return rules, nil
 }
 
 // dryRunLine is one alert of replay --dry-run --json.
@@ -79,28 +106,31 @@ func replayAction(c *cli.Context) error {
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
 	asJSON, dryRun := c.Bool("json"), c.Bool("dry-run")
 	var h processor.Handler
+	var rules *handlers.Rules
 	if dryRun {
 		h = dryRunHandler(stdout, asJSON)
 	} else {
-		logger, _, err := newLogger(c, stderr)
-		if err != nil {
-			return err
-		}
 		// With --json, stdout is the summary alone, one JSON document:
 		// what the print actions print goes to stderr.
 		printOut := stdout
 		if asJSON {
 			printOut = stderr
 		}
-		if h, err = newRules(c, printOut, logger); err != nil {
+		if rules, err = replayRules(c, printOut, stderr); err != nil {
 			return err
 		}
+		h = rules
 	}
 	conn, err := connect(c)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if rules != nil {
+		if err := rules.RecordReplay(c.Context, conn.JS, cfg.Topology, c.String("group")); err != nil {
+			return err
+		}
+	}
 
 	var bar *replayBar
 	if isTerminal(stderr) {

@@ -373,21 +373,6 @@ func loadHandlersConfig(c *cli.Context) (handlers.Config, error) {
 	return cfg, nil
 }
 
-// newRules builds the rules of --config (or the default: print every
-// alert), printing to out. Unstarted, they suppress nothing (see
-// handlers.Rules.Start): replaying is asking for the actions again.
-func newRules(c *cli.Context, out io.Writer, logger *slog.Logger) (*handlers.Rules, error) {
-	cfg, err := loadHandlersConfig(c)
-	if err != nil {
-		return nil, err
-	}
-	rules, err := handlers.NewRules(cfg, handlers.Deps{Out: out, Logger: logger})
-	if err != nil {
-		return nil, &exitError{code: exitUsage, err: err}
-	}
-	return rules, nil
-}
-
 // publicURL checks --public-url: empty, or an absolute http(s) URL.
 func publicURL(raw string) (string, error) {
 	if raw == "" {

@@ -145,8 +145,11 @@ func writeRuns(w io.Writer, page handlers.RunPage, q handlers.RunQuery) error {
 			action = "-"
 		}
 		alert := strconv.FormatUint(r.AlertSeq, 10)
-		if r.Rerun {
+		switch {
+		case r.Rerun:
 			alert += " (rerun)"
+		case r.Replay:
+			alert += " (replay)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.ID, humanTime(r.Started), r.Group, r.Entry, action, alert,
 			r.Delivered, r.Outcome, orDash(r.Result()), time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Millisecond), firstLine(r.Error, 60))
@@ -209,6 +212,9 @@ func writeRun(w io.Writer, r handlers.Run) error {
 	row("Alert", alert)
 	if r.Rerun {
 		row("Re-run", fmt.Sprintf("yes: asked for by reactor runs rerun (copy at seq %d)", r.RerunSeq))
+	}
+	if r.Replay {
+		row("Replay", "yes: run by reactor replay, outside the group's consumer")
 	}
 	row("Attempt", strconv.Itoa(r.Delivered))
 	row("Started", humanTime(r.Started))

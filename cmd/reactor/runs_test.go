@@ -138,3 +138,52 @@ func TestKill9LosesNoRunRecord(t *testing.T) {
 		t.Errorf("backlog left after the restart:\n%s", status)
 	}
 }
+
+// TestReplayRecordsItsRuns: replay records the runs of the actions it runs
+// again, under --group and marked as the replay's, runs them whatever the
+// live group suppressed, and gives the templates --public-url's links.
+func TestReplayRecordsItsRuns(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "reactor.yaml", `handlers:
+  - on: "alerts.>"
+    name: restart
+    suppress: {for: 10m}
+    exec:
+      command: ["echo", "restart {{.Name}} {{.ConsoleURL}}"]
+`)
+	p := startRun(t, "", "--config", cfg)
+	mustReactor(t, "", "send", "--url", p.url, "--on", "web", "down")
+	streamtest.Eventually(t, 10*time.Second, func() error {
+		if runs := recordedRuns(t, p.url, 1); len(runs) != 1 {
+			return fmt.Errorf("%d runs for alert 1", len(runs))
+		}
+		return nil
+	})
+
+	res := mustReactor(t, "", "replay", "--url", p.url, "--from-seq", "1", "--config", cfg, "--group", "audit", "--public-url", "https://reactor.example.com")
+	if !strings.Contains(res.stderr, "reactor: replayed 1 alert: 1 ok, 0 failed") {
+		t.Fatalf("replay said %q", res.stderr)
+	}
+	runs := recordedRuns(t, p.url, 1)
+	if len(runs) != 2 {
+		t.Fatalf("%d runs for alert 1 after the replay, want 2: %+v", len(runs), runs)
+	}
+	r := runs[0]
+	want := "restart web https://reactor.example.com/alerts/1\n"
+	if !r.Replay || r.Rerun || r.Group != "audit" || r.Entry != "restart" || r.Outcome != handlers.RunOK || r.Stdout == nil || r.Stdout.Text != want {
+		t.Errorf("replay's run %+v (stdout %+v); want a run of group audit marked replay that printed %q", r, r.Stdout, want)
+	}
+	if live := runs[1]; live.Replay || live.Group != "reactor" {
+		t.Errorf("the live run %+v is marked replay or lost its group", live)
+	}
+	table := mustReactor(t, "", "runs", "ls", "--url", p.url, "--group", "audit").stdout
+	if !strings.Contains(table, r.ID) || !strings.Contains(table, "1 (replay)") || strings.Contains(table, runs[1].ID) {
+		t.Errorf("runs ls --group audit:\n%s", table)
+	}
+	if show := mustReactor(t, "", "runs", "show", "--url", p.url, r.ID).stdout; !strings.Contains(show, "Replay:") {
+		t.Errorf("runs show does not say replay:\n%s", show)
+	}
+	if res := reactor(t, "", "replay", "--url", p.url, "--from-seq", "1", "--public-url", "reactor.example.com"); res.code != 2 || !strings.Contains(res.stderr, "bad --public-url") {
+		t.Errorf("replay with a bad --public-url: %+v", res)
+	}
+}
