@@ -212,31 +212,36 @@ func ReadGroup(ctx context.Context, js jetstream.JetStream, t Topology, group st
 	return groupStatus(ctx, t, s, c.CachedInfo())
 }
 
-// groupFilters are the subjects of the alerts a group handles: its
-// consumer's filters, or for a consumer of the whole stream the alert
-// subjects and the group's redrive subject (what others' redrives it
-// delivers, the processor leaves). all reports whether the group takes
-// every alert subject.
-func groupFilters(t Topology, info *jetstream.ConsumerInfo) (filters []string, all bool) {
-	filters = info.Config.FilterSubjects
+// GroupSubjects are the alert subjects the group whose consumer on t's
+// Alerts stream is info filters, its redrive subject left out; nil when it
+// takes every alert subject (a consumer of the whole stream, or one made
+// before those were: it filtered the alert subjects and its redrive
+// subject).
+func GroupSubjects(t Topology, info *jetstream.ConsumerInfo) []string {
+	t = t.WithDefaults()
+	filters := info.Config.FilterSubjects
 	if info.Config.FilterSubject != "" {
 		filters = []string{info.Config.FilterSubject}
 	}
 	redrive := t.redriveFilter(info.Name) + ".>"
-	if len(filters) == 0 {
-		return append(slices.Clone(t.Subjects), redrive), true
-	}
-	// Consumers made before groups of every subject took the whole
-	// stream filtered the alert subjects and their redrive subject.
 	own := slices.DeleteFunc(slices.Clone(filters), func(f string) bool { return f == redrive })
-	return slices.Clone(filters), slices.Equal(own, t.Subjects)
+	if len(own) == 0 || slices.Equal(own, t.Subjects) {
+		return nil
+	}
+	return own
 }
 
 // oldestUnsettled returns the stream sequence and storage time of the oldest
 // alert a group has not settled: the first alert past its ack floor that its
 // filters match. It returns 0 and a zero time when there is none.
 func oldestUnsettled(ctx context.Context, t Topology, s jetstream.Stream, info *jetstream.ConsumerInfo) (uint64, time.Time, error) {
-	filters, _ := groupFilters(t, info)
+	filters := GroupSubjects(t, info)
+	if filters == nil {
+		filters = t.Subjects
+	}
+	// Not another group's redrives, which a group of every subject
+	// delivers and leaves.
+	filters = append(slices.Clone(filters), t.redriveFilter(info.Name)+".>")
 	var seq uint64
 	var at time.Time
 	for _, f := range filters {
@@ -292,10 +297,7 @@ func groupStatus(ctx context.Context, t Topology, alerts jetstream.Stream, info 
 		PausedUntil:    pausedUntil(info),
 	}
 	g.Paused = !g.PausedUntil.IsZero()
-	if filters, all := groupFilters(t, info); !all {
-		redrive := t.redriveFilter(info.Name) + ".>"
-		g.FilterSubjects = slices.DeleteFunc(filters, func(f string) bool { return f == redrive })
-	}
+	g.FilterSubjects = GroupSubjects(t, info)
 	if info.Delivered.Last != nil {
 		g.LastActive = info.Delivered.Last.UTC()
 	}

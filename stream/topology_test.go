@@ -223,3 +223,24 @@ func TestRedrivenForOther(t *testing.T) {
 		t.Error("a configured redrive prefix is not used")
 	}
 }
+
+func TestGroupSubjects(t *testing.T) {
+	t.Parallel()
+	topo := stream.Topology{}.WithDefaults()
+	for _, tc := range []struct {
+		filters []string
+		filter  string
+		want    []string
+	}{
+		{nil, "", nil}, // the whole stream
+		{[]string{"alerts.>", "redrive.g.>"}, "", nil}, // every subject, made before
+		{[]string{"alerts.cpu", "redrive.g.>"}, "", []string{"alerts.cpu"}},
+		{nil, "alerts.disk", []string{"alerts.disk"}},
+		{[]string{"alerts.cpu", "redrive.h.>"}, "", []string{"alerts.cpu", "redrive.h.>"}},
+	} {
+		info := &jetstream.ConsumerInfo{Name: "g", Config: jetstream.ConsumerConfig{FilterSubjects: tc.filters, FilterSubject: tc.filter}}
+		if got := stream.GroupSubjects(topo, info); !slices.Equal(got, tc.want) {
+			t.Errorf("GroupSubjects(%v %q) = %v, want %v", tc.filters, tc.filter, got, tc.want)
+		}
+	}
+}

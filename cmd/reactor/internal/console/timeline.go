@@ -3,7 +3,6 @@ package console
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -96,10 +95,12 @@ func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
 		}
 		cur.valid = true
 		received := g.delivered - min(before.delivered, g.delivered)
-		if filters := tl.ownFilters(info); len(filters) > 0 && received > 0 {
+		if filters := stream.GroupSubjects(tl.topo, info); len(filters) > 0 && received > 0 {
 			// A group of some subjects: count them. Alerts stored between
 			// the two counts make this an estimate; a group of every
-			// subject (the usual) needs no count and is exact.
+			// subject (the usual) needs no count, and counts the alerts
+			// redriven for other groups it delivered and left, rare, as
+			// received: no exact count would be cheaper.
 			from, _ := countFrom(ctx, tl.js, s.CachedInfo().Config.Name, before.delivered+1, filters)
 			to, _ := countFrom(ctx, tl.js, s.CachedInfo().Config.Name, g.delivered+1, filters)
 			received = sub(from, to)
@@ -122,23 +123,6 @@ func (tl *timeline) sample(ctx context.Context, minGap time.Duration) {
 		}
 		tl.samples = append(tl.samples[:0], tl.samples[i:]...)
 	}
-}
-
-// ownFilters are a group's filter subjects when it does not take every
-// alert subject, nil when it does. Its own redrive subject does not count:
-// every group has one. Alerts redriven for other groups, rare, are then
-// counted as received: no exact count would be cheaper.
-func (tl *timeline) ownFilters(info *jetstream.ConsumerInfo) []string {
-	filters := info.Config.FilterSubjects
-	if info.Config.FilterSubject != "" {
-		filters = []string{info.Config.FilterSubject}
-	}
-	own := tl.topo.RedriveSubject(info.Name, ">")
-	filters = slices.DeleteFunc(slices.Clone(filters), func(f string) bool { return f == own })
-	if len(filters) == 0 || slices.Equal(filters, tl.topo.Subjects) {
-		return nil
-	}
-	return filters
 }
 
 func sub(a, b uint64) uint64 { return a - min(a, b) }
