@@ -25,7 +25,8 @@ type ConsumerSpec struct {
 	// MaxAckPending bounds unacknowledged deliveries; at least the workers.
 	MaxAckPending int
 	// FilterSubjects restricts the group to some alert subjects, plus the
-	// group's redrive subject. Empty, the group takes the whole stream:
+	// group's redrive subject. Empty (or the topology's subjects), the
+	// group takes the whole stream:
 	// every alert subject, and the alerts redriven for every group, which
 	// the processor acks unhandled when they are another group's (see
 	// Topology.RedrivenForOther). A consumer with several filters costs
@@ -126,7 +127,7 @@ const metaStart = "reactor_start"
 func (t Topology) consumerConfig(spec ConsumerSpec) jetstream.ConsumerConfig {
 	t = t.WithDefaults()
 	var filters []string
-	if len(spec.FilterSubjects) > 0 {
+	if len(spec.FilterSubjects) > 0 && !slices.Equal(spec.FilterSubjects, t.Subjects) {
 		filters = append(slices.Clone(spec.FilterSubjects), t.redriveFilter(spec.Name)+".>")
 	}
 	return jetstream.ConsumerConfig{

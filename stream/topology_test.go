@@ -202,6 +202,14 @@ func TestEnsureConsumerDropsTheOldFilters(t *testing.T) {
 	if len(info.Config.FilterSubjects) != 0 || info.AckFloor.Stream != 1 || info.NumPending != 1 {
 		t.Errorf("filters %v, ack floor %d, %d pending; want none, 1 and 1", info.Config.FilterSubjects, info.AckFloor.Stream, info.NumPending)
 	}
+	// The alert subjects asked for by name are every alert subject.
+	c, err = stream.EnsureConsumer(ctx, conn.JS, topo, stream.ConsumerSpec{Name: "g", AckWait: time.Second, MaxDeliver: -1, MaxAckPending: 10, FilterSubjects: topo.Subjects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c.CachedInfo().Config.FilterSubjects; len(f) != 0 {
+		t.Errorf("filters %v for a group of the topology's subjects, want none", f)
+	}
 }
 
 func TestRedrivenForOther(t *testing.T) {
