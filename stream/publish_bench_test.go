@@ -48,16 +48,7 @@ func cpuTime() time.Duration {
 func BenchmarkPublishBatch(b *testing.B) {
 	for _, chunk := range []int{1000, 20} {
 		b.Run("chunk="+strconv.Itoa(chunk)+"/raw", func(b *testing.B) {
-			conn, _ := streamtest.NewTopology(b)
-			nc, err := nats.Connect("", nats.InProcessServer(conn.InProcess))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				b.Fatal(err)
-			}
+			js := rawJetStream(b)
 			runPublishBench(b, chunk, func(msgs []*nats.Msg) int {
 				futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 				failed := 0
@@ -89,6 +80,22 @@ func BenchmarkPublishBatch(b *testing.B) {
 	}
 }
 
+// rawJetStream is bare nats.go on a fresh topology's server: a connection
+// and a JetStream context of its own, with the library's defaults.
+func rawJetStream(b *testing.B) jetstream.JetStream {
+	conn, _ := streamtest.NewTopology(b)
+	nc, err := nats.Connect("", nats.InProcessServer(conn.InProcess))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js
+}
+
 func runPublishBench(b *testing.B, chunk int, publish func([]*nats.Msg) int) {
 	msgs := benchMsgs(b.N)
 	b.ReportAllocs()
@@ -111,16 +118,7 @@ func runPublishBench(b *testing.B, chunk int, publish func([]*nats.Msg) int) {
 func BenchmarkPublish(b *testing.B) {
 	ctx := context.Background()
 	b.Run("raw", func(b *testing.B) {
-		conn, _ := streamtest.NewTopology(b)
-		nc, err := nats.Connect("", nats.InProcessServer(conn.InProcess))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			b.Fatal(err)
-		}
+		js := rawJetStream(b)
 		runPublishBench(b, 1000, func(msgs []*nats.Msg) int {
 			failed := 0
 			for _, m := range msgs {

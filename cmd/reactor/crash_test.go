@@ -193,19 +193,9 @@ func TestCrashLoop(t *testing.T) {
 			total += c
 		}
 	}
-	perKill := make([]int, kills)
-	for k := range kills {
-		// A duplicate of kill k: an alert run k printed that a later run
-		// printed again.
-		for id := range runs[k] {
-			for _, later := range runs[k+1:] {
-				if later[id] > 0 {
-					perKill[k]++
-					break
-				}
-			}
-		}
-		maxDups = max(maxDups, perKill[k])
+	perKill := printed.duplicatesPerKill(kills)
+	for _, d := range perKill {
+		maxDups = max(maxDups, d)
 	}
 	for k, r := range runs {
 		again, example := 0, ""
@@ -358,6 +348,24 @@ func (l *printLog) runs() []map[string]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.byRun)
+}
+
+// duplicatesPerKill counts, for each of the first kills runs, the alerts
+// it printed that a later run printed again: what kill k repeated.
+func (l *printLog) duplicatesPerKill(kills int) []int {
+	runs := l.runs()
+	perKill := make([]int, kills)
+	for k := range kills {
+		for id := range runs[k] {
+			for _, later := range runs[k+1:] {
+				if later[id] > 0 {
+					perKill[k]++
+					break
+				}
+			}
+		}
+	}
+	return perKill
 }
 
 // runPrints is one run's stdout. A line cut by the kill (no newline) is

@@ -119,18 +119,7 @@ func TestQuickKillsRecoverInSeconds(t *testing.T) {
 	}
 	again := printed.lastAgain().Sub(killed[kills-1])
 	gap, gapAt := printed.maxGap(killed[0])
-	runs := printed.runs()
-	perKill := make([]int, kills)
-	for k := range kills {
-		for id := range runs[k] {
-			for _, later := range runs[k+1:] {
-				if later[id] > 0 {
-					perKill[k]++
-					break
-				}
-			}
-		}
-	}
+	perKill := printed.duplicatesPerKill(kills)
 	t.Logf("%d alerts, %d kills: first alert handled %v after each restart; last redelivery handled %s after the last kill; longest time without an alert handled %s (%s after the first kill); printed %d times in all, duplicates per kill %v",
 		n, kills, firsts, again.Round(time.Millisecond), gap.Round(time.Millisecond), gapAt.Sub(killed[0]).Round(time.Millisecond), printed.total(), perKill)
 	if took > recoveryBudget {
